@@ -1,0 +1,138 @@
+//! Command-line flags, each with an `EMBER_*` environment fallback.
+//!
+//! Parsed once in `main` and handed down; nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::model::DeviceChoice;
+
+/// ember-serve: an 8×8 digit classifier (burn CNN) behind an HTTP API with OpenAPI docs
+/// (`/docs`) and Prometheus metrics (`/metrics`).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ember-serve", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Probe a running server's /health/ready and exit 0 if it is ready (for container
+    /// HEALTHCHECKs in images without a shell or curl).
+    Healthcheck {
+        /// URL to probe.
+        #[arg(long, env = "EMBER_HEALTHCHECK_URL", default_value = "http://127.0.0.1:8080/health/ready")]
+        url: String,
+        /// Give up after this long, e.g. `2s`.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// Settings of the HTTP server and the inference queue.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "EMBER_HOST", default_value = "0.0.0.0")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long, env = "EMBER_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Directory holding manifest.json and the safetensors file it names.
+    #[arg(long, env = "EMBER_WEIGHTS", default_value = "weights")]
+    pub weights: PathBuf,
+    /// Device to run the model on: `auto` prefers a hardware GPU adapter and falls back to the CPU.
+    #[arg(long, env = "EMBER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Most inputs in one request, and in one forward pass.
+    #[arg(long, env = "EMBER_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_batch: u32,
+    /// How long a forward pass waits for more queued inputs before it starts (`0ms` disables).
+    #[arg(long, env = "EMBER_BATCH_WAIT", default_value = "1ms", value_parser = parse_duration)]
+    pub batch_wait: Duration,
+    /// Most requests waiting in the inference queue; more get 503 with Retry-After.
+    #[arg(long, env = "EMBER_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queue: u32,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "EMBER_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// How long readiness reports 503 after SIGTERM/SIGINT before the listener closes, so load
+    /// balancers stop sending traffic first (e.g. `5s` behind Kubernetes). In-flight requests
+    /// always finish.
+    #[arg(long, env = "EMBER_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Log format.
+    #[arg(long, env = "EMBER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter: a level (`info`) or a tracing directive (`ember_serve=debug,tower_http=info`).
+    #[arg(long, env = "EMBER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl ServeArgs {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `250ms`, `2s`, `1m` or a bare number of milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "ms"), |i| s.split_at(i));
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 2s, 1m)"))?;
+    let secs = match unit.trim() {
+        "us" | "µs" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown duration unit {other:?} (use us, ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_docs() {
+        let cli = Cli::try_parse_from(["ember-serve"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.addr().to_string(), "0.0.0.0:8080");
+        assert_eq!(cli.serve.weights, PathBuf::from("weights"));
+        assert_eq!(cli.serve.device, DeviceChoice::Auto);
+        assert_eq!(cli.serve.max_batch, 64);
+        assert_eq!(cli.serve.body_limit, 1 << 20);
+        assert_eq!(cli.serve.batch_wait, Duration::from_millis(1));
+        assert!(Cli::try_parse_from(["ember-serve", "--device", "tpu"]).is_err());
+        assert!(Cli::try_parse_from(["ember-serve", "--max-batch", "0"]).is_err());
+    }
+}

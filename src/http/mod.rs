@@ -1,0 +1,16 @@
+//! The HTTP surface: routes, request/response types, OpenAPI document, and error mapping.
+//!
+//! Handlers validate input, hand rows to the [`crate::inference`] queue and shape its answers;
+//! they never touch the model directly.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod types;
+
+pub use error::ApiError;
+pub use server::{router, serve};
+pub use state::{AppState, ModelInfo};

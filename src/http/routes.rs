@@ -1,0 +1,186 @@
+//! The handlers, each with its OpenAPI description beside it.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::error::ApiError;
+use super::extract::ApiJson;
+use super::state::AppState;
+use super::types::*;
+use crate::model::{INPUT_LEN, PIXEL_MAX};
+use crate::telemetry::metrics as m;
+
+/// Links to everything else.
+#[utoipa::path(get, path = "/", tag = "meta",
+    responses((status = 200, description = "Where the docs, metrics and probes are", body = IndexResponse)))]
+pub async fn index() -> Json<IndexResponse> {
+    Json(IndexResponse {
+        name: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        docs: "/docs".into(),
+        openapi: "/api-docs/openapi.json".into(),
+        metrics: "/metrics".into(),
+        live: "/health/live".into(),
+        ready: "/health/ready".into(),
+        predict: "/v1/predict".into(),
+        models: "/v1/models".into(),
+    })
+}
+
+/// Liveness: the process is up and answering.
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process is up", body = HealthResponse,
+        example = json!({"status": "live"}))))]
+pub async fn live() -> Json<HealthResponse> {
+    Json(HealthResponse { status: "live".into() })
+}
+
+/// Readiness: the model is loaded, a warm-up forward pass succeeded, and the server is not
+/// shutting down.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready for traffic", body = HealthResponse,
+            example = json!({"status": "ready"})),
+        (status = 503, description = "Warming up or shutting down", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
+    if state.is_ready() {
+        Ok(Json(HealthResponse { status: "ready".into() }))
+    } else {
+        Err(ApiError::NotReady("the model is warming up or the server is shutting down".into()))
+    }
+}
+
+/// The served model: shapes, labels, backend and device.
+#[utoipa::path(get, path = "/v1/models", tag = "inference",
+    responses((status = 200, description = "The served model", body = ModelsResponse)))]
+pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelsResponse> {
+    Json(ModelsResponse { models: vec![state.model.clone()] })
+}
+
+/// Classify one or more 8×8 digit images.
+#[utoipa::path(post, path = "/v1/predict", tag = "inference",
+    request_body(content = PredictRequest, content_type = "application/json",
+        example = json!({"inputs": [&EXAMPLE_DIGIT[..]]})),
+    responses(
+        (status = 200, description = "One prediction per input, in order", body = PredictResponse),
+        (status = 400, description = "The body is not valid JSON", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds --body-limit", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 422, description = "Wrong shape, out-of-range values, empty or oversize batch",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready, or the queue is full (see Retry-After)",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn predict(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let rows = validate(&request.inputs, state.model.max_batch_size)?;
+    if !state.is_ready() {
+        return Err(ApiError::NotReady("the model is not ready yet".into()));
+    }
+    let predictions = state.queue.predict(rows).await?;
+    let labels = &state.model.labels;
+    let predictions = predictions
+        .into_iter()
+        .map(|p| {
+            let label = labels.get(p.label).cloned().unwrap_or_else(|| p.label.to_string());
+            metrics::counter!(m::PREDICTIONS, "label" => label.clone()).increment(1);
+            PredictionBody {
+                label,
+                class: p.label,
+                confidence: p.confidence,
+                probabilities: p.probabilities.to_vec(),
+            }
+        })
+        .collect();
+    Ok(Json(PredictResponse {
+        model: state.model.name.clone(),
+        model_version: state.model.version.clone(),
+        backend: state.model.backend.clone(),
+        device: state.model.device.clone(),
+        predictions,
+    }))
+}
+
+/// Check batch size, row lengths and pixel values; say exactly what is wrong where.
+pub fn validate(inputs: &[Vec<f64>], max_batch: usize) -> Result<Vec<[f32; INPUT_LEN]>, ApiError> {
+    if inputs.is_empty() {
+        return Err(ApiError::InvalidInput("`inputs` is empty; send at least one image".into()));
+    }
+    if inputs.len() > max_batch {
+        return Err(ApiError::InvalidInput(format!(
+            "`inputs` has {} images; at most {max_batch} are accepted per request (--max-batch)",
+            inputs.len()
+        )));
+    }
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            if row.len() != INPUT_LEN {
+                return Err(ApiError::InvalidInput(format!(
+                    "inputs[{i}] has {} values; each input must have exactly {INPUT_LEN} \
+                     (an 8×8 image, row-major)",
+                    row.len()
+                )));
+            }
+            let mut out = [0.0f32; INPUT_LEN];
+            for (j, (&v, o)) in row.iter().zip(out.iter_mut()).enumerate() {
+                if !v.is_finite() || !(0.0..=PIXEL_MAX as f64).contains(&v) {
+                    return Err(ApiError::InvalidInput(format!(
+                        "inputs[{i}][{j}] = {v} is outside 0..=16 (pixel values count \"on\" \
+                         bits in a 4×4 block)"
+                    )));
+                }
+                *o = v as f32;
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format (version 0.0.4)",
+        content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+
+    fn row(v: f64) -> Vec<f64> {
+        vec![v; 64]
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let detail = |e: super::ApiError| e.to_string();
+        assert!(validate(&[row(0.0), row(16.0)], 2).is_ok());
+        assert!(detail(validate(&[], 2).unwrap_err()).contains("empty"));
+        assert!(detail(validate(&[row(1.0), row(1.0), row(1.0)], 2).unwrap_err()).contains("at most 2"));
+        assert!(detail(validate(&[vec![1.0; 63]], 2).unwrap_err()).contains("inputs[0] has 63"));
+        let mut bad = row(1.0);
+        bad[5] = 16.5;
+        assert!(detail(validate(&[row(1.0), bad], 2).unwrap_err()).contains("inputs[1][5] = 16.5"));
+        assert!(validate(&[row(-0.1)], 2).is_err());
+        assert!(validate(&[row(f64::NAN)], 2).is_err());
+        assert!(validate(&[row(f64::INFINITY)], 2).is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! The router (routes, body limit, metrics middleware, Swagger UI) and the serve loop with
+//! graceful shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use tokio::net::TcpListener;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::error::ApiError;
+use super::extract::BodyLimit;
+use super::openapi;
+use super::routes;
+use super::state::AppState;
+use crate::telemetry::metrics as m;
+
+/// The whole HTTP surface, ready to serve.
+pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/", get(routes::index))
+        .route("/health/live", get(routes::live))
+        .route("/health/ready", get(routes::ready))
+        .route("/v1/models", get(routes::models))
+        .route("/v1/predict", post(routes::predict))
+        .route("/metrics", get(routes::metrics))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", openapi::document()))
+        .fallback(|req: Request| async move { ApiError::NotFound(req.uri().path().to_string()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(BodyLimit(body_limit)))
+        .layer(middleware::from_fn(track))
+}
+
+/// Count and time every request by matched route (never by raw path, to bound label cardinality).
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let in_flight = metrics::gauge!(m::HTTP_IN_FLIGHT);
+    in_flight.increment(1.0);
+    let response = next.run(req).await;
+    in_flight.decrement(1.0);
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(m::HTTP_DURATION, "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(m::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    response
+}
+
+/// Serve until `shutdown` resolves. Readiness turns 503 at once, the listener stays open for
+/// `delay` (so load balancers notice), then closes; in-flight requests finish before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    body_limit: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    delay: Duration,
+) -> std::io::Result<()> {
+    let app = router(state.clone(), body_limit);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.set_ready(false);
+            tracing::info!(delay = ?delay, "shutdown requested: readiness is now 503, draining");
+            tokio::time::sleep(delay).await;
+        })
+        .await
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

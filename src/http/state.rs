@@ -1,0 +1,54 @@
+//! What every handler shares: the queue handle, the model's description, and readiness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::types::ModelMetadata;
+use crate::inference::InferenceQueue;
+use crate::telemetry::metrics as m;
+
+/// The served model as the API describes it.
+pub type ModelInfo = ModelMetadata;
+
+pub struct AppState {
+    pub queue: InferenceQueue,
+    pub model: ModelInfo,
+    pub metrics: PrometheusHandle,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// Not ready until [`AppState::set_ready`] is called after a successful warm-up.
+    pub fn new(queue: InferenceQueue, model: ModelInfo, metrics: PrometheusHandle) -> Arc<Self> {
+        metrics::gauge!(m::READY).set(0.0);
+        Arc::new(Self {
+            queue,
+            model,
+            metrics,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+        metrics::gauge!(m::READY).set(if ready { 1.0 } else { 0.0 });
+    }
+
+    /// One forward pass through the whole queue; readiness turns on only if it succeeds.
+    pub async fn warm_up(&self) -> Result<(), String> {
+        let probe = vec![[0.0f32; crate::model::INPUT_LEN]];
+        let preds = self.queue.predict(probe).await.map_err(|e| e.to_string())?;
+        let sum: f32 = preds.first().map_or(0.0, |p| p.probabilities.iter().sum());
+        if !(0.99..=1.01).contains(&sum) {
+            return Err(format!("warm-up probabilities sum to {sum}, not 1"));
+        }
+        self.set_ready(true);
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Request and response bodies, with the OpenAPI schemas and examples derived beside them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::model::weights::TensorSpec;
+
+/// An 8×8 digit ("0") from the data set, used as the documented example.
+pub const EXAMPLE_DIGIT: [u8; 64] = [
+    0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0,
+    8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6,
+    13, 10, 0, 0, 0,
+];
+
+/// `POST /v1/predict` body.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"inputs": [&EXAMPLE_DIGIT[..]]}))]
+pub struct PredictRequest {
+    /// One or more images (at most `max_batch`), each 64 pixel values in 0..=16, row-major
+    /// (8 rows of 8).
+    #[schema(min_items = 1, value_type = Vec<Vec<f64>>)]
+    pub inputs: Vec<Vec<f64>>,
+}
+
+/// One input's result.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+pub struct PredictionBody {
+    /// The predicted digit.
+    #[schema(example = "0")]
+    pub label: String,
+    /// Index of the predicted class (0..=9).
+    #[schema(example = 0)]
+    pub class: usize,
+    /// Probability of the predicted class.
+    #[schema(example = 0.998)]
+    pub confidence: f32,
+    /// Probability of every class, in label order.
+    pub probabilities: Vec<f32>,
+}
+
+/// `POST /v1/predict` answer: one prediction per input, in the same order.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct PredictResponse {
+    pub model: String,
+    pub model_version: String,
+    /// `ndarray` or `wgpu`.
+    pub backend: String,
+    /// `cpu` or the GPU adapter's name.
+    pub device: String,
+    pub predictions: Vec<PredictionBody>,
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ModelsResponse {
+    pub models: Vec<ModelMetadata>,
+}
+
+/// What the served model takes and gives, and where it runs.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ModelMetadata {
+    #[schema(example = "digits-cnn")]
+    pub name: String,
+    #[schema(example = "1.0.0")]
+    pub version: String,
+    #[schema(value_type = Object)]
+    pub input: TensorSpec,
+    #[schema(value_type = Object)]
+    pub output: TensorSpec,
+    pub labels: Vec<String>,
+    /// Backend the model runs on (`ndarray` or `wgpu`).
+    pub backend: String,
+    /// `cpu` or the GPU adapter's name.
+    pub device: String,
+    /// Most inputs accepted in one request.
+    pub max_batch_size: usize,
+    /// sha256 of the weights file, as verified at start-up.
+    pub weights_sha256: String,
+    /// Accuracy on the held-out 20 % of the data set, as recorded at training time.
+    pub held_out_accuracy: f64,
+}
+
+/// Health probe answer.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `live` or `ready`.
+    #[schema(example = "ready")]
+    pub status: String,
+}
+
+/// `GET /` answer: where things are.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct IndexResponse {
+    pub name: String,
+    pub version: String,
+    pub docs: String,
+    pub openapi: String,
+    pub metrics: String,
+    pub live: String,
+    pub ready: String,
+    pub predict: String,
+    pub models: String,
+}
+
+/// RFC 9457 problem details, served as `application/problem+json`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:ember-serve:problem:invalid-input",
+    "title": "Invalid input",
+    "status": 422,
+    "detail": "inputs[0] has 63 values; each input must have exactly 64 (an 8×8 image, row-major)"
+}))]
+pub struct Problem {
+    /// A URI naming the error class; stable, so clients can branch on it.
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong and how to fix it.
+    pub detail: String,
+}

@@ -1,0 +1,117 @@
+//! The inference thread: gather queued jobs into a batch, run one forward pass, reply to each.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::queue::{InferenceError, Job, Prediction, QueueStats};
+use crate::model::{Classifier, cnn::argmax};
+use crate::telemetry::metrics as m;
+
+pub(super) struct Worker {
+    pub rx: Receiver<Job>,
+    pub classifier: Arc<Classifier>,
+    pub stats: Arc<QueueStats>,
+    pub max_batch: usize,
+    pub batch_wait: Duration,
+}
+
+impl Worker {
+    /// Serve batches until every sender is gone and the queue is empty.
+    pub fn run(self) {
+        let mut carry: Option<Job> = None;
+        loop {
+            let first = match carry.take() {
+                Some(job) => job,
+                None => match self.rx.recv() {
+                    Ok(job) => self.taken(job),
+                    Err(_) => return,
+                },
+            };
+            let (batch, next) = self.gather(first);
+            carry = next;
+            self.run_batch(batch);
+        }
+    }
+
+    fn taken(&self, job: Job) -> Job {
+        self.stats.depth.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
+        metrics::histogram!(m::QUEUE_WAIT).record(job.enqueued.elapsed().as_secs_f64());
+        job
+    }
+
+    /// Add jobs to `first` until `max_batch` inputs or `batch_wait` has passed. A job that would
+    /// overflow the batch is handed back to start the next one.
+    fn gather(&self, first: Job) -> (Vec<Job>, Option<Job>) {
+        let mut inputs = first.rows.len();
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.batch_wait;
+        while inputs < self.max_batch {
+            let next = if self.batch_wait.is_zero() {
+                self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+            } else {
+                self.rx.recv_deadline(deadline)
+            };
+            let Ok(job) = next else { break };
+            let job = self.taken(job);
+            if inputs + job.rows.len() > self.max_batch {
+                return (batch, Some(job));
+            }
+            inputs += job.rows.len();
+            batch.push(job);
+        }
+        (batch, None)
+    }
+
+    fn run_batch(&self, batch: Vec<Job>) {
+        // Drop jobs whose caller has gone away (client disconnected) before spending a pass.
+        let batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        if batch.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows)))
+            .unwrap_or_else(|panic| Err(panic_message(&panic)));
+        metrics::histogram!(m::FORWARD_DURATION).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::BATCH_SIZE).record(rows.len() as f64);
+        self.stats.forward_passes.fetch_add(1, Ordering::Relaxed);
+        self.stats.inputs.fetch_add(rows.len() as u64, Ordering::Relaxed);
+
+        match result {
+            Ok(probs) => {
+                let mut probs = probs.into_iter();
+                for job in batch {
+                    let preds = probs
+                        .by_ref()
+                        .take(job.rows.len())
+                        .map(|p| {
+                            let (label, confidence) = argmax(&p);
+                            Prediction { label, confidence, probabilities: p }
+                        })
+                        .collect();
+                    let _ = job.reply.send(Ok(preds));
+                }
+            }
+            Err(reason) => {
+                tracing::error!(%reason, inputs = rows.len(), "forward pass failed");
+                metrics::counter!(m::FORWARD_ERRORS).increment(1);
+                for job in batch {
+                    let _ = job.reply.send(Err(InferenceError::Failed(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the backend panicked".into())
+}

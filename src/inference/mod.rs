@@ -1,0 +1,12 @@
+//! The inference queue: where HTTP requests become forward passes.
+//!
+//! Requests are queued on a bounded channel and answered through a oneshot each (the
+//! text-embeddings-inference pattern). Dedicated OS threads own the model, so blocking device
+//! readback never stalls tokio's I/O workers; each thread gathers whatever arrives within
+//! `batch_wait` (up to `max_batch` inputs) into one forward pass and routes every result back to
+//! the request it came from, in order.
+
+mod batcher;
+mod queue;
+
+pub use queue::{InferenceError, InferenceQueue, Prediction, QueueConfig, QueueStats};

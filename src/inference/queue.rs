@@ -1,0 +1,144 @@
+//! The handle the HTTP layer holds: submit rows, await predictions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError, bounded};
+use tokio::sync::oneshot;
+
+use super::batcher;
+use crate::model::{Classifier, INPUT_LEN, NUM_CLASSES};
+use crate::telemetry::metrics as m;
+
+/// Queue and batching settings.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Most inputs in one forward pass.
+    pub max_batch: usize,
+    /// How long a batch waits for more work before it runs.
+    pub batch_wait: Duration,
+    /// Most requests waiting in the queue.
+    pub max_queue: usize,
+    /// Inference threads.
+    pub workers: usize,
+}
+
+/// One input's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub label: usize,
+    pub confidence: f32,
+    pub probabilities: [f32; NUM_CLASSES],
+}
+
+/// Why a request got no predictions.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InferenceError {
+    #[error("the inference queue is full ({0} requests waiting)")]
+    QueueFull(usize),
+    #[error("the inference queue has stopped")]
+    Stopped,
+    #[error("the forward pass failed: {0}")]
+    Failed(String),
+}
+
+/// A request waiting for a forward pass.
+pub(super) struct Job {
+    pub rows: Vec<[f32; INPUT_LEN]>,
+    pub enqueued: Instant,
+    pub reply: oneshot::Sender<Result<Vec<Prediction>, InferenceError>>,
+}
+
+/// Counters shared by the handle and the inference threads.
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    /// Requests waiting (not yet taken by an inference thread).
+    pub depth: AtomicUsize,
+    /// Forward passes run so far.
+    pub forward_passes: AtomicU64,
+    /// Inputs run so far.
+    pub inputs: AtomicU64,
+}
+
+/// Cloneable handle to the queue. The inference threads stop once every handle is dropped and
+/// the queue has drained.
+#[derive(Clone)]
+pub struct InferenceQueue {
+    tx: Sender<Job>,
+    stats: Arc<QueueStats>,
+    max_queue: usize,
+    max_batch: usize,
+}
+
+impl InferenceQueue {
+    /// Start `config.workers` inference threads sharing `classifier`.
+    pub fn start(
+        classifier: Arc<Classifier>,
+        config: QueueConfig,
+    ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
+        let (tx, rx) = bounded(config.max_queue.max(1));
+        let stats = Arc::new(QueueStats::default());
+        let threads = (0..config.workers.max(1))
+            .map(|i| {
+                let worker = batcher::Worker {
+                    rx: rx.clone(),
+                    classifier: classifier.clone(),
+                    stats: stats.clone(),
+                    max_batch: config.max_batch.max(1),
+                    batch_wait: config.batch_wait,
+                };
+                std::thread::Builder::new()
+                    .name(format!("inference-{i}"))
+                    .spawn(move || worker.run())
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let queue = Self {
+            tx,
+            stats,
+            max_queue: config.max_queue,
+            max_batch: config.max_batch,
+        };
+        Ok((queue, threads))
+    }
+
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// Queue `rows` and wait for their predictions, in the same order. Never blocks the caller's
+    /// thread: a full queue is an immediate [`InferenceError::QueueFull`].
+    pub async fn predict(
+        &self,
+        rows: Vec<[f32; INPUT_LEN]>,
+    ) -> Result<Vec<Prediction>, InferenceError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            rows,
+            enqueued: Instant::now(),
+            reply,
+        };
+        // Count before sending so a fast worker never decrements below zero; the gauge moves by
+        // increments only, so its updates commute with the worker's.
+        self.stats.depth.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(job) {
+            Ok(()) => metrics::gauge!(m::QUEUE_DEPTH).increment(1.0),
+            Err(e) => {
+                self.stats.depth.fetch_sub(1, Ordering::SeqCst);
+                return Err(match e {
+                    TrySendError::Full(_) => {
+                        metrics::counter!(m::REJECTED, "reason" => "queue_full").increment(1);
+                        InferenceError::QueueFull(self.max_queue)
+                    }
+                    TrySendError::Disconnected(_) => InferenceError::Stopped,
+                });
+            }
+        }
+        answer.await.map_err(|_| InferenceError::Stopped)?
+    }
+}

@@ -1,0 +1,14 @@
+//! ember-serve: a burn digit classifier behind an axum API.
+//!
+//! Data flows one way through the crate: [`config`] is read once at start-up, [`model`] loads and
+//! verifies the weights and picks a device, [`inference`] owns the model on its own thread(s) and
+//! batches queued requests into forward passes, and [`http`] turns requests into queue jobs and
+//! results into JSON. [`telemetry`] (logs and Prometheus metrics) is observed by all of them.
+
+pub mod app;
+pub mod config;
+pub mod healthcheck;
+pub mod http;
+pub mod inference;
+pub mod model;
+pub mod telemetry;

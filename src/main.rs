@@ -1,0 +1,40 @@
+//! The `ember-serve` binary: parse flags, set up logging, and serve (or probe, for container
+//! health checks).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ember_serve::config::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Healthcheck { url, timeout }) = cli.command {
+        return match ember_serve::healthcheck::probe(&url, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = cli.serve;
+    if let Err(e) = ember_serve::telemetry::logging::init(args.log_format, &args.log_level) {
+        eprintln!("ember-serve: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ember-serve: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ember_serve::app::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ember-serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

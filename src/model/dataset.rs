@@ -1,0 +1,117 @@
+//! The UCI optical digits (8×8) data set as the project ships it (`tests/data/digits.csv.gz`),
+//! and the fixed, seeded 80/20 split that training and the accuracy gate share.
+
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::cnn::{INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
+
+/// Where the data set lives in the repository.
+pub const DEFAULT_PATH: &str = "tests/data/digits.csv.gz";
+/// Seed of the train/held-out split (and of training itself unless overridden).
+pub const SPLIT_SEED: u64 = 42;
+/// Share of the rows held out for evaluation.
+pub const HELD_OUT_FRACTION: f64 = 0.2;
+
+/// One labelled image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub pixels: [f32; INPUT_LEN],
+    pub label: usize,
+}
+
+/// Read a gzip'd CSV of 64 pixel columns and a label column.
+pub fn load(path: &Path) -> Result<Vec<Sample>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: not a readable gzip'd CSV: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| parse_row(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1)))
+        .collect()
+}
+
+fn parse_row(line: &str) -> Result<Sample, String> {
+    let values: Vec<f32> = line
+        .split(',')
+        .map(|v| v.trim().parse::<f32>().map_err(|e| format!("{v:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if values.len() != INPUT_LEN + 1 {
+        return Err(format!("expected {} columns, found {}", INPUT_LEN + 1, values.len()));
+    }
+    let mut pixels = [0.0; INPUT_LEN];
+    pixels.copy_from_slice(&values[..INPUT_LEN]);
+    if pixels.iter().any(|p| !(0.0..=PIXEL_MAX).contains(p)) {
+        return Err("pixel outside 0..=16".into());
+    }
+    let label = values[INPUT_LEN];
+    if label.fract() != 0.0 || !(0.0..NUM_CLASSES as f32).contains(&label) {
+        return Err(format!("label {label} is not a digit"));
+    }
+    Ok(Sample { pixels, label: label as usize })
+}
+
+/// Shuffle with `seed` and split into (train, held-out), the held-out part being 20 %.
+pub fn split(mut samples: Vec<Sample>, seed: u64) -> (Vec<Sample>, Vec<Sample>) {
+    samples.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let held_out = (samples.len() as f64 * HELD_OUT_FRACTION).round() as usize;
+    let train = samples.split_off(held_out);
+    (train, samples)
+}
+
+/// Share of `samples` the classifier labels correctly (one forward pass per 256 samples).
+pub fn accuracy(classifier: &super::Classifier, samples: &[Sample]) -> Result<f64, String> {
+    if samples.is_empty() {
+        return Err("no samples to evaluate".into());
+    }
+    let mut correct = 0usize;
+    for chunk in samples.chunks(256) {
+        let rows: Vec<_> = chunk.iter().map(|s| s.pixels).collect();
+        let probs = classifier.probabilities(&rows)?;
+        correct += probs
+            .iter()
+            .zip(chunk)
+            .filter(|(p, s)| super::cnn::argmax(p).0 == s.label)
+            .count();
+    }
+    Ok(correct as f64 / samples.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_row_and_rejects_bad_ones() {
+        let row = format!("{},7", vec!["3"; 64].join(","));
+        let s = parse_row(&row).unwrap();
+        assert_eq!(s.label, 7);
+        assert_eq!(s.pixels[63], 3.0);
+        assert!(parse_row(&format!("{},7", vec!["17"; 64].join(","))).is_err());
+        assert!(parse_row(&format!("{},10", vec!["1"; 64].join(","))).is_err());
+        assert!(parse_row("1,2,3").is_err());
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_80_20() {
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| Sample { pixels: [i as f32 / 10.0; INPUT_LEN], label: i % 10 })
+            .collect();
+        let (a_train, a_test) = split(samples.clone(), 1);
+        let (b_train, b_test) = split(samples.clone(), 1);
+        let (_, c_test) = split(samples, 2);
+        assert_eq!((a_train.len(), a_test.len()), (80, 20));
+        assert_eq!(a_test, b_test);
+        assert_eq!(a_train, b_train);
+        assert_ne!(a_test, c_test);
+        assert!(a_test.iter().all(|t| !a_train.contains(t)));
+    }
+}

@@ -1,0 +1,122 @@
+//! Which backend and device the model runs on.
+//!
+//! burn 0.22 compiles backends in by cargo feature (`ndarray` for the CPU, `wgpu` for GPUs) and
+//! picks a device at run time. This module turns the operator's `--device auto|cpu|gpu` into a
+//! concrete [`Device`], and says what it chose in words the logs, `/v1/models` and the metrics
+//! can show.
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// A hardware GPU adapter if one is found, otherwise the CPU backend.
+    Auto,
+    /// The CPU backend (burn-ndarray).
+    Cpu,
+    /// A wgpu adapter (Vulkan, Metal, DX12); software adapters such as lavapipe count.
+    Gpu,
+}
+
+/// What was chosen.
+#[derive(Debug, Clone)]
+pub struct SelectedDevice {
+    pub device: Device,
+    /// `ndarray` or `wgpu`.
+    pub backend: &'static str,
+    /// `cpu`, or the adapter's name as the driver reports it.
+    pub name: String,
+    /// A wgpu adapter that is not a card (e.g. Mesa lavapipe).
+    pub software: bool,
+}
+
+/// Resolve `choice` against the backends compiled into this binary and the adapters present.
+pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, String> {
+    match choice {
+        DeviceChoice::Cpu => cpu(),
+        DeviceChoice::Gpu => {
+            let adapters = gpu_adapters()?;
+            adapters
+                .iter()
+                .find(|a| !a.software)
+                .or(adapters.first())
+                .cloned()
+                .ok_or_else(|| {
+                    "--device gpu: no wgpu adapter found (is a Vulkan, Metal or DX12 driver \
+                     installed and visible to this process?)"
+                        .to_string()
+                })
+        }
+        DeviceChoice::Auto => {
+            let adapters = gpu_adapters().unwrap_or_default();
+            if let Some(hw) = adapters.iter().find(|a| !a.software) {
+                return Ok(hw.clone());
+            }
+            cpu().or_else(|cpu_err| adapters.first().cloned().ok_or(cpu_err))
+        }
+    }
+}
+
+/// Names of the backends compiled into this binary.
+pub fn compiled_backends() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if cfg!(feature = "ndarray") {
+        out.push("ndarray");
+    }
+    if cfg!(feature = "wgpu") {
+        out.push("wgpu");
+    }
+    out
+}
+
+#[cfg(feature = "ndarray")]
+fn cpu() -> Result<SelectedDevice, String> {
+    // burn-ndarray is deprecated upstream in favour of flex; the design keeps it as the default
+    // CPU backend, so the one deprecated constructor is allowed here and nowhere else.
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    Ok(SelectedDevice {
+        device,
+        backend: "ndarray",
+        name: "cpu".into(),
+        software: false,
+    })
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn cpu() -> Result<SelectedDevice, String> {
+    Err("this binary has no CPU backend (built without the `ndarray` feature)".into())
+}
+
+/// Every wgpu adapter this process can open, hardware first. Enumeration probes the driver,
+/// which can panic inside wgpu when the loader is broken; that is treated as "no adapter".
+#[cfg(feature = "wgpu")]
+fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
+    use burn::tensor::DeviceType;
+    let found = std::panic::catch_unwind(|| {
+        Device::enumerate(DeviceType::Wgpu)
+            .into_vec()
+            .into_iter()
+            .filter_map(|device| {
+                let identity = device.identity()?;
+                Some(SelectedDevice {
+                    software: identity.physical.is_none(),
+                    name: identity.name,
+                    device,
+                    backend: "wgpu",
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .map_err(|_| "probing wgpu adapters panicked (broken Vulkan loader or driver?)".to_string())?;
+    let (mut hw, sw): (Vec<_>, Vec<_>) = found.into_iter().partition(|a| !a.software);
+    hw.extend(sw);
+    Ok(hw)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
+    Err("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)".into())
+}

@@ -1,0 +1,13 @@
+//! The model half of the server: the CNN itself, its weights on disk, the digits data it was
+//! trained on, and the choice of backend and device it runs on.
+//!
+//! Nothing here knows about HTTP or queues: [`crate::inference`] drives a [`Classifier`].
+
+pub mod cnn;
+pub mod dataset;
+pub mod device;
+pub mod weights;
+
+pub use cnn::{Classifier, DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
+pub use device::{DeviceChoice, SelectedDevice};
+pub use weights::{Manifest, WeightsError};

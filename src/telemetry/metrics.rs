@@ -1,0 +1,78 @@
+//! Metric names, their help texts and buckets, and the process-wide Prometheus recorder.
+//!
+//! Names follow Prometheus conventions (base units, `_total` for counters) so that
+//! `promtool check metrics` has nothing to say about `/metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "ember_http_requests_total";
+pub const HTTP_DURATION: &str = "ember_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "ember_http_requests_in_flight";
+pub const QUEUE_DEPTH: &str = "ember_inference_queue_depth";
+pub const QUEUE_WAIT: &str = "ember_inference_queue_wait_seconds";
+pub const FORWARD_DURATION: &str = "ember_inference_forward_duration_seconds";
+pub const FORWARD_ERRORS: &str = "ember_inference_forward_errors_total";
+pub const BATCH_SIZE: &str = "ember_inference_batch_size";
+pub const PREDICTIONS: &str = "ember_predictions_total";
+pub const REJECTED: &str = "ember_inference_rejected_total";
+pub const BUILD_INFO: &str = "ember_build_info";
+pub const READY: &str = "ember_ready";
+
+/// Sub-millisecond to seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// The process-wide recorder, installed on first use (the `metrics` facade has one global
+/// recorder per process, so every app built in this process shares it).
+pub fn handle() -> Result<PrometheusHandle, String> {
+    HANDLE.get_or_init(install).clone()
+}
+
+fn install() -> Result<PrometheusHandle, String> {
+    let latency = |name: &str| Matcher::Full(name.to_string());
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(latency(HTTP_DURATION), LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(latency(QUEUE_WAIT), LATENCY_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(latency(FORWARD_DURATION), LATENCY_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(latency(BATCH_SIZE), BATCH_BUCKETS))
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| format!("installing the Prometheus recorder failed: {e}"))?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route, method and status.");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "Time to answer an HTTP request, by route.");
+    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being answered now.");
+    describe_gauge!(QUEUE_DEPTH, "Requests waiting in the inference queue.");
+    describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time a request waited in the inference queue.");
+    describe_histogram!(FORWARD_DURATION, Unit::Seconds, "Duration of one forward pass (one batch).");
+    describe_counter!(FORWARD_ERRORS, "Forward passes that failed.");
+    describe_histogram!(BATCH_SIZE, "Inputs per forward pass.");
+    describe_counter!(PREDICTIONS, "Inputs classified, by predicted label.");
+    describe_counter!(REJECTED, "Requests refused by the inference queue, by reason.");
+    describe_gauge!(BUILD_INFO, "Always 1; labels describe the build, model and device.");
+    describe_gauge!(READY, "1 when the model is loaded, warmed up and not shutting down.");
+}
+
+/// Drain histogram buffers periodically (the 0.18 exporter spawns no upkeep task).
+pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}

@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests: build the real app in-process and call it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use clap::Parser;
+use ember_serve::app;
+use ember_serve::config::{Cli, ServeArgs};
+use ember_serve::http::{AppState, router};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
+pub fn args(extra: &[&str]) -> ServeArgs {
+    let weights = repo_path("weights");
+    let mut argv = vec!["ember-serve", "--weights", weights.to_str().unwrap(), "--device", "cpu"];
+    argv.extend_from_slice(extra);
+    Cli::try_parse_from(argv).unwrap().serve
+}
+
+/// The app, started but not warmed up.
+pub fn cold_app(extra: &[&str]) -> (Router, Arc<AppState>) {
+    let a = args(extra);
+    let built = app::build(&a).unwrap();
+    (router(built.state.clone(), a.body_limit), built.state)
+}
+
+/// The app after a successful warm-up (ready).
+pub async fn ready_app(extra: &[&str]) -> (Router, Arc<AppState>) {
+    let (router, state) = cold_app(extra);
+    state.warm_up().await.unwrap();
+    (router, state)
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn content_type(&self) -> &str {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+pub async fn send(router: &Router, req: Request<Body>) -> Reply {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Reply { status, headers, body }
+}
+
+pub async fn get(router: &Router, uri: &str) -> Reply {
+    send(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+pub async fn post_json(router: &Router, uri: &str, body: impl Into<Body>) -> Reply {
+    send(
+        router,
+        Request::post(uri)
+            .header("content-type", "application/json")
+            .body(body.into())
+            .unwrap(),
+    )
+    .await
+}
+
+/// Rows and labels of the first `n` images of the shipped data set.
+pub fn digits(n: usize) -> Vec<(Vec<f64>, usize)> {
+    let samples = ember_serve::model::dataset::load(&repo_path("tests/data/digits.csv.gz")).unwrap();
+    samples
+        .into_iter()
+        .take(n)
+        .map(|s| (s.pixels.iter().map(|&p| p as f64).collect(), s.label))
+        .collect()
+}
