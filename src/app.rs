@@ -96,7 +96,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         match warm.warm_up().await {
-            Ok(()) => tracing::info!(elapsed = ?started.elapsed(), "warm-up forward pass succeeded: ready"),
+            Ok(()) => {
+                tracing::info!(elapsed = ?started.elapsed(), "warm-up forward pass succeeded: ready")
+            }
             Err(e) => tracing::error!(error = %e, "warm-up failed: readiness stays 503"),
         }
     });

@@ -27,7 +27,11 @@ pub enum Command {
     /// HEALTHCHECKs in images without a shell or curl).
     Healthcheck {
         /// URL to probe.
-        #[arg(long, env = "EMBER_HEALTHCHECK_URL", default_value = "http://127.0.0.1:8080/health/ready")]
+        #[arg(
+            long,
+            env = "EMBER_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:8080/health/ready"
+        )]
         url: String,
         /// Give up after this long, e.g. `2s`.
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -101,7 +105,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => value / 1e3,
         "s" => value,
         "m" => value * 60.0,
-        other => return Err(format!("unknown duration unit {other:?} (use us, ms, s or m)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use us, ms, s or m)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }

@@ -15,7 +15,10 @@ fn assert_problem(reply: &Reply, status: u16, slug: &str, detail_contains: &str)
     assert_eq!(body["status"], status);
     assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
     let detail = body["detail"].as_str().unwrap();
-    assert!(detail.contains(detail_contains), "detail {detail:?} lacks {detail_contains:?}");
+    assert!(
+        detail.contains(detail_contains),
+        "detail {detail:?} lacks {detail_contains:?}"
+    );
 }
 
 #[tokio::test]
@@ -33,7 +36,12 @@ async fn predicts_real_digits_in_order() {
     assert_eq!(preds.len(), 40);
     let mut correct = 0;
     for (p, (_, label)) in preds.iter().zip(&samples) {
-        let probs: Vec<f64> = p["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let probs: Vec<f64> = p["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(probs.len(), 10);
         assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4);
         let class = p["class"].as_u64().unwrap() as usize;
@@ -61,9 +69,13 @@ async fn models_describes_the_served_model() {
     assert_eq!(m["device"], "cpu");
     assert_eq!(m["max_batch_size"], 32);
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_path("weights/manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo_path("weights/manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(m["weights_sha256"], manifest["sha256"]);
-    assert_eq!(state.model.weights_sha256, manifest["sha256"].as_str().unwrap());
+    assert_eq!(
+        state.model.weights_sha256,
+        manifest["sha256"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -84,7 +96,10 @@ async fn readiness_turns_on_only_after_warm_up() {
     assert_eq!(reply.json()["status"], "ready");
 
     state.set_ready(false); // what shutdown does
-    assert_eq!(get(&app, "/health/ready").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&app, "/health/ready").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(get(&app, "/health/live").await.status, StatusCode::OK);
 }
 
@@ -92,10 +107,19 @@ async fn readiness_turns_on_only_after_warm_up() {
 async fn index_links_everything() {
     let (app, _) = ready_app(&[]).await;
     let body = get(&app, "/").await.json();
-    for (key, path) in [("docs", "/docs"), ("metrics", "/metrics"), ("ready", "/health/ready"), ("live", "/health/live"), ("openapi", "/api-docs/openapi.json")] {
+    for (key, path) in [
+        ("docs", "/docs"),
+        ("metrics", "/metrics"),
+        ("ready", "/health/ready"),
+        ("live", "/health/live"),
+        ("openapi", "/api-docs/openapi.json"),
+    ] {
         assert_eq!(body[key], path);
         let status = get(&app, path).await.status;
-        assert!(status.is_success() || status.is_redirection(), "{path}: {status}");
+        assert!(
+            status.is_success() || status.is_redirection(),
+            "{path}: {status}"
+        );
     }
 }
 
@@ -115,15 +139,28 @@ async fn openapi_documents_every_route_and_its_example_works() {
     let spec = get(&app, "/api-docs/openapi.json").await.json();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = spec["paths"].as_object().unwrap();
-    for route in ["/", "/health/live", "/health/ready", "/v1/models", "/v1/predict", "/metrics"] {
+    for route in [
+        "/",
+        "/health/live",
+        "/health/ready",
+        "/v1/models",
+        "/v1/predict",
+        "/metrics",
+    ] {
         assert!(paths.contains_key(route), "{route} missing from the spec");
     }
     let predict = &spec["paths"]["/v1/predict"]["post"];
     for code in ["200", "400", "413", "415", "422", "503"] {
-        assert!(predict["responses"][code].is_object(), "predict lacks a {code} response");
+        assert!(
+            predict["responses"][code].is_object(),
+            "predict lacks a {code} response"
+        );
     }
     let example = predict["requestBody"]["content"]["application/json"]["example"].clone();
-    assert!(example["inputs"].is_array(), "no request example in the spec");
+    assert!(
+        example["inputs"].is_array(),
+        "no request example in the spec"
+    );
     let reply = post_json(&app, "/v1/predict", example.to_string()).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["predictions"][0]["label"], "0");
@@ -133,20 +170,48 @@ async fn openapi_documents_every_route_and_its_example_works() {
 #[tokio::test]
 async fn malformed_json_is_400() {
     let (app, _) = ready_app(&[]).await;
-    assert_problem(&post_json(&app, "/v1/predict", "{\"inputs\": [[1,2,").await, 400, "malformed-json", "not valid JSON");
-    assert_problem(&post_json(&app, "/v1/predict", "{\"inputs\": [[NaN]]}").await, 400, "malformed-json", "NaN");
-    assert_problem(&post_json(&app, "/v1/predict", "{\"inputs\": [[Infinity]]}").await, 400, "malformed-json", "not valid JSON");
+    assert_problem(
+        &post_json(&app, "/v1/predict", "{\"inputs\": [[1,2,").await,
+        400,
+        "malformed-json",
+        "not valid JSON",
+    );
+    assert_problem(
+        &post_json(&app, "/v1/predict", "{\"inputs\": [[NaN]]}").await,
+        400,
+        "malformed-json",
+        "NaN",
+    );
+    assert_problem(
+        &post_json(&app, "/v1/predict", "{\"inputs\": [[Infinity]]}").await,
+        400,
+        "malformed-json",
+        "not valid JSON",
+    );
     // A literal too large for f64 is rejected by the parser, never turned into infinity.
     let huge = format!("{{\"inputs\": [[1e999{}]]}}", ",0".repeat(63));
-    assert_eq!(post_json(&app, "/v1/predict", huge).await.status.as_u16(), 400);
+    assert_eq!(
+        post_json(&app, "/v1/predict", huge).await.status.as_u16(),
+        400
+    );
 }
 
 #[tokio::test]
 async fn wrong_content_type_is_415() {
     let (app, _) = ready_app(&[]).await;
-    let req = Request::post("/v1/predict").header("content-type", "text/plain").body(Body::from("{\"inputs\":[]}")).unwrap();
-    assert_problem(&send(&app, req).await, 415, "unsupported-media-type", "application/json");
-    let req = Request::post("/v1/predict").body(Body::from("{\"inputs\":[]}")).unwrap();
+    let req = Request::post("/v1/predict")
+        .header("content-type", "text/plain")
+        .body(Body::from("{\"inputs\":[]}"))
+        .unwrap();
+    assert_problem(
+        &send(&app, req).await,
+        415,
+        "unsupported-media-type",
+        "application/json",
+    );
+    let req = Request::post("/v1/predict")
+        .body(Body::from("{\"inputs\":[]}"))
+        .unwrap();
     assert_eq!(send(&app, req).await.status.as_u16(), 415);
 }
 
@@ -157,8 +222,14 @@ async fn bad_shapes_and_values_are_422() {
     let cases = [
         (json!({"inputs": []}), "empty"),
         (json!({"inputs": vec![row(0.0); 5]}), "at most 4"),
-        (json!({"inputs": [vec![1.0; 63]]}), "inputs[0] has 63 values"),
-        (json!({"inputs": [row(1.0), vec![1.0; 65]]}), "inputs[1] has 65 values"),
+        (
+            json!({"inputs": [vec![1.0; 63]]}),
+            "inputs[0] has 63 values",
+        ),
+        (
+            json!({"inputs": [row(1.0), vec![1.0; 65]]}),
+            "inputs[1] has 65 values",
+        ),
         (json!({"inputs": [row(17.0)]}), "outside 0..=16"),
         (json!({"inputs": [row(-1.0)]}), "outside 0..=16"),
         (json!({"inputs": [row(1e300)]}), "outside 0..=16"),
@@ -172,7 +243,12 @@ async fn bad_shapes_and_values_are_422() {
         assert_problem(&reply, 422, "invalid-input", detail);
     }
     // Nothing was lost: a good request right after still works.
-    let ok = post_json(&app, "/v1/predict", json!({"inputs": [row(0.0)]}).to_string()).await;
+    let ok = post_json(
+        &app,
+        "/v1/predict",
+        json!({"inputs": [row(0.0)]}).to_string(),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK);
 }
 
@@ -181,12 +257,27 @@ async fn oversize_body_is_413() {
     let (app, _) = ready_app(&["--body-limit", "2048"]).await;
     let body = json!({"inputs": vec![vec![1.0; 64]; 20]}).to_string();
     assert!(body.len() > 2048);
-    assert_problem(&post_json(&app, "/v1/predict", body).await, 413, "payload-too-large", "2048 bytes");
+    assert_problem(
+        &post_json(&app, "/v1/predict", body).await,
+        413,
+        "payload-too-large",
+        "2048 bytes",
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let (app, _) = ready_app(&[]).await;
-    assert_problem(&get(&app, "/v2/nothing").await, 404, "not-found", "/v2/nothing");
-    assert_problem(&get(&app, "/v1/predict").await, 405, "method-not-allowed", "not allowed");
+    assert_problem(
+        &get(&app, "/v2/nothing").await,
+        404,
+        "not-found",
+        "/v2/nothing",
+    );
+    assert_problem(
+        &get(&app, "/v1/predict").await,
+        405,
+        "method-not-allowed",
+        "not allowed",
+    );
 }

@@ -69,7 +69,8 @@ fn train(args: Args) -> Result<(), String> {
         for batch in order.chunks(args.batch_size) {
             let rows: Vec<_> = batch.iter().map(|&i| train[i].pixels).collect();
             let labels: Vec<i64> = batch.iter().map(|&i| train[i].label as i64).collect();
-            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch.len()]), &device);
+            let targets =
+                Tensor::<1, Int>::from_data(TensorData::new(labels, [batch.len()]), &device);
             let loss = loss_fn.forward(model.forward(to_input(&device, &rows)), targets);
             total += loss
                 .clone()
@@ -82,7 +83,11 @@ fn train(args: Args) -> Result<(), String> {
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(args.learning_rate, model, grads);
         }
-        eprintln!("epoch {epoch:>3}/{}: mean loss {:.4}", args.epochs, total / train.len() as f64);
+        eprintln!(
+            "epoch {epoch:>3}/{}: mean loss {:.4}",
+            args.epochs,
+            total / train.len() as f64
+        );
     }
 
     // Evaluate exactly as the server will run it: from the serialized bytes, on a plain device.
@@ -91,7 +96,9 @@ fn train(args: Args) -> Result<(), String> {
     {
         use burn::store::{ModuleSnapshot, SafetensorsStore};
         let mut store = SafetensorsStore::from_bytes(Some(bytes));
-        eval_model.load_from(&mut store).map_err(|e| e.to_string())?;
+        eval_model
+            .load_from(&mut store)
+            .map_err(|e| e.to_string())?;
     }
     let classifier = Classifier::new(eval_model, cpu.device.clone());
     let accuracy = dataset::accuracy(&classifier, &held_out)?;

@@ -17,21 +17,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(0, |l| l.0);
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
                 JsonRejection::JsonSyntaxError(e) => ApiError::MalformedJson(format!(
                     "the body is not valid JSON ({}); note that JSON has no NaN or Infinity",
-                    e.body_text().trim_start_matches("Failed to parse the request body as JSON: ")
+                    e.body_text()
+                        .trim_start_matches("Failed to parse the request body as JSON: ")
                 )),
                 JsonRejection::JsonDataError(e) => ApiError::InvalidInput(
                     e.body_text()
-                        .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+                        .trim_start_matches(
+                            "Failed to deserialize the JSON body into the target type: ",
+                        )
                         .to_string(),
                 ),
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {

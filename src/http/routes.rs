@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::Json;
 
 use super::error::ApiError;
 use super::extract::ApiJson;
@@ -36,7 +36,9 @@ pub async fn index() -> Json<IndexResponse> {
     responses((status = 200, description = "The process is up", body = HealthResponse,
         example = json!({"status": "live"}))))]
 pub async fn live() -> Json<HealthResponse> {
-    Json(HealthResponse { status: "live".into() })
+    Json(HealthResponse {
+        status: "live".into(),
+    })
 }
 
 /// Readiness: the model is loaded, a warm-up forward pass succeeded, and the server is not
@@ -50,9 +52,13 @@ pub async fn live() -> Json<HealthResponse> {
     ))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
     if state.is_ready() {
-        Ok(Json(HealthResponse { status: "ready".into() }))
+        Ok(Json(HealthResponse {
+            status: "ready".into(),
+        }))
     } else {
-        Err(ApiError::NotReady("the model is warming up or the server is shutting down".into()))
+        Err(ApiError::NotReady(
+            "the model is warming up or the server is shutting down".into(),
+        ))
     }
 }
 
@@ -60,7 +66,9 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<HealthResp
 #[utoipa::path(get, path = "/v1/models", tag = "inference",
     responses((status = 200, description = "The served model", body = ModelsResponse)))]
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelsResponse> {
-    Json(ModelsResponse { models: vec![state.model.clone()] })
+    Json(ModelsResponse {
+        models: vec![state.model.clone()],
+    })
 }
 
 /// Classify one or more 8×8 digit images.
@@ -93,7 +101,10 @@ pub async fn predict(
     let predictions = predictions
         .into_iter()
         .map(|p| {
-            let label = labels.get(p.label).cloned().unwrap_or_else(|| p.label.to_string());
+            let label = labels
+                .get(p.label)
+                .cloned()
+                .unwrap_or_else(|| p.label.to_string());
             metrics::counter!(m::PREDICTIONS, "label" => label.clone()).increment(1);
             PredictionBody {
                 label,
@@ -115,7 +126,9 @@ pub async fn predict(
 /// Check batch size, row lengths and pixel values; say exactly what is wrong where.
 pub fn validate(inputs: &[Vec<f64>], max_batch: usize) -> Result<Vec<[f32; INPUT_LEN]>, ApiError> {
     if inputs.is_empty() {
-        return Err(ApiError::InvalidInput("`inputs` is empty; send at least one image".into()));
+        return Err(ApiError::InvalidInput(
+            "`inputs` is empty; send at least one image".into(),
+        ));
     }
     if inputs.len() > max_batch {
         return Err(ApiError::InvalidInput(format!(
@@ -156,7 +169,10 @@ pub fn validate(inputs: &[Vec<f64>], max_batch: usize) -> Result<Vec<[f32; INPUT
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -174,7 +190,9 @@ mod tests {
         let detail = |e: super::ApiError| e.to_string();
         assert!(validate(&[row(0.0), row(16.0)], 2).is_ok());
         assert!(detail(validate(&[], 2).unwrap_err()).contains("empty"));
-        assert!(detail(validate(&[row(1.0), row(1.0), row(1.0)], 2).unwrap_err()).contains("at most 2"));
+        assert!(
+            detail(validate(&[row(1.0), row(1.0), row(1.0)], 2).unwrap_err()).contains("at most 2")
+        );
         assert!(detail(validate(&[vec![1.0; 63]], 2).unwrap_err()).contains("inputs[0] has 63"));
         let mut bad = row(1.0);
         bad[5] = 16.5;

@@ -80,7 +80,9 @@ impl Worker {
         metrics::histogram!(m::FORWARD_DURATION).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::BATCH_SIZE).record(rows.len() as f64);
         self.stats.forward_passes.fetch_add(1, Ordering::Relaxed);
-        self.stats.inputs.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.stats
+            .inputs
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
 
         match result {
             Ok(probs) => {
@@ -91,7 +93,11 @@ impl Worker {
                         .take(job.rows.len())
                         .map(|p| {
                             let (label, confidence) = argmax(&p);
-                            Prediction { label, confidence, probabilities: p }
+                            Prediction {
+                                label,
+                                confidence,
+                                probabilities: p,
+                            }
                         })
                         .collect();
                     let _ = job.reply.send(Ok(preds));

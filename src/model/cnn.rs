@@ -83,7 +83,10 @@ impl Classifier {
     ///
     /// Blocks until the device has finished (GPU readback): call it from an inference thread,
     /// never from an async task.
-    pub fn probabilities(&self, rows: &[[f32; INPUT_LEN]]) -> Result<Vec<[f32; NUM_CLASSES]>, String> {
+    pub fn probabilities(
+        &self,
+        rows: &[[f32; INPUT_LEN]],
+    ) -> Result<Vec<[f32; NUM_CLASSES]>, String> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -118,5 +121,7 @@ pub fn argmax(probs: &[f32; NUM_CLASSES]) -> (usize, f32) {
         .iter()
         .copied()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, p)| if p > best.1 { (i, p) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, p)| {
+            if p > best.1 { (i, p) } else { best }
+        })
 }

@@ -35,7 +35,9 @@ pub fn load(path: &Path) -> Result<Vec<Sample>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| parse_row(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1)))
+        .map(|(i, line)| {
+            parse_row(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -45,7 +47,11 @@ fn parse_row(line: &str) -> Result<Sample, String> {
         .map(|v| v.trim().parse::<f32>().map_err(|e| format!("{v:?}: {e}")))
         .collect::<Result<_, _>>()?;
     if values.len() != INPUT_LEN + 1 {
-        return Err(format!("expected {} columns, found {}", INPUT_LEN + 1, values.len()));
+        return Err(format!(
+            "expected {} columns, found {}",
+            INPUT_LEN + 1,
+            values.len()
+        ));
     }
     let mut pixels = [0.0; INPUT_LEN];
     pixels.copy_from_slice(&values[..INPUT_LEN]);
@@ -56,7 +62,10 @@ fn parse_row(line: &str) -> Result<Sample, String> {
     if label.fract() != 0.0 || !(0.0..NUM_CLASSES as f32).contains(&label) {
         return Err(format!("label {label} is not a digit"));
     }
-    Ok(Sample { pixels, label: label as usize })
+    Ok(Sample {
+        pixels,
+        label: label as usize,
+    })
 }
 
 /// Shuffle with `seed` and split into (train, held-out), the held-out part being 20 %.
@@ -103,7 +112,10 @@ mod tests {
     #[test]
     fn split_is_seeded_disjoint_and_80_20() {
         let samples: Vec<Sample> = (0..100)
-            .map(|i| Sample { pixels: [i as f32 / 10.0; INPUT_LEN], label: i % 10 })
+            .map(|i| Sample {
+                pixels: [i as f32 / 10.0; INPUT_LEN],
+                label: i % 10,
+            })
             .collect();
         let (a_train, a_test) = split(samples.clone(), 1);
         let (b_train, b_test) = split(samples.clone(), 1);

@@ -106,13 +106,19 @@ impl Manifest {
             reason,
         };
         if semver_parts(&self.version).is_none() {
-            return Err(bad(format!("version {:?} is not semver (MAJOR.MINOR.PATCH)", self.version)));
+            return Err(bad(format!(
+                "version {:?} is not semver (MAJOR.MINOR.PATCH)",
+                self.version
+            )));
         }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("sha256 must be 64 hex digits".into()));
         }
         if self.weights_file.contains('/') || self.weights_file.contains("..") {
-            return Err(bad(format!("weights_file {:?} must be a plain file name", self.weights_file)));
+            return Err(bad(format!(
+                "weights_file {:?} must be a plain file name",
+                self.weights_file
+            )));
         }
         let (input, output) = Self::expected_specs();
         if self.input.shape != input.shape {
@@ -203,7 +209,11 @@ pub fn to_safetensors(model: &DigitCnn) -> Result<Vec<u8>, String> {
 }
 
 /// Write the weights and a manifest pinning their sha256 into `dir`.
-pub fn save(dir: &Path, model: &DigitCnn, mut manifest: Manifest) -> Result<Manifest, WeightsError> {
+pub fn save(
+    dir: &Path,
+    model: &DigitCnn,
+    mut manifest: Manifest,
+) -> Result<Manifest, WeightsError> {
     let write_err = |path: &Path, reason: String| WeightsError::Write {
         path: path.to_path_buf(),
         reason,
@@ -214,8 +224,10 @@ pub fn save(dir: &Path, model: &DigitCnn, mut manifest: Manifest) -> Result<Mani
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e.to_string()))?;
     std::fs::write(&weights_path, &bytes).map_err(|e| write_err(&weights_path, e.to_string()))?;
     let manifest_path = dir.join(MANIFEST_FILE);
-    let json = serde_json::to_string_pretty(&manifest).map_err(|e| write_err(&manifest_path, e.to_string()))?;
-    std::fs::write(&manifest_path, json + "\n").map_err(|e| write_err(&manifest_path, e.to_string()))?;
+    let json = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| write_err(&manifest_path, e.to_string()))?;
+    std::fs::write(&manifest_path, json + "\n")
+        .map_err(|e| write_err(&manifest_path, e.to_string()))?;
     Ok(manifest)
 }
 

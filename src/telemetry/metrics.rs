@@ -27,7 +27,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
-const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
@@ -52,18 +54,42 @@ fn install() -> Result<PrometheusHandle, String> {
 }
 
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route, method and status.");
-    describe_histogram!(HTTP_DURATION, Unit::Seconds, "Time to answer an HTTP request, by route.");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route, method and status."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route."
+    );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being answered now.");
     describe_gauge!(QUEUE_DEPTH, "Requests waiting in the inference queue.");
-    describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time a request waited in the inference queue.");
-    describe_histogram!(FORWARD_DURATION, Unit::Seconds, "Duration of one forward pass (one batch).");
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time a request waited in the inference queue."
+    );
+    describe_histogram!(
+        FORWARD_DURATION,
+        Unit::Seconds,
+        "Duration of one forward pass (one batch)."
+    );
     describe_counter!(FORWARD_ERRORS, "Forward passes that failed.");
     describe_histogram!(BATCH_SIZE, "Inputs per forward pass.");
     describe_counter!(PREDICTIONS, "Inputs classified, by predicted label.");
-    describe_counter!(REJECTED, "Requests refused by the inference queue, by reason.");
-    describe_gauge!(BUILD_INFO, "Always 1; labels describe the build, model and device.");
-    describe_gauge!(READY, "1 when the model is loaded, warmed up and not shutting down.");
+    describe_counter!(
+        REJECTED,
+        "Requests refused by the inference queue, by reason."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; labels describe the build, model and device."
+    );
+    describe_gauge!(
+        READY,
+        "1 when the model is loaded, warmed up and not shutting down."
+    );
 }
 
 /// Drain histogram buffers periodically (the 0.18 exporter spawns no upkeep task).

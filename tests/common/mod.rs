@@ -21,7 +21,13 @@ pub fn repo_path(rel: &str) -> PathBuf {
 /// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
 pub fn args(extra: &[&str]) -> ServeArgs {
     let weights = repo_path("weights");
-    let mut argv = vec!["ember-serve", "--weights", weights.to_str().unwrap(), "--device", "cpu"];
+    let mut argv = vec![
+        "ember-serve",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ];
     argv.extend_from_slice(extra);
     Cli::try_parse_from(argv).unwrap().serve
 }
@@ -55,7 +61,10 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -63,8 +72,18 @@ pub async fn send(router: &Router, req: Request<Body>) -> Reply {
     let resp = router.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply { status, headers, body }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn get(router: &Router, uri: &str) -> Reply {
@@ -84,7 +103,8 @@ pub async fn post_json(router: &Router, uri: &str, body: impl Into<Body>) -> Rep
 
 /// Rows and labels of the first `n` images of the shipped data set.
 pub fn digits(n: usize) -> Vec<(Vec<f64>, usize)> {
-    let samples = ember_serve::model::dataset::load(&repo_path("tests/data/digits.csv.gz")).unwrap();
+    let samples =
+        ember_serve::model::dataset::load(&repo_path("tests/data/digits.csv.gz")).unwrap();
     samples
         .into_iter()
         .take(n)

@@ -1,0 +1,118 @@
+//! The inference queue: batching really happens, every caller gets its own results in order,
+//! and batches never exceed the configured size.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ember_serve::inference::{InferenceQueue, QueueConfig};
+use ember_serve::model::{Classifier, DeviceChoice, INPUT_LEN, device, weights};
+
+fn classifier() -> Arc<Classifier> {
+    let dev = device::select(DeviceChoice::Cpu).unwrap().device;
+    let loaded = weights::load(&common::repo_path("weights"), &dev).unwrap();
+    Arc::new(Classifier::new(loaded.model, dev))
+}
+
+fn rows(n: usize) -> Vec<[f32; INPUT_LEN]> {
+    common::digits(n)
+        .into_iter()
+        .map(|(r, _)| std::array::from_fn(|i| r[i] as f32))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
+    let model = classifier();
+    let images = rows(48);
+    let expected = model.probabilities(&images).unwrap();
+    let (queue, _threads) = InferenceQueue::start(
+        model,
+        QueueConfig {
+            max_batch: 64,
+            batch_wait: Duration::from_millis(200),
+            max_queue: 64,
+            workers: 1,
+        },
+    )
+    .unwrap();
+
+    // 16 requests of 3 images each, all in flight together.
+    let tasks: Vec<_> = images
+        .chunks(3)
+        .map(|chunk| {
+            let q = queue.clone();
+            let chunk = chunk.to_vec();
+            tokio::spawn(async move { q.predict(chunk).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let preds = task.await.unwrap().unwrap();
+        assert_eq!(preds.len(), 3);
+        for (j, p) in preds.iter().enumerate() {
+            let want = &expected[i * 3 + j];
+            for (a, b) in p.probabilities.iter().zip(want) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "request {i} input {j} got another input's answer"
+                );
+            }
+        }
+    }
+    let passes = queue.stats().forward_passes.load(Ordering::SeqCst);
+    assert!(
+        passes < 16,
+        "16 concurrent requests took {passes} forward passes: no batching"
+    );
+    assert_eq!(queue.stats().inputs.load(Ordering::SeqCst), 48);
+    assert_eq!(queue.stats().depth.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_never_exceed_max_batch() {
+    let (queue, _threads) = InferenceQueue::start(
+        classifier(),
+        QueueConfig {
+            max_batch: 4,
+            batch_wait: Duration::from_millis(100),
+            max_queue: 64,
+            workers: 1,
+        },
+    )
+    .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let q = queue.clone();
+            tokio::spawn(async move { q.predict(rows(1)).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().len(), 1);
+    }
+    let passes = queue.stats().forward_passes.load(Ordering::SeqCst);
+    assert!(
+        passes >= 3,
+        "10 inputs with max_batch 4 need at least 3 passes, took {passes}"
+    );
+}
+
+#[tokio::test]
+async fn threads_stop_when_the_last_handle_is_dropped() {
+    let (queue, threads) = InferenceQueue::start(
+        classifier(),
+        QueueConfig {
+            max_batch: 8,
+            batch_wait: Duration::ZERO,
+            max_queue: 8,
+            workers: 2,
+        },
+    )
+    .unwrap();
+    assert_eq!(queue.predict(rows(2)).await.unwrap().len(), 2);
+    drop(queue);
+    for t in threads {
+        t.join().unwrap();
+    }
+}

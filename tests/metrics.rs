@@ -1,0 +1,92 @@
+//! `/metrics` after real traffic: every family the runbook promises is there, and the text
+//! passes `promtool check metrics` (Debian's `prometheus` package; `.ci/run` installs it).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn metrics_are_complete_and_pass_promtool() {
+    let (app, _) = ready_app(&[]).await;
+    let row = vec![1.0; 64];
+    assert_eq!(
+        post_json(
+            &app,
+            "/v1/predict",
+            json!({"inputs": [row.clone(), row]}).to_string()
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(post_json(&app, "/v1/predict", "{").await.status, 400);
+    get(&app, "/health/ready").await;
+
+    let reply = get(&app, "/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.content_type().starts_with("text/plain"));
+    let text = reply.text();
+    for family in [
+        "ember_http_requests_total",
+        "ember_http_request_duration_seconds",
+        "ember_http_requests_in_flight",
+        "ember_inference_queue_depth",
+        "ember_inference_queue_wait_seconds",
+        "ember_inference_forward_duration_seconds",
+        "ember_inference_batch_size",
+        "ember_predictions_total",
+        "ember_build_info",
+        "ember_ready",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}"
+        );
+    }
+    assert!(
+        text.contains(
+            r#"ember_http_requests_total{route="/v1/predict",method="POST",status="200"}"#
+        )
+    );
+    assert!(
+        text.contains(
+            r#"ember_http_requests_total{route="/v1/predict",method="POST",status="400"}"#
+        )
+    );
+    assert!(text.contains(
+        "ember_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"0.0001\"}"
+    ));
+    assert!(text.contains(r#"backend="ndarray",device="cpu",arch=""#));
+    assert!(text.contains("ember_ready 1"));
+
+    let Ok(mut promtool) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIPPED promtool check: `promtool` not found (apt-get install prometheus)");
+        return;
+    };
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}

@@ -1,0 +1,155 @@
+//! The real binary: start-up to readiness, and a SIGTERM that lets a slow in-flight request
+//! finish while readiness already says 503, then exits 0.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the binary on a free port and wait until it logs its address.
+fn start(extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember-serve"))
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-format",
+            "json",
+            "--device",
+            "cpu",
+            "--weights",
+        ])
+        .arg(common::repo_path("weights"))
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+            {
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server never logged its address");
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never ready");
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    // A 1.5 s batch window makes a single-input request slow without any test hook.
+    let mut server = start(&["--batch-wait", "1500ms", "--shutdown-delay", "1s"]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+
+    let url = format!("{}/v1/predict", server.base);
+    let body = serde_json::json!({ "inputs": [common::digits(1)[0].0] });
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.post(url).json(&body).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // Readiness flips at once, while the listener is still open for the shutdown delay.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = client
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    let reply = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request was dropped");
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["predictions"][0]["label"], "0");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn healthcheck_subcommand_probes_readiness() {
+    let server = start(&[]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let probe = |url: String| {
+        Command::new(env!("CARGO_BIN_EXE_ember-serve"))
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .unwrap()
+    };
+    assert!(
+        probe(format!("{}/health/ready", server.base))
+            .status
+            .success()
+    );
+    let missing = probe(format!("{}/no-such-route", server.base));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    // Nothing listening: fails instead of hanging.
+    assert!(
+        !probe("http://127.0.0.1:9/health/ready".into())
+            .status
+            .success()
+    );
+}

@@ -1,0 +1,87 @@
+//! The wgpu backend (built with `--features wgpu`): on whatever adapter exists here (Mesa's
+//! lavapipe in CI), the model gives the CPU's answers, and the server reports the device.
+//! Skipped, saying so, only where no adapter exists at all.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use ember_serve::model::{Classifier, DeviceChoice, dataset, device, weights};
+
+fn gpu() -> Option<device::SelectedDevice> {
+    match device::select(DeviceChoice::Gpu) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("SKIPPED wgpu test: {e} (install mesa-vulkan-drivers for lavapipe)");
+            None
+        }
+    }
+}
+
+#[test]
+fn wgpu_matches_the_cpu_backend() {
+    let Some(gpu) = gpu() else { return };
+    assert_eq!(gpu.backend, "wgpu");
+    assert!(!gpu.name.is_empty());
+    let cpu = device::select(DeviceChoice::Cpu).unwrap().device;
+    let dir = common::repo_path("weights");
+    let on_gpu = Classifier::new(
+        weights::load(&dir, &gpu.device).unwrap().model,
+        gpu.device.clone(),
+    );
+    let on_cpu = Classifier::new(weights::load(&dir, &cpu).unwrap().model, cpu);
+
+    let samples = dataset::load(&common::repo_path(dataset::DEFAULT_PATH)).unwrap();
+    let (_, held_out) = dataset::split(samples, dataset::SPLIT_SEED);
+    let rows: Vec<_> = held_out.iter().take(64).map(|s| s.pixels).collect();
+    let a = on_gpu.probabilities(&rows).unwrap();
+    let b = on_cpu.probabilities(&rows).unwrap();
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() < 1e-4, "wgpu {x} vs cpu {y}");
+    }
+    let accuracy = dataset::accuracy(&on_gpu, &held_out).unwrap();
+    assert!(accuracy >= 0.97, "held-out accuracy on wgpu {accuracy}");
+}
+
+#[tokio::test]
+async fn the_server_runs_and_reports_the_gpu_device() {
+    let Some(gpu) = gpu() else { return };
+    let weights = common::repo_path("weights");
+    let args = clap::Parser::try_parse_from([
+        "ember-serve",
+        "--device",
+        "gpu",
+        "--weights",
+        weights.to_str().unwrap(),
+    ])
+    .map(|c: ember_serve::config::Cli| c.serve)
+    .unwrap();
+    let built = ember_serve::app::build(&args).unwrap();
+    built.state.warm_up().await.unwrap();
+    let app = ember_serve::http::router(built.state.clone(), args.body_limit);
+    let models = common::get(&app, "/v1/models").await.json();
+    assert_eq!(models["models"][0]["backend"], "wgpu");
+    assert_eq!(models["models"][0]["device"], gpu.name.as_str());
+    let row = common::digits(1)[0].0.clone();
+    let reply = common::post_json(
+        &app,
+        "/v1/predict",
+        serde_json::json!({"inputs": [row]}).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["predictions"][0]["label"], "0");
+    let metrics = common::get(&app, "/metrics").await.text();
+    assert!(metrics.contains(r#"backend="wgpu""#), "{metrics}");
+}
+
+#[test]
+fn auto_prefers_hardware_and_falls_back_to_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let auto = device::select(DeviceChoice::Auto).unwrap();
+    if gpu.software {
+        // A software adapter (lavapipe) is slower than the CPU backend: auto must not pick it.
+        assert_eq!(auto.backend, "ndarray");
+    } else {
+        assert_eq!(auto.backend, "wgpu");
+    }
+}
