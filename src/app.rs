@@ -49,7 +49,7 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
             max_batch,
             batch_wait: args.batch_wait,
             max_queue: args.max_queue as usize,
-            workers: 1,
+            workers: args.workers as usize,
         },
     )
     .map_err(|e| format!("cannot start the inference thread: {e}"))?;
@@ -76,8 +76,9 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
         weights_sha256: manifest.sha256,
         held_out_accuracy: manifest.held_out_accuracy,
     };
+    let timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
     Ok(App {
-        state: AppState::new(queue, info, metrics),
+        state: AppState::new(queue, info, metrics, timeout),
         workers,
     })
 }

@@ -281,3 +281,98 @@ async fn unknown_routes_and_methods_are_problems() {
         "not allowed",
     );
 }
+
+#[tokio::test]
+async fn a_full_queue_is_503_with_retry_after_at_once() {
+    use ember_serve::inference::{InferenceQueue, QueueConfig};
+    // A paused queue (no inference thread) with room for one request.
+    let (_, real) = cold_app(&[]);
+    let classifier = {
+        let dev = ember_serve::model::device::select(ember_serve::model::DeviceChoice::Cpu)
+            .unwrap()
+            .device;
+        let loaded = ember_serve::model::weights::load(&repo_path("weights"), &dev).unwrap();
+        std::sync::Arc::new(ember_serve::model::Classifier::new(loaded.model, dev))
+    };
+    let config = QueueConfig {
+        max_batch: 64,
+        batch_wait: std::time::Duration::ZERO,
+        max_queue: 1,
+        workers: 0,
+    };
+    let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
+    let state =
+        ember_serve::http::AppState::new(queue, real.model.clone(), real.metrics.clone(), None);
+    state.set_ready(true);
+    let app = ember_serve::http::router(state.clone(), 1 << 20);
+
+    let body = json!({"inputs": [vec![0.0; 64]]}).to_string();
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        let body = body.clone();
+        async move { post_json(&app, "/v1/predict", body).await }
+    });
+    let queued = async {
+        while state
+            .queue
+            .stats()
+            .depth
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), queued)
+        .await
+        .expect("the first request never reached the queue");
+    let started = std::time::Instant::now();
+    let reply = post_json(&app, "/v1/predict", body).await;
+    assert_problem(&reply, 503, "overloaded", "queue is full");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "a full queue must answer at once"
+    );
+    assert!(
+        !waiting.is_finished(),
+        "the queued request is still waiting, not dropped"
+    );
+    waiting.abort();
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_504_and_never_runs() {
+    // A 400 ms batch window with a 50 ms deadline: the request times out while still queued.
+    let (app, state) = ready_app(&["--request-timeout", "50ms", "--batch-wait", "400ms"]).await;
+    let passes = || {
+        state
+            .queue
+            .stats()
+            .forward_passes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = passes();
+    let reply = post_json(
+        &app,
+        "/v1/predict",
+        json!({"inputs": [vec![0.0; 64]]}).to_string(),
+    )
+    .await;
+    assert_problem(&reply, 504, "timeout", "request timeout of 50ms");
+    // Once the batch window closes, the worker finds the caller gone and skips the pass.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        passes(),
+        before,
+        "a timed-out request still took a forward pass"
+    );
+    assert_eq!(
+        state
+            .queue
+            .stats()
+            .depth
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}

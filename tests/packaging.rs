@@ -331,7 +331,7 @@ fn images_are_scanned_before_anything_is_pushed() {
     assert!(
         push["with"]["set"]
             .as_str()
-            .map_or(true, |s| !s.contains("platform")),
+            .is_none_or(|s| !s.contains("platform")),
         "publish must build every platform of each target"
     );
     assert!(uses("test").iter().all(|u| u != "docker/bake-action"));

@@ -33,6 +33,8 @@ pub enum ApiError {
     NotReady(String),
     #[error("{0}; retry shortly")]
     Overloaded(String),
+    #[error("no answer within the request timeout of {0:?} (--request-timeout)")]
+    Timeout(std::time::Duration),
     #[error("{0}")]
     Internal(String),
 }
@@ -66,6 +68,7 @@ impl ApiError {
             ),
             NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
             Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
+            Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", "Request timed out"),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -109,9 +112,7 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Overloaded(_) | ApiError::NotReady(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if status.is_server_error()
-            && !matches!(self, ApiError::NotReady(_) | ApiError::Overloaded(_))
-        {
+        if matches!(self, ApiError::Internal(_)) {
             tracing::error!(error = %self, "request failed");
         }
         response

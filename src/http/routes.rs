@@ -87,6 +87,8 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelsResponse> 
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not ready, or the queue is full (see Retry-After)",
             body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Not answered within --request-timeout",
+            body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn predict(
     State(state): State<Arc<AppState>>,
@@ -96,7 +98,7 @@ pub async fn predict(
     if !state.is_ready() {
         return Err(ApiError::NotReady("the model is not ready yet".into()));
     }
-    let predictions = state.queue.predict(rows).await?;
+    let predictions = state.predict(rows).await?;
     let labels = &state.model.labels;
     let predictions = predictions
         .into_iter()

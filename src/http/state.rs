@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -16,17 +17,25 @@ pub struct AppState {
     pub queue: InferenceQueue,
     pub model: ModelInfo,
     pub metrics: PrometheusHandle,
+    /// `--request-timeout`, if set.
+    pub request_timeout: Option<Duration>,
     ready: AtomicBool,
 }
 
 impl AppState {
     /// Not ready until [`AppState::set_ready`] is called after a successful warm-up.
-    pub fn new(queue: InferenceQueue, model: ModelInfo, metrics: PrometheusHandle) -> Arc<Self> {
+    pub fn new(
+        queue: InferenceQueue,
+        model: ModelInfo,
+        metrics: PrometheusHandle,
+        request_timeout: Option<Duration>,
+    ) -> Arc<Self> {
         metrics::gauge!(m::READY).set(0.0);
         Arc::new(Self {
             queue,
             model,
             metrics,
+            request_timeout,
             ready: AtomicBool::new(false),
         })
     }
@@ -38,6 +47,25 @@ impl AppState {
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
         metrics::gauge!(m::READY).set(if ready { 1.0 } else { 0.0 });
+    }
+
+    /// Queue `rows` and await their predictions, within `--request-timeout` if one is set. A
+    /// request that times out is dropped from its batch if its forward pass has not started.
+    pub async fn predict(
+        &self,
+        rows: Vec<[f32; crate::model::INPUT_LEN]>,
+    ) -> Result<Vec<crate::inference::Prediction>, super::ApiError> {
+        let answer = self.queue.predict(rows);
+        let Some(limit) = self.request_timeout else {
+            return Ok(answer.await?);
+        };
+        match tokio::time::timeout(limit, answer).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                metrics::counter!(m::REJECTED, "reason" => "timeout").increment(1);
+                Err(super::ApiError::Timeout(limit))
+            }
+        }
     }
 
     /// One forward pass through the whole queue; readiness turns on only if it succeeds.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
 use super::batcher;
@@ -21,7 +21,8 @@ pub struct QueueConfig {
     pub batch_wait: Duration,
     /// Most requests waiting in the queue.
     pub max_queue: usize,
-    /// Inference threads.
+    /// Inference threads. 0 starts none: requests wait until the queue is full (a paused queue,
+    /// which is how the backpressure path is tested).
     pub workers: usize,
 }
 
@@ -67,6 +68,9 @@ pub struct QueueStats {
 #[derive(Clone)]
 pub struct InferenceQueue {
     tx: Sender<Job>,
+    /// Keeps the channel open even with no inference thread, so a paused queue fills up
+    /// (503) instead of reporting itself stopped.
+    _rx: Receiver<Job>,
     stats: Arc<QueueStats>,
     max_queue: usize,
     max_batch: usize,
@@ -80,7 +84,7 @@ impl InferenceQueue {
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let (tx, rx) = bounded(config.max_queue.max(1));
         let stats = Arc::new(QueueStats::default());
-        let threads = (0..config.workers.max(1))
+        let threads = (0..config.workers)
             .map(|i| {
                 let worker = batcher::Worker {
                     rx: rx.clone(),
@@ -96,6 +100,7 @@ impl InferenceQueue {
             .collect::<std::io::Result<Vec<_>>>()?;
         let queue = Self {
             tx,
+            _rx: rx,
             stats,
             max_queue: config.max_queue,
             max_batch: config.max_batch,
