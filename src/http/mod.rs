@@ -10,6 +10,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod types;
+pub mod v2;
 
 pub use error::ApiError;
 pub use server::{router, serve};

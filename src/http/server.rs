@@ -28,6 +28,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/v1/models", get(routes::models))
         .route("/v1/predict", post(routes::predict))
         .route("/metrics", get(routes::metrics))
+        .merge(super::v2::routes())
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", openapi::document()))
         .fallback(|req: Request| async move { ApiError::NotFound(req.uri().path().to_string()) })

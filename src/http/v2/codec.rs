@@ -1,0 +1,278 @@
+//! Tensors in and out of the protocol's two encodings: JSON `data` (flat or nested, row-major)
+//! and Triton's binary tensor data extension (a JSON header of `Inference-Header-Content-Length`
+//! bytes, then each binary tensor's raw little-endian bytes in order).
+
+use serde_json::{Map, Value, json};
+
+use super::error::V2Error;
+use super::types::{InferRequest, RequestInput, ResponseOutput};
+use crate::http::routes::validate;
+use crate::inference::Prediction;
+use crate::model::{INPUT_LEN, NUM_CLASSES};
+
+/// Header naming the length of the JSON part of a binary request or response.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+/// The one input this model takes.
+pub const INPUT_NAME: &str = "input";
+pub const OUTPUT_PROBABILITIES: &str = "probabilities";
+pub const OUTPUT_LABEL: &str = "label";
+
+/// Split a request body into its JSON header and binary tail.
+pub fn split_body<'a>(
+    body: &'a [u8],
+    header_length: Option<&str>,
+) -> Result<(&'a [u8], &'a [u8]), V2Error> {
+    let Some(raw) = header_length else {
+        return Ok((body, &[]));
+    };
+    let n: usize = raw.trim().parse().map_err(|_| {
+        V2Error::bad_request(format!(
+            "Inference-Header-Content-Length {raw:?} is not a byte count"
+        ))
+    })?;
+    if n > body.len() {
+        return Err(V2Error::bad_request(format!(
+            "Inference-Header-Content-Length is {n} but the body has only {} bytes",
+            body.len()
+        )));
+    }
+    Ok(body.split_at(n))
+}
+
+fn element_size(datatype: &str) -> Option<usize> {
+    Some(match datatype {
+        "INT8" | "UINT8" => 1,
+        "INT16" | "UINT16" => 2,
+        "FP32" | "INT32" | "UINT32" => 4,
+        "FP64" | "INT64" | "UINT64" => 8,
+        _ => return None,
+    })
+}
+
+/// Decode little-endian elements of `datatype` into f64 (exact for every accepted type within
+/// the pixel range; range and losslessness are checked afterwards).
+fn decode_binary(datatype: &str, bytes: &[u8]) -> Vec<f64> {
+    macro_rules! le {
+        ($t:ty) => {
+            bytes
+                .chunks_exact(std::mem::size_of::<$t>())
+                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+                .collect()
+        };
+    }
+    match datatype {
+        "INT8" => le!(i8),
+        "UINT8" => le!(u8),
+        "INT16" => le!(i16),
+        "UINT16" => le!(u16),
+        "FP32" => le!(f32),
+        "INT32" => le!(i32),
+        "UINT32" => le!(u32),
+        "FP64" => le!(f64),
+        "INT64" => le!(i64),
+        "UINT64" => le!(u64),
+        _ => Vec::new(),
+    }
+}
+
+/// Flatten nested JSON arrays of numbers in row-major order.
+fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), V2Error> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|v| flatten(v, out)),
+        Value::Number(n) => n
+            .as_f64()
+            .map(|f| out.push(f))
+            .ok_or_else(|| V2Error::bad_request(format!("{n} is not a representable number"))),
+        other => Err(V2Error::bad_request(format!(
+            "input data must be numbers (flat or nested arrays), found {other}"
+        ))),
+    }
+}
+
+fn binary_size(parameters: &Option<Map<String, Value>>) -> Result<Option<usize>, V2Error> {
+    match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| V2Error::bad_request("binary_data_size must be a non-negative integer")),
+    }
+}
+
+/// The request's rows of 64 pixels, validated exactly as `/v1/predict` validates them.
+pub fn decode_inputs(
+    request: &InferRequest,
+    mut binary: &[u8],
+    max_batch: usize,
+) -> Result<Vec<[f32; INPUT_LEN]>, V2Error> {
+    let [input] = request.inputs.as_slice() else {
+        return Err(V2Error::bad_request(format!(
+            "expected exactly one input named '{INPUT_NAME}', got {}",
+            request.inputs.len()
+        )));
+    };
+    let RequestInput {
+        name,
+        shape,
+        datatype,
+        parameters,
+        data,
+    } = input;
+    if name != INPUT_NAME {
+        return Err(V2Error::bad_request(format!(
+            "unknown input '{name}'; this model takes '{INPUT_NAME}' (FP32 [-1, {INPUT_LEN}])"
+        )));
+    }
+    let batch = match shape.as_slice() {
+        [n, w] if *w == INPUT_LEN as i64 && *n >= 0 => *n as usize,
+        _ => {
+            return Err(V2Error::bad_request(format!(
+                "input shape {shape:?} must be [batch, {INPUT_LEN}]"
+            )));
+        }
+    };
+    let size = element_size(datatype).ok_or_else(|| {
+        V2Error::bad_request(format!(
+            "datatype {datatype} is not accepted; use FP32, FP64, INT8..INT64 or UINT8..UINT64"
+        ))
+    })?;
+    let expected = batch * INPUT_LEN;
+    let values = match (binary_size(parameters)?, data) {
+        (Some(_), Some(_)) => {
+            return Err(V2Error::bad_request(
+                "input has both binary_data_size and data",
+            ));
+        }
+        (Some(n), None) => {
+            if n != expected * size {
+                return Err(V2Error::bad_request(format!(
+                    "binary_data_size {n} does not match shape {shape:?} of {datatype} ({} bytes)",
+                    expected * size
+                )));
+            }
+            if binary.len() < n {
+                return Err(V2Error::bad_request(format!(
+                    "binary_data_size {n} but only {} bytes follow the JSON header",
+                    binary.len()
+                )));
+            }
+            let (chunk, rest) = binary.split_at(n);
+            binary = rest;
+            decode_binary(datatype, chunk)
+        }
+        (None, Some(data)) => {
+            let mut out = Vec::with_capacity(expected);
+            flatten(data, &mut out)?;
+            if out.len() != expected {
+                return Err(V2Error::bad_request(format!(
+                    "input data has {} values but shape {shape:?} needs {expected}",
+                    out.len()
+                )));
+            }
+            if datatype.contains("INT") && out.iter().any(|v| v.fract() != 0.0) {
+                return Err(V2Error::bad_request(format!(
+                    "{datatype} data must be integers"
+                )));
+            }
+            out
+        }
+        (None, None) => {
+            return Err(V2Error::bad_request(
+                "input has neither data nor binary_data_size",
+            ));
+        }
+    };
+    if !binary.is_empty() {
+        return Err(V2Error::bad_request(format!(
+            "{} bytes after the JSON header belong to no input",
+            binary.len()
+        )));
+    }
+    if datatype == "FP64"
+        && let Some(v) = values
+            .iter()
+            .find(|v| (**v as f32) as f64 != **v && v.is_finite())
+    {
+        return Err(V2Error::bad_request(format!(
+            "FP64 value {v} does not convert to FP32 without loss"
+        )));
+    }
+    let rows: Vec<Vec<f64>> = values.chunks(INPUT_LEN).map(<[f64]>::to_vec).collect();
+    validate(&rows, max_batch).map_err(|e| V2Error::bad_request(e.to_string()))
+}
+
+/// Which outputs to return, and whether each goes in binary.
+pub fn requested_outputs(request: &InferRequest) -> Result<Vec<(String, bool)>, V2Error> {
+    let default_binary = request
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let Some(outputs) = &request.outputs else {
+        return Ok([OUTPUT_PROBABILITIES, OUTPUT_LABEL]
+            .into_iter()
+            .map(|n| (n.to_string(), default_binary))
+            .collect());
+    };
+    outputs
+        .iter()
+        .map(|o| {
+            if o.name != OUTPUT_PROBABILITIES && o.name != OUTPUT_LABEL {
+                return Err(V2Error::bad_request(format!(
+                    "unknown output '{}'; this model produces '{OUTPUT_PROBABILITIES}' and '{OUTPUT_LABEL}'",
+                    o.name
+                )));
+            }
+            let binary = o
+                .parameters
+                .as_ref()
+                .and_then(|p| p.get("binary_data"))
+                .and_then(Value::as_bool)
+                .unwrap_or(default_binary);
+            Ok((o.name.clone(), binary))
+        })
+        .collect()
+}
+
+/// Output tensors (JSON part) and the binary tail that follows them, in output order.
+pub fn encode_outputs(
+    predictions: &[Prediction],
+    requested: &[(String, bool)],
+) -> (Vec<ResponseOutput>, Vec<u8>) {
+    let n = predictions.len() as i64;
+    let mut tail = Vec::new();
+    let outputs = requested
+        .iter()
+        .map(|(name, binary)| {
+            let (shape, datatype, values, bytes): (Vec<i64>, &str, Value, Vec<u8>) = if name
+                == OUTPUT_LABEL
+            {
+                let labels: Vec<i64> = predictions.iter().map(|p| p.label as i64).collect();
+                let bytes = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
+                (vec![n], "INT64", json!(labels), bytes)
+            } else {
+                let probs: Vec<f32> = predictions.iter().flat_map(|p| p.probabilities).collect();
+                let bytes = probs.iter().flat_map(|p| p.to_le_bytes()).collect();
+                (vec![n, NUM_CLASSES as i64], "FP32", json!(probs), bytes)
+            };
+            let mut out = ResponseOutput {
+                name: name.clone(),
+                shape,
+                datatype: datatype.to_string(),
+                parameters: None,
+                data: None,
+            };
+            if *binary {
+                let mut p = Map::new();
+                p.insert("binary_data_size".into(), json!(bytes.len()));
+                out.parameters = Some(p);
+                tail.extend_from_slice(&bytes);
+            } else {
+                out.data = Some(values);
+            }
+            out
+        })
+        .collect();
+    (outputs, tail)
+}
