@@ -1,0 +1,48 @@
+//! `cargo bench --bench forward`: one forward pass of the served model at batch 1, 8, 64 and
+//! 256, on every backend compiled in (`--features wgpu` adds the first wgpu adapter, which is
+//! Mesa lavapipe on a machine without a GPU).
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ember_serve::model::{Classifier, DeviceChoice, device, weights};
+
+fn devices() -> Vec<device::SelectedDevice> {
+    let mut out = vec![device::select(DeviceChoice::Cpu).expect("CPU backend")];
+    match device::select(DeviceChoice::Gpu) {
+        Ok(gpu) => out.push(gpu),
+        Err(e) => eprintln!("no wgpu bench: {e}"),
+    }
+    out
+}
+
+fn forward(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    for selected in devices() {
+        let loaded = weights::load(&dir, &selected.device).expect("weights");
+        let classifier = Classifier::new(loaded.model, selected.device.clone());
+        let mut group = c.benchmark_group(format!("forward/{}", selected.backend));
+        if selected.backend == "wgpu" {
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(5));
+        } else {
+            group
+                .sample_size(30)
+                .measurement_time(Duration::from_secs(2));
+        }
+        for batch in [1usize, 8, 64, 256] {
+            let rows = vec![[8.0f32; 64]; batch];
+            classifier.probabilities(&rows).expect("warm-up pass"); // kernels compiled before timing
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(batch), &rows, |b, rows| {
+                b.iter(|| classifier.probabilities(rows).expect("forward"))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, forward);
+criterion_main!(benches);
