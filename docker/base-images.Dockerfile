@@ -5,3 +5,5 @@
 FROM rust:1.95.0-slim-bookworm AS builder
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 FROM debian:bookworm-slim AS gpu-runtime
+# The images themselves run as 65532 (see docker/Dockerfile*); this keeps scanners consistent.
+USER 65532:65532
