@@ -495,6 +495,19 @@ async fn v2_routes_are_documented_and_the_example_works() {
     ] {
         assert!(paths.contains_key(route), "{route} missing from the spec");
     }
+    for schema in [
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelReady",
+        "InferRequest",
+        "InferResponse",
+        "ErrorBody",
+    ] {
+        assert!(
+            spec["components"]["schemas"][schema]["example"].is_object(),
+            "{schema} has no example"
+        );
+    }
     let example = spec["components"]["schemas"]["InferRequest"]["example"].clone();
     assert!(example["inputs"].is_array());
     let reply = infer(&app, example).await;

@@ -23,6 +23,12 @@ pub struct TensorMetadata {
 
 /// `GET /v2/models/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "digits-cnn", "versions": ["1.0.0"], "platform": "burn_ndarray",
+    "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
+    "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+                {"name": "label", "datatype": "INT64", "shape": [-1]}]
+}))]
 pub struct ModelMetadata {
     pub name: String,
     pub versions: Vec<String>,
@@ -33,6 +39,7 @@ pub struct ModelMetadata {
 
 /// `GET /v2/models/{name}/ready`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "digits-cnn", "ready": true}))]
 pub struct ModelReady {
     pub name: String,
     pub ready: bool,
@@ -111,6 +118,14 @@ pub struct ResponseOutput {
 
 /// Inference response (JSON part, when binary outputs follow it).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "model_name": "digits-cnn", "model_version": "1.0.0", "id": "42",
+    "outputs": [
+        {"name": "label", "shape": [1], "datatype": "INT64", "data": [0]},
+        {"name": "probabilities", "shape": [1, 10], "datatype": "FP32",
+         "data": [0.9999, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0001]}
+    ]
+}))]
 pub struct InferResponse {
     pub model_name: String,
     pub model_version: String,
