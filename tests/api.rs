@@ -95,12 +95,16 @@ async fn readiness_turns_on_only_after_warm_up() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["status"], "ready");
 
-    state.set_ready(false); // what shutdown does
+    state.begin_shutdown(); // what SIGTERM does
     assert_eq!(
         get(&app, "/health/ready").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(get(&app, "/health/live").await.status, StatusCode::OK);
+    // A request that reaches the handler while draining was accepted before: it is served.
+    let row = vec![0.0; 64];
+    let reply = post_json(&app, "/v1/predict", json!({ "inputs": [row] }).to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -303,7 +307,7 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
     let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
     let state =
         ember_serve::http::AppState::new(queue, real.model.clone(), real.metrics.clone(), None);
-    state.set_ready(true);
+    state.mark_warm();
     let app = ember_serve::http::router(state.clone(), 1 << 20);
 
     let body = json!({"inputs": [vec![0.0; 64]]}).to_string();
@@ -342,17 +346,27 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
 }
 
 #[tokio::test]
-async fn a_request_past_its_deadline_is_504_and_never_runs() {
-    // A 400 ms batch window with a 50 ms deadline: the request times out while still queued.
-    let (app, state) = ready_app(&["--request-timeout", "50ms", "--batch-wait", "400ms"]).await;
-    let passes = || {
-        state
-            .queue
-            .stats()
-            .forward_passes
-            .load(std::sync::atomic::Ordering::SeqCst)
+async fn a_request_past_its_deadline_is_504() {
+    use ember_serve::inference::{InferenceQueue, QueueConfig};
+    // A paused queue: the request can only time out.
+    let (_, real) = cold_app(&[]);
+    let dev = ember_serve::model::device::select(ember_serve::model::DeviceChoice::Cpu)
+        .unwrap()
+        .device;
+    let loaded = ember_serve::model::weights::load(&repo_path("weights"), &dev).unwrap();
+    let classifier = std::sync::Arc::new(ember_serve::model::Classifier::new(loaded.model, dev));
+    let config = QueueConfig {
+        max_batch: 64,
+        batch_wait: std::time::Duration::ZERO,
+        max_queue: 8,
+        workers: 0,
     };
-    let before = passes();
+    let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
+    let timeout = Some(std::time::Duration::from_millis(50));
+    let state =
+        ember_serve::http::AppState::new(queue, real.model.clone(), real.metrics.clone(), timeout);
+    state.mark_warm();
+    let app = ember_serve::http::router(state.clone(), 1 << 20);
     let reply = post_json(
         &app,
         "/v1/predict",
@@ -360,18 +374,13 @@ async fn a_request_past_its_deadline_is_504_and_never_runs() {
     )
     .await;
     assert_problem(&reply, 504, "timeout", "request timeout of 50ms");
-    // Once the batch window closes, the worker finds the caller gone and skips the pass.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    assert_eq!(
-        passes(),
-        before,
-        "a timed-out request still took a forward pass"
-    );
+    // The caller is gone: nothing counts it as in flight any more (the batcher skips such jobs;
+    // see inference::batcher's tests).
     assert_eq!(
         state
             .queue
             .stats()
-            .depth
+            .in_flight
             .load(std::sync::atomic::Ordering::SeqCst),
         0
     );

@@ -99,6 +99,30 @@ async fn batches_never_exceed_max_batch() {
 }
 
 #[tokio::test]
+async fn a_lone_request_does_not_wait_for_the_batch_window() {
+    let (queue, _threads) = InferenceQueue::start(
+        classifier(),
+        QueueConfig {
+            max_batch: 64,
+            batch_wait: Duration::from_secs(5),
+            max_queue: 8,
+            workers: 1,
+        },
+    )
+    .unwrap();
+    // With nobody else in flight, a 5 s window would only delay it.
+    let answer = tokio::time::timeout(Duration::from_secs(2), queue.predict(rows(1))).await;
+    assert_eq!(
+        answer
+            .expect("a lone request waited for the window")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(queue.stats().in_flight.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn threads_stop_when_the_last_handle_is_dropped() {
     let (queue, threads) = InferenceQueue::start(
         classifier(),

@@ -75,18 +75,27 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
-    // A 1.5 s batch window makes a single-input request slow without any test hook.
-    let mut server = start(&["--batch-wait", "1500ms", "--shutdown-delay", "1s"]);
+    use std::io::{Read, Write};
+    let mut server = start(&["--shutdown-delay", "500ms"]);
     let client = reqwest::Client::new();
     wait_ready(&client, &server.base).await;
 
-    let url = format!("{}/v1/predict", server.base);
-    let body = serde_json::json!({ "inputs": [common::digits(1)[0].0] });
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { client.post(url).json(&body).send().await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A slow client: headers and half the body now, the rest only after shutdown has begun
+    // and the listener has closed. The request is in flight the whole time.
+    let body = serde_json::json!({ "inputs": [common::digits(1)[0].0] }).to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -95,23 +104,31 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
             .unwrap()
             .success()
     );
-
     // Readiness flips at once, while the listener is still open for the shutdown delay.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let ready = client
         .get(format!("{}/health/ready", server.base))
         .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 503);
+    // After the delay the listener is gone: new connections are refused...
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "listener still open"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
 
-    let reply = in_flight
-        .await
-        .unwrap()
-        .expect("in-flight request was dropped");
-    assert_eq!(reply.status(), 200);
-    let body: serde_json::Value = reply.json().await.unwrap();
-    assert_eq!(body["predictions"][0]["label"], "0");
+    // ...but the in-flight request still completes.
+    stream.write_all(tail.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#""label":"0""#), "{reply}");
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {

@@ -95,7 +95,7 @@ pub async fn predict(
     ApiJson(request): ApiJson<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let rows = validate(&request.inputs, state.model.max_batch_size)?;
-    if !state.is_ready() {
+    if !state.is_warm() {
         return Err(ApiError::NotReady("the model is not ready yet".into()));
     }
     let predictions = state.predict(rows).await?;

@@ -71,7 +71,7 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            state.set_ready(false);
+            state.begin_shutdown();
             tracing::info!(delay = ?delay, "shutdown requested: readiness is now 503, draining");
             tokio::time::sleep(delay).await;
         })

@@ -19,11 +19,14 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `--request-timeout`, if set.
     pub request_timeout: Option<Duration>,
-    ready: AtomicBool,
+    /// A warm-up forward pass has succeeded.
+    warm: AtomicBool,
+    /// A shutdown signal has arrived.
+    draining: AtomicBool,
 }
 
 impl AppState {
-    /// Not ready until [`AppState::set_ready`] is called after a successful warm-up.
+    /// Not ready until [`AppState::warm_up`] has succeeded.
     pub fn new(
         queue: InferenceQueue,
         model: ModelInfo,
@@ -36,17 +39,35 @@ impl AppState {
             model,
             metrics,
             request_timeout,
-            ready: AtomicBool::new(false),
+            warm: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         })
     }
 
+    /// Ready for new traffic: warmed up and not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.is_warm() && !self.draining.load(Ordering::SeqCst)
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-        metrics::gauge!(m::READY).set(if ready { 1.0 } else { 0.0 });
+    /// The model has answered a warm-up pass. Requests are served from then on, also while
+    /// draining: a request that reaches a handler during shutdown was accepted before it.
+    pub fn is_warm(&self) -> bool {
+        self.warm.load(Ordering::SeqCst)
+    }
+
+    pub fn mark_warm(&self) {
+        self.warm.store(true, Ordering::SeqCst);
+        self.publish_readiness();
+    }
+
+    /// Readiness turns 503 from now on; in-flight and already-connected requests still run.
+    pub fn begin_shutdown(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.publish_readiness();
+    }
+
+    fn publish_readiness(&self) {
+        metrics::gauge!(m::READY).set(if self.is_ready() { 1.0 } else { 0.0 });
     }
 
     /// Queue `rows` and await their predictions, within `--request-timeout` if one is set. A
@@ -76,7 +97,7 @@ impl AppState {
         if !(0.99..=1.01).contains(&sum) {
             return Err(format!("warm-up probabilities sum to {sum}, not 1"));
         }
-        self.set_ready(true);
+        self.mark_warm();
         Ok(())
     }
 }

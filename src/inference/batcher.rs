@@ -46,12 +46,22 @@ impl Worker {
 
     /// Add jobs to `first` until `max_batch` inputs or `batch_wait` has passed. A job that would
     /// overflow the batch is handed back to start the next one.
+    ///
+    /// The window only opens under concurrent load: a request that is the only one in flight
+    /// runs at once (waiting could only add latency: nobody else is there to share its pass),
+    /// while everything already queued is always taken along.
     fn gather(&self, first: Job) -> (Vec<Job>, Option<Job>) {
         let mut inputs = first.rows.len();
         let mut batch = vec![first];
-        let deadline = Instant::now() + self.batch_wait;
+        let alone = self.stats.in_flight.load(Ordering::SeqCst) <= 1;
+        let wait = if alone {
+            Duration::ZERO
+        } else {
+            self.batch_wait
+        };
+        let deadline = Instant::now() + wait;
         while inputs < self.max_batch {
-            let next = if self.batch_wait.is_zero() {
+            let next = if wait.is_zero() {
                 self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
             } else {
                 self.rx.recv_deadline(deadline)
@@ -120,4 +130,68 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "the backend panicked".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::oneshot;
+
+    use super::{Job, QueueStats, Worker};
+    use crate::model::{Classifier, DeviceChoice, device, weights};
+
+    fn worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
+        let dev = device::select(DeviceChoice::Cpu).unwrap().device;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+        let model = weights::load(&dir, &dev).unwrap().model;
+        Worker {
+            rx,
+            classifier: Arc::new(Classifier::new(model, dev)),
+            stats,
+            max_batch: 64,
+            batch_wait: Duration::ZERO,
+        }
+    }
+
+    fn job(
+        rows: usize,
+    ) -> (
+        Job,
+        oneshot::Receiver<Result<Vec<super::Prediction>, super::InferenceError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            rows: vec![[1.0; 64]; rows],
+            enqueued: Instant::now(),
+            reply,
+        };
+        (job, answer)
+    }
+
+    #[test]
+    fn jobs_whose_caller_is_gone_never_run() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(QueueStats::default());
+        let (abandoned, answer) = job(2);
+        drop(answer); // timed out or disconnected before its pass started
+        let (kept, kept_answer) = job(1);
+        for j in [abandoned, kept] {
+            stats.depth.fetch_add(1, Ordering::SeqCst);
+            tx.send(j).unwrap();
+        }
+        drop(tx);
+        worker(rx, stats.clone()).run();
+        assert_eq!(kept_answer.blocking_recv().unwrap().unwrap().len(), 1);
+        assert_eq!(stats.forward_passes.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            stats.inputs.load(Ordering::SeqCst),
+            1,
+            "the abandoned job's inputs ran"
+        );
+        assert_eq!(stats.depth.load(Ordering::SeqCst), 0);
+    }
 }

@@ -57,10 +57,29 @@ pub(super) struct Job {
 pub struct QueueStats {
     /// Requests waiting (not yet taken by an inference thread).
     pub depth: AtomicUsize,
+    /// Requests submitted and not yet answered (queued, batching or running).
+    pub in_flight: AtomicUsize,
     /// Forward passes run so far.
     pub forward_passes: AtomicU64,
     /// Inputs run so far.
     pub inputs: AtomicU64,
+}
+
+/// Counts a request in `in_flight` for as long as its caller waits (also when the caller's
+/// future is dropped: timeout or client gone).
+struct InFlight<'a>(&'a QueueStats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a QueueStats) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Cloneable handle to the queue. The inference threads stop once every handle is dropped and
@@ -122,6 +141,7 @@ impl InferenceQueue {
         &self,
         rows: Vec<[f32; INPUT_LEN]>,
     ) -> Result<Vec<Prediction>, InferenceError> {
+        let _in_flight = InFlight::enter(&self.stats);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
