@@ -2,9 +2,15 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
+use ember_serve::http::{AppState, router};
+use ember_serve::inference::{InferenceQueue, QueueConfig};
+use ember_serve::model::{Classifier, DeviceChoice, device, weights};
 use serde_json::{Value, json};
 
 fn assert_problem(reply: &Reply, status: u16, slug: &str, detail_contains: &str) {
@@ -286,29 +292,29 @@ async fn unknown_routes_and_methods_are_problems() {
     );
 }
 
-#[tokio::test]
-async fn a_full_queue_is_503_with_retry_after_at_once() {
-    use ember_serve::inference::{InferenceQueue, QueueConfig};
-    // A paused queue (no inference thread) with room for one request.
+/// The real app's model and metrics over a paused queue (no inference thread): requests can
+/// only queue, fill it, or time out.
+fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (axum::Router, Arc<AppState>) {
     let (_, real) = cold_app(&[]);
-    let classifier = {
-        let dev = ember_serve::model::device::select(ember_serve::model::DeviceChoice::Cpu)
-            .unwrap()
-            .device;
-        let loaded = ember_serve::model::weights::load(&repo_path("weights"), &dev).unwrap();
-        std::sync::Arc::new(ember_serve::model::Classifier::new(loaded.model, dev))
-    };
+    let dev = device::select(DeviceChoice::Cpu).unwrap().device;
+    let loaded = weights::load(&repo_path("weights"), &dev).unwrap();
+    let classifier = Arc::new(Classifier::new(loaded.model, dev));
     let config = QueueConfig {
         max_batch: 64,
-        batch_wait: std::time::Duration::ZERO,
-        max_queue: 1,
+        batch_wait: Duration::ZERO,
+        max_queue,
         workers: 0,
     };
     let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
-    let state =
-        ember_serve::http::AppState::new(queue, real.model.clone(), real.metrics.clone(), None);
+    let state = AppState::new(queue, real.model.clone(), real.metrics.clone(), timeout);
     state.mark_warm();
-    let app = ember_serve::http::router(state.clone(), 1 << 20);
+    (router(state.clone(), 1 << 20), state)
+}
+
+#[tokio::test]
+async fn a_full_queue_is_503_with_retry_after_at_once() {
+    // Room for one request.
+    let (app, state) = paused_app(1, None);
 
     let body = json!({"inputs": [vec![0.0; 64]]}).to_string();
     let waiting = tokio::spawn({
@@ -347,26 +353,8 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
 
 #[tokio::test]
 async fn a_request_past_its_deadline_is_504() {
-    use ember_serve::inference::{InferenceQueue, QueueConfig};
-    // A paused queue: the request can only time out.
-    let (_, real) = cold_app(&[]);
-    let dev = ember_serve::model::device::select(ember_serve::model::DeviceChoice::Cpu)
-        .unwrap()
-        .device;
-    let loaded = ember_serve::model::weights::load(&repo_path("weights"), &dev).unwrap();
-    let classifier = std::sync::Arc::new(ember_serve::model::Classifier::new(loaded.model, dev));
-    let config = QueueConfig {
-        max_batch: 64,
-        batch_wait: std::time::Duration::ZERO,
-        max_queue: 8,
-        workers: 0,
-    };
-    let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
-    let timeout = Some(std::time::Duration::from_millis(50));
-    let state =
-        ember_serve::http::AppState::new(queue, real.model.clone(), real.metrics.clone(), timeout);
-    state.mark_warm();
-    let app = ember_serve::http::router(state.clone(), 1 << 20);
+    // The request can only time out.
+    let (app, state) = paused_app(8, Some(Duration::from_millis(50)));
     let reply = post_json(
         &app,
         "/v1/predict",

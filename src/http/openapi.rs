@@ -23,8 +23,8 @@ use super::{routes, v2};
         HealthResponse, IndexResponse, Problem,
         v2::types::ServerMetadata, v2::types::Health, v2::types::ModelMetadata,
         v2::types::TensorMetadata, v2::types::ModelReady, v2::types::InferRequest,
-        v2::types::RequestInput, v2::types::RequestOutput, v2::types::InferResponse,
-        v2::types::ResponseOutput, v2::types::ErrorBody
+        v2::types::Tensor, v2::types::RequestOutput, v2::types::InferResponse,
+        v2::types::ErrorBody
     )),
     tags(
         (name = "inference", description = "Predictions and model metadata"),

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::V2Error;
-use super::types::{InferRequest, RequestInput, ResponseOutput};
+use super::types::{InferRequest, Tensor};
 use crate::http::routes::validate;
 use crate::inference::Prediction;
 use crate::model::{INPUT_LEN, NUM_CLASSES};
@@ -111,7 +111,7 @@ pub fn decode_inputs(
             request.inputs.len()
         )));
     };
-    let RequestInput {
+    let Tensor {
         name,
         shape,
         datatype,
@@ -239,7 +239,7 @@ pub fn requested_outputs(request: &InferRequest) -> Result<Vec<(String, bool)>, 
 pub fn encode_outputs(
     predictions: &[Prediction],
     requested: &[(String, bool)],
-) -> (Vec<ResponseOutput>, Vec<u8>) {
+) -> (Vec<Tensor>, Vec<u8>) {
     let n = predictions.len() as i64;
     let mut tail = Vec::new();
     let outputs = requested
@@ -256,7 +256,7 @@ pub fn encode_outputs(
                 let bytes = probs.iter().flat_map(|p| p.to_le_bytes()).collect();
                 (vec![n, NUM_CLASSES as i64], "FP32", json!(probs), bytes)
             };
-            let mut out = ResponseOutput {
+            let mut out = Tensor {
                 name: name.clone(),
                 shape,
                 datatype: datatype.to_string(),

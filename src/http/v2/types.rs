@@ -54,12 +54,13 @@ pub struct Health {
     pub ready: Option<bool>,
 }
 
-/// One input tensor of an inference request.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RequestInput {
+/// A tensor as the protocol writes it, in requests (`inputs`) and responses (`outputs`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Tensor {
     pub name: String,
     pub shape: Vec<i64>,
-    /// FP32, FP64, INT8..INT64 or UINT8..UINT64 (converted to FP32 where lossless).
+    /// Inputs: FP32, FP64, INT8..INT64 or UINT8..UINT64 (converted to FP32 where lossless).
+    /// Outputs: FP32 (`probabilities`) or INT64 (`label`).
     pub datatype: String,
     /// `binary_data_size` marks data sent after the JSON header (binary tensor extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,23 +98,9 @@ pub struct InferRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    pub inputs: Vec<RequestInput>,
+    pub inputs: Vec<Tensor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<RequestOutput>>,
-}
-
-/// One output tensor of an inference response.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct ResponseOutput {
-    pub name: String,
-    pub shape: Vec<i64>,
-    pub datatype: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<f64>>)]
-    pub data: Option<Value>,
 }
 
 /// Inference response (JSON part, when binary outputs follow it).
@@ -134,7 +121,7 @@ pub struct InferResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    pub outputs: Vec<ResponseOutput>,
+    pub outputs: Vec<Tensor>,
 }
 
 /// The protocol's error body.
