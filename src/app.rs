@@ -43,13 +43,19 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
 
     let classifier = Arc::new(Classifier::new(loaded.model, selected.device.clone()));
     let max_batch = args.max_batch as usize;
+    let workers = match (args.workers, selected.backend) {
+        (Some(n), _) => n as usize,
+        (None, "ndarray") => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => 1,
+    };
+    tracing::info!(workers, "inference threads");
     let (queue, workers) = InferenceQueue::start(
         classifier,
         QueueConfig {
             max_batch,
             batch_wait: args.batch_wait,
             max_queue: args.max_queue as usize,
-            workers: args.workers as usize,
+            workers,
         },
     )
     .map_err(|e| format!("cannot start the inference thread: {e}"))?;

@@ -63,10 +63,10 @@ pub struct ServeArgs {
     /// Most requests waiting in the inference queue; more get 503 with Retry-After.
     #[arg(long, env = "EMBER_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queue: u32,
-    /// Inference threads. One per physical core the model may use; the default 1 leaves the
-    /// other cores to tokio's I/O workers, which on small machines measures best (RUNBOOK.md).
-    #[arg(long, env = "EMBER_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub workers: u32,
+    /// Inference threads. Default: one per available core on the CPU backend (measured best on
+    /// 2 cores, RUNBOOK.md "Performance"), one on a GPU (its kernels run one after another).
+    #[arg(long, env = "EMBER_WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
     /// Give up on a queued request after this long with 504 (`0s`: wait as long as it takes).
     /// A request that times out before its forward pass started is dropped from the batch.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]

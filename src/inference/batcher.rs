@@ -47,21 +47,16 @@ impl Worker {
     /// Add jobs to `first` until `max_batch` inputs or `batch_wait` has passed. A job that would
     /// overflow the batch is handed back to start the next one.
     ///
-    /// The window only opens under concurrent load: a request that is the only one in flight
-    /// runs at once (waiting could only add latency: nobody else is there to share its pass),
-    /// while everything already queued is always taken along.
+    /// The window stays open only while other requests are in flight that this batch does not
+    /// hold yet: a lone request runs at once, and a batch that already holds every waiting
+    /// caller stops waiting (nobody else could join it). Everything queued is always taken.
     fn gather(&self, first: Job) -> (Vec<Job>, Option<Job>) {
         let mut inputs = first.rows.len();
         let mut batch = vec![first];
-        let alone = self.stats.in_flight.load(Ordering::SeqCst) <= 1;
-        let wait = if alone {
-            Duration::ZERO
-        } else {
-            self.batch_wait
-        };
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now() + self.batch_wait;
         while inputs < self.max_batch {
-            let next = if wait.is_zero() {
+            let others = self.stats.in_flight.load(Ordering::SeqCst) > batch.len();
+            let next = if self.batch_wait.is_zero() || !others {
                 self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
             } else {
                 self.rx.recv_deadline(deadline)
