@@ -95,9 +95,6 @@ pub async fn predict(
     ApiJson(request): ApiJson<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let rows = validate(&request.inputs, state.model.max_batch_size)?;
-    if !state.is_warm() {
-        return Err(ApiError::NotReady("the model is not ready yet".into()));
-    }
     let predictions = state.predict(rows).await?;
     let labels = &state.model.labels;
     let predictions = predictions

@@ -76,6 +76,11 @@ impl AppState {
         &self,
         rows: Vec<[f32; crate::model::INPUT_LEN]>,
     ) -> Result<Vec<crate::inference::Prediction>, super::ApiError> {
+        if !self.is_warm() {
+            return Err(super::ApiError::NotReady(
+                "the model is not ready yet".into(),
+            ));
+        }
         let answer = self.queue.predict(rows);
         let Some(limit) = self.request_timeout else {
             return Ok(answer.await?);

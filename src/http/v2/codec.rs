@@ -201,14 +201,14 @@ pub fn decode_inputs(
     validate(&rows, max_batch).map_err(|e| V2Error::bad_request(e.to_string()))
 }
 
+/// A boolean entry of a tensor's or request's `parameters`, if present.
+fn bool_parameter(parameters: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
+    parameters.as_ref()?.get(key)?.as_bool()
+}
+
 /// Which outputs to return, and whether each goes in binary.
 pub fn requested_outputs(request: &InferRequest) -> Result<Vec<(String, bool)>, V2Error> {
-    let default_binary = request
-        .parameters
-        .as_ref()
-        .and_then(|p| p.get("binary_data_output"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let default_binary = bool_parameter(&request.parameters, "binary_data_output").unwrap_or(false);
     let Some(outputs) = &request.outputs else {
         return Ok([OUTPUT_PROBABILITIES, OUTPUT_LABEL]
             .into_iter()
@@ -224,12 +224,7 @@ pub fn requested_outputs(request: &InferRequest) -> Result<Vec<(String, bool)>, 
                     o.name
                 )));
             }
-            let binary = o
-                .parameters
-                .as_ref()
-                .and_then(|p| p.get("binary_data"))
-                .and_then(Value::as_bool)
-                .unwrap_or(default_binary);
+            let binary = bool_parameter(&o.parameters, "binary_data").unwrap_or(default_binary);
             Ok((o.name.clone(), binary))
         })
         .collect()

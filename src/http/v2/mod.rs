@@ -262,9 +262,6 @@ async fn run_inference(
         .map_err(|e| V2Error::bad_request(format!("invalid inference request JSON: {e}")))?;
     let rows = codec::decode_inputs(&request, binary, state.model.max_batch_size)?;
     let requested = codec::requested_outputs(&request)?;
-    if !state.is_warm() {
-        return Err(ApiError::NotReady("the model is not ready yet".into()).into());
-    }
     let predictions = state.predict(rows).await?;
     let (outputs, tail) = codec::encode_outputs(&predictions, &requested);
     let response = InferResponse {
