@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::config::ServeArgs;
 use crate::http::{AppState, ModelInfo};
@@ -17,6 +18,33 @@ use crate::telemetry::metrics as m;
 pub struct App {
     pub state: Arc<AppState>,
     pub workers: Vec<JoinHandle<()>>,
+}
+
+/// What `--workers` and `--batch-wait` mean when not given, per backend (measured: RUNBOOK.md,
+/// "Performance").
+#[derive(Debug, PartialEq, Eq)]
+struct QueueDefaults {
+    workers: usize,
+    batch_wait: Duration,
+}
+
+impl QueueDefaults {
+    fn for_backend(backend: &str) -> Self {
+        match backend {
+            // A CPU pass runs on the calling thread and costs nearly the same per input at any
+            // batch size: one thread per core, and never idle-wait for a fuller batch.
+            "ndarray" | "flex" => Self {
+                workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                batch_wait: Duration::ZERO,
+            },
+            // A GPU pass has a large fixed cost (launch, readback): one thread feeding the
+            // device, and a short window so concurrent callers share a pass.
+            _ => Self {
+                workers: 1,
+                batch_wait: Duration::from_millis(1),
+            },
+        }
+    }
 }
 
 /// Load and verify everything `args` names and start the inference threads.
@@ -43,17 +71,15 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
 
     let classifier = Arc::new(Classifier::new(loaded.model, selected.device.clone()));
     let max_batch = args.max_batch as usize;
-    let workers = match (args.workers, selected.backend) {
-        (Some(n), _) => n as usize,
-        (None, "ndarray") => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        _ => 1,
-    };
-    tracing::info!(workers, "inference threads");
+    let defaults = QueueDefaults::for_backend(selected.backend);
+    let workers = args.workers.map_or(defaults.workers, |n| n as usize);
+    let batch_wait = args.batch_wait.unwrap_or(defaults.batch_wait);
+    tracing::info!(workers, batch_wait = ?batch_wait, max_batch, "inference threads");
     let (queue, workers) = InferenceQueue::start(
         classifier,
         QueueConfig {
             max_batch,
-            batch_wait: args.batch_wait,
+            batch_wait,
             max_queue: args.max_queue as usize,
             workers,
         },
@@ -126,4 +152,28 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_backends_use_every_core_and_never_idle_wait() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for backend in ["ndarray", "flex"] {
+            let d = QueueDefaults::for_backend(backend);
+            assert_eq!(
+                (d.workers, d.batch_wait),
+                (cores, Duration::ZERO),
+                "{backend}"
+            );
+        }
+    }
+
+    #[test]
+    fn gpu_gets_one_feeder_thread_and_a_1ms_window() {
+        let d = QueueDefaults::for_backend("wgpu");
+        assert_eq!((d.workers, d.batch_wait), (1, Duration::from_millis(1)));
+    }
 }

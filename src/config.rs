@@ -57,9 +57,12 @@ pub struct ServeArgs {
     /// Most inputs in one request, and in one forward pass.
     #[arg(long, env = "EMBER_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_batch: u32,
-    /// How long a forward pass waits for more queued inputs before it starts (`0ms` disables).
-    #[arg(long, env = "EMBER_BATCH_WAIT", default_value = "1ms", value_parser = parse_duration)]
-    pub batch_wait: Duration,
+    /// How long a forward pass may wait for more inputs before it starts (`0ms`: never wait,
+    /// batch only what is already queued). Default: 1ms on a GPU; 0 on the CPU backends, where
+    /// a pass costs nearly the same per input at any batch size and an idle wait only loses
+    /// throughput (RUNBOOK.md, "Performance").
+    #[arg(long, env = "EMBER_BATCH_WAIT", value_parser = parse_duration)]
+    pub batch_wait: Option<Duration>,
     /// Most requests waiting in the inference queue; more get 503 with Retry-After.
     #[arg(long, env = "EMBER_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queue: u32,
@@ -147,7 +150,12 @@ mod tests {
         assert_eq!(cli.serve.device, DeviceChoice::Auto);
         assert_eq!(cli.serve.max_batch, 64);
         assert_eq!(cli.serve.body_limit, 1 << 20);
-        assert_eq!(cli.serve.batch_wait, Duration::from_millis(1));
+        assert_eq!(
+            cli.serve.batch_wait, None,
+            "resolved per device at start-up"
+        );
+        let cli = Cli::try_parse_from(["ember-serve", "--batch-wait", "0ms"]).unwrap();
+        assert_eq!(cli.serve.batch_wait, Some(Duration::ZERO));
         assert!(Cli::try_parse_from(["ember-serve", "--device", "tpu"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--max-batch", "0"]).is_err());
     }

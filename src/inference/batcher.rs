@@ -38,6 +38,7 @@ impl Worker {
     }
 
     fn taken(&self, job: Job) -> Job {
+        self.stats.held.fetch_add(1, Ordering::SeqCst);
         self.stats.depth.fetch_sub(1, Ordering::SeqCst);
         metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
         metrics::histogram!(m::QUEUE_WAIT).record(job.enqueued.elapsed().as_secs_f64());
@@ -47,15 +48,18 @@ impl Worker {
     /// Add jobs to `first` until `max_batch` inputs or `batch_wait` has passed. A job that would
     /// overflow the batch is handed back to start the next one.
     ///
-    /// The window stays open only while other requests are in flight that this batch does not
-    /// hold yet: a lone request runs at once, and a batch that already holds every waiting
-    /// caller stops waiting (nobody else could join it). Everything queued is always taken.
+    /// The window stays open only while some caller is in flight that no inference thread
+    /// holds yet (queued, or being enqueued right now): a lone request runs at once, and a batch
+    /// stops waiting once every other caller is in this batch or in another thread's pass
+    /// (nobody else could join it; waiting would only idle this thread). Everything queued is
+    /// always taken.
     fn gather(&self, first: Job) -> (Vec<Job>, Option<Job>) {
         let mut inputs = first.rows.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + self.batch_wait;
         while inputs < self.max_batch {
-            let others = self.stats.in_flight.load(Ordering::SeqCst) > batch.len();
+            let in_flight = self.stats.in_flight.load(Ordering::SeqCst);
+            let others = in_flight > self.stats.held.load(Ordering::SeqCst);
             let next = if self.batch_wait.is_zero() || !others {
                 self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
             } else {
@@ -73,6 +77,12 @@ impl Worker {
     }
 
     fn run_batch(&self, batch: Vec<Job>) {
+        let taken = batch.len();
+        self.answer(batch);
+        self.stats.held.fetch_sub(taken, Ordering::SeqCst);
+    }
+
+    fn answer(&self, batch: Vec<Job>) {
         // Drop jobs whose caller has gone away (client disconnected) before spending a pass.
         let batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
         if batch.is_empty() {
@@ -188,5 +198,68 @@ mod tests {
             "the abandoned job's inputs ran"
         );
         assert_eq!(stats.depth.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            stats.held.load(Ordering::SeqCst),
+            0,
+            "answered jobs still held"
+        );
+    }
+
+    /// A worker with a long batch window, for the gather tests.
+    fn waiting_worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
+        Worker {
+            batch_wait: Duration::from_secs(30),
+            ..worker(rx, stats)
+        }
+    }
+
+    #[test]
+    fn window_does_not_wait_for_callers_another_thread_holds() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(QueueStats::default());
+        // Five callers in flight: three in another thread's pass, this one, and one queued.
+        stats.in_flight.store(5, Ordering::SeqCst);
+        stats.held.store(3, Ordering::SeqCst);
+        let (queued, _a) = job(1);
+        stats.depth.store(1, Ordering::SeqCst);
+        tx.send(queued).unwrap();
+        let (first, _b) = job(1);
+        stats.held.fetch_add(1, Ordering::SeqCst); // as `taken` would have counted it
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (batch, carry) = waiting_worker(rx, stats).gather(first);
+            done_tx.send((batch.len(), carry.is_none())).unwrap();
+            drop(tx); // keep the channel open until gather returns
+        });
+        // With the 30 s window honoured this would time out: nobody else can join the batch.
+        let (len, no_carry) = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("gather waited for callers held by another thread");
+        assert_eq!((len, no_carry), (2, true));
+    }
+
+    #[test]
+    fn window_waits_for_a_caller_nobody_holds_yet() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(QueueStats::default());
+        // Two callers in flight: the first is taken, the second is still being enqueued.
+        stats.in_flight.store(2, Ordering::SeqCst);
+        stats.held.store(1, Ordering::SeqCst);
+        stats.depth.store(1, Ordering::SeqCst);
+        let (first, _a) = job(1);
+        let (late, _b) = job(3);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send(late).unwrap();
+            tx
+        });
+        let (batch, carry) = waiting_worker(rx, stats.clone()).gather(first);
+        drop(sender.join());
+        assert!(carry.is_none());
+        assert_eq!(
+            batch.iter().map(|j| j.rows.len()).collect::<Vec<_>>(),
+            [1, 3]
+        );
+        assert_eq!(stats.held.load(Ordering::SeqCst), 2);
     }
 }

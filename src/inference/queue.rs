@@ -59,6 +59,8 @@ pub struct QueueStats {
     pub depth: AtomicUsize,
     /// Requests submitted and not yet answered (queued, batching or running).
     pub in_flight: AtomicUsize,
+    /// Requests an inference thread has taken and not yet answered (batching or running).
+    pub held: AtomicUsize,
     /// Forward passes run so far.
     pub forward_passes: AtomicU64,
     /// Inputs run so far.
