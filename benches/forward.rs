@@ -9,7 +9,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ember_serve::model::{Classifier, DeviceChoice, device, weights};
 
 fn devices() -> Vec<device::SelectedDevice> {
-    let mut out = vec![device::select(DeviceChoice::Cpu).expect("CPU backend")];
+    let mut out = device::cpu_backends();
     match device::select(DeviceChoice::Gpu) {
         Ok(gpu) => out.push(gpu),
         Err(e) => eprintln!("no wgpu bench: {e}"),

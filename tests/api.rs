@@ -36,7 +36,7 @@ async fn predicts_real_digits_in_order() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let body = reply.json();
     assert_eq!(body["model"], "digits-cnn");
-    assert_eq!(body["backend"], "ndarray");
+    assert_eq!(body["backend"], cpu_backend());
     assert_eq!(body["device"], "cpu");
     let preds = body["predictions"].as_array().unwrap();
     assert_eq!(preds.len(), 40);
@@ -66,12 +66,12 @@ async fn models_describes_the_served_model() {
     assert_eq!(reply.status, StatusCode::OK);
     let m = &reply.json()["models"][0];
     assert_eq!(m["name"], "digits-cnn");
-    assert_eq!(m["version"], "1.0.0");
+    assert_eq!(m["version"], "2.0.0");
     assert_eq!(m["input"]["shape"], json!([-1, 64]));
     assert_eq!(m["input"]["dtype"], "float32");
     assert_eq!(m["output"]["shape"], json!([-1, 10]));
     assert_eq!(m["labels"].as_array().unwrap().len(), 10);
-    assert_eq!(m["backend"], "ndarray");
+    assert_eq!(m["backend"], cpu_backend());
     assert_eq!(m["device"], "cpu");
     assert_eq!(m["max_batch_size"], 32);
     let manifest: Value =

@@ -144,7 +144,7 @@ async fn server_metadata_and_health() {
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["ready"], true);
     assert_eq!(
-        get(&app, "/v2/models/digits-cnn/versions/1.0.0/ready")
+        get(&app, "/v2/models/digits-cnn/versions/2.0.0/ready")
             .await
             .status,
         200
@@ -156,13 +156,13 @@ async fn model_metadata_declares_the_tensors() {
     let (app, _) = ready_app(&[]).await;
     for uri in [
         "/v2/models/digits-cnn",
-        "/v2/models/digits-cnn/versions/1.0.0",
+        "/v2/models/digits-cnn/versions/2.0.0",
     ] {
         let reply = get(&app, uri).await;
         assert_eq!(reply.status, 200);
         let m = reply.json();
         assert_eq!(m["name"], "digits-cnn");
-        assert_eq!(m["versions"], json!(["1.0.0"]));
+        assert_eq!(m["versions"], json!(["2.0.0"]));
         assert_eq!(
             m["inputs"],
             json!([{"name": "input", "datatype": "FP32", "shape": [-1, 64]}])
@@ -186,9 +186,9 @@ async fn unknown_models_and_versions_are_404() {
         "unknown model 'mnist'",
     );
     assert_error(
-        &get(&app, "/v2/models/digits-cnn/versions/2.0.0").await,
+        &get(&app, "/v2/models/digits-cnn/versions/1.0.0").await,
         404,
-        "unknown version '2.0.0'",
+        "unknown version '1.0.0'",
     );
     assert_error(
         &get(&app, "/v2/models/mnist/ready").await,
@@ -219,7 +219,7 @@ async fn unknown_models_and_versions_are_404() {
     assert_eq!(
         post_json(
             &app,
-            "/v2/models/digits-cnn/versions/1.0.0/infer",
+            "/v2/models/digits-cnn/versions/2.0.0/infer",
             body.to_string()
         )
         .await
@@ -239,7 +239,7 @@ async fn json_inference_matches_v1_and_echoes_the_id() {
     let body = reply.json();
     assert_eq!(body["id"], "req-7");
     assert_eq!(body["model_name"], "digits-cnn");
-    assert_eq!(body["model_version"], "1.0.0");
+    assert_eq!(body["model_version"], "2.0.0");
     let p = output(&body, "probabilities");
     assert_eq!(p["shape"], json!([12, 10]));
     assert_eq!(p["datatype"], "FP32");
@@ -329,7 +329,7 @@ async fn binary_inputs_and_outputs_both_ways() {
     let header = json!({"inputs": [{"name": "input", "shape": [5, 64], "datatype": "UINT8", "parameters": {"binary_data_size": uint8.len()}}]});
     let reply = infer_binary(
         &app,
-        "/v2/models/digits-cnn/versions/1.0.0/infer",
+        "/v2/models/digits-cnn/versions/2.0.0/infer",
         header,
         &uint8,
     )

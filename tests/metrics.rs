@@ -60,7 +60,8 @@ async fn metrics_are_complete_and_pass_promtool() {
     assert!(text.contains(
         "ember_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"0.0001\"}"
     ));
-    assert!(text.contains(r#"backend="ndarray",device="cpu",arch=""#));
+    let backend = common::cpu_backend();
+    assert!(text.contains(&format!(r#"backend="{backend}",device="cpu",arch=""#)));
     assert!(text.contains("ember_ready 1"));
 
     let Ok(mut promtool) = Command::new("promtool")

@@ -34,19 +34,45 @@ fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 }
 
 #[test]
-fn committed_weights_reach_97_percent_on_held_out_data() {
+fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
     let samples = dataset::load(&repo_path(dataset::DEFAULT_PATH)).unwrap();
     assert_eq!(samples.len(), 1797);
     let (train, held_out) = dataset::split(samples, dataset::SPLIT_SEED);
     assert_eq!((train.len(), held_out.len()), (1438, 359));
-    let loaded = weights::load(&repo_path("weights"), &cpu()).unwrap();
-    let accuracy = dataset::accuracy(&Classifier::new(loaded.model, cpu()), &held_out).unwrap();
-    assert!(
-        accuracy >= 0.97,
-        "held-out accuracy {accuracy:.4} is below the 97 % gate"
-    );
-    // The manifest records what training measured; it must agree with what we just measured.
-    assert!((accuracy - loaded.manifest.held_out_accuracy).abs() < 1e-3);
+    let backends = device::cpu_backends();
+    assert!(!backends.is_empty(), "no CPU backend compiled in");
+    let rows: Vec<_> = held_out.iter().map(|s| s.pixels).collect();
+    let mut reference: Option<(&str, Vec<[f32; 10]>)> = None;
+    for cpu in &backends {
+        let loaded = weights::load(&repo_path("weights"), &cpu.device).unwrap();
+        let classifier = Classifier::new(loaded.model, cpu.device.clone());
+        let accuracy = dataset::accuracy(&classifier, &held_out).unwrap();
+        assert!(
+            accuracy >= 0.97,
+            "{}: held-out accuracy {accuracy:.4} is below the 97 % gate",
+            cpu.backend
+        );
+        // The manifest records what training measured; it must agree with what we just measured.
+        assert!((accuracy - loaded.manifest.held_out_accuracy).abs() < 1e-3);
+        // Every CPU backend must serve the same answers from the same weights.
+        let probs = classifier.probabilities(&rows).unwrap();
+        match &reference {
+            None => reference = Some((cpu.backend, probs)),
+            Some((first, expected)) => {
+                let worst = expected
+                    .iter()
+                    .flatten()
+                    .zip(probs.iter().flatten())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-4,
+                    "{first} and {} differ by {worst}",
+                    cpu.backend
+                );
+            }
+        }
+    }
 }
 
 #[test]

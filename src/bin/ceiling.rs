@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
 
-const ANSWER: &str = r#"{"model":"digits-cnn","model_version":"1.0.0","backend":"none","device":"none","predictions":[{"label":"0","class":0,"confidence":1.0,"probabilities":[1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0]}]}"#;
+const ANSWER: &str = r#"{"model":"digits-cnn","model_version":"2.0.0","backend":"none","device":"none","predictions":[{"label":"0","class":0,"confidence":1.0,"probabilities":[1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0]}]}"#;
 
 async fn predict(body: Bytes) -> impl IntoResponse {
     std::hint::black_box(body);

@@ -29,14 +29,14 @@ struct Args {
     /// Seed for the split, the initial weights and the batch order.
     #[arg(long, default_value_t = dataset::SPLIT_SEED)]
     seed: u64,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 60)]
     epochs: usize,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     #[arg(long, default_value_t = 1e-3)]
     learning_rate: f64,
     /// Semantic version written into the manifest.
-    #[arg(long, default_value = "1.0.0")]
+    #[arg(long, default_value = "2.0.0")]
     model_version: String,
 }
 

@@ -44,7 +44,7 @@ pub struct PredictionBody {
 pub struct PredictResponse {
     pub model: String,
     pub model_version: String,
-    /// `ndarray` or `wgpu`.
+    /// `flex`, `ndarray` or `wgpu`.
     pub backend: String,
     /// `cpu` or the GPU adapter's name.
     pub device: String,
@@ -62,14 +62,14 @@ pub struct ModelsResponse {
 pub struct ModelMetadata {
     #[schema(example = "digits-cnn")]
     pub name: String,
-    #[schema(example = "1.0.0")]
+    #[schema(example = "2.0.0")]
     pub version: String,
     #[schema(value_type = Object)]
     pub input: TensorSpec,
     #[schema(value_type = Object)]
     pub output: TensorSpec,
     pub labels: Vec<String>,
-    /// Backend the model runs on (`ndarray` or `wgpu`).
+    /// Backend the model runs on (`flex`, `ndarray` or `wgpu`).
     pub backend: String,
     /// `cpu` or the GPU adapter's name.
     pub device: String,

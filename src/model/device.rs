@@ -1,7 +1,7 @@
 //! Which backend and device the model runs on.
 //!
-//! burn 0.22 compiles backends in by cargo feature (`ndarray` for the CPU, `wgpu` for GPUs) and
-//! picks a device at run time. This module turns the operator's `--device auto|cpu|gpu` into a
+//! burn 0.22 compiles backends in by cargo feature (`ndarray` or `flex` for the CPU, `wgpu` for
+//! GPUs) and picks a device at run time. This module turns the operator's `--device auto|cpu|gpu` into a
 //! concrete [`Device`], and says what it chose in words the logs, `/v1/models` and the metrics
 //! can show.
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 pub enum DeviceChoice {
     /// A hardware GPU adapter if one is found, otherwise the CPU backend.
     Auto,
-    /// The CPU backend (burn-ndarray).
+    /// The CPU backend: burn-flex where compiled in (about twice as fast), else burn-ndarray.
     Cpu,
     /// A wgpu adapter (Vulkan, Metal, DX12); software adapters such as lavapipe count.
     Gpu,
@@ -24,7 +24,7 @@ pub enum DeviceChoice {
 #[derive(Debug, Clone)]
 pub struct SelectedDevice {
     pub device: Device,
-    /// `ndarray` or `wgpu`.
+    /// `flex`, `ndarray` or `wgpu`.
     pub backend: &'static str,
     /// `cpu`, or the adapter's name as the driver reports it.
     pub name: String,
@@ -62,6 +62,9 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, String> {
 /// Names of the backends compiled into this binary.
 pub fn compiled_backends() -> Vec<&'static str> {
     let mut out = Vec::new();
+    if cfg!(feature = "flex") {
+        out.push("flex");
+    }
     if cfg!(feature = "ndarray") {
         out.push("ndarray");
     }
@@ -71,23 +74,36 @@ pub fn compiled_backends() -> Vec<&'static str> {
     out
 }
 
-#[cfg(feature = "ndarray")]
-fn cpu() -> Result<SelectedDevice, String> {
-    // burn-ndarray is deprecated upstream in favour of flex; the design keeps it as the default
-    // CPU backend, so the one deprecated constructor is allowed here and nowhere else.
-    #[allow(deprecated)]
-    let device = Device::ndarray();
-    Ok(SelectedDevice {
-        device,
-        backend: "ndarray",
+/// The CPU backends compiled into this binary, preferred first.
+pub fn cpu_backends() -> Vec<SelectedDevice> {
+    let mut out = Vec::new();
+    #[cfg(feature = "flex")]
+    out.push(SelectedDevice {
+        device: Device::flex(),
+        backend: "flex",
         name: "cpu".into(),
         software: false,
-    })
+    });
+    #[cfg(feature = "ndarray")]
+    {
+        // burn-ndarray is deprecated upstream in favour of flex; the design keeps it as the
+        // default CPU backend, so the one deprecated constructor is allowed here and nowhere else.
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        out.push(SelectedDevice {
+            device,
+            backend: "ndarray",
+            name: "cpu".into(),
+            software: false,
+        });
+    }
+    out
 }
 
-#[cfg(not(feature = "ndarray"))]
 fn cpu() -> Result<SelectedDevice, String> {
-    Err("this binary has no CPU backend (built without the `ndarray` feature)".into())
+    cpu_backends().into_iter().next().ok_or_else(|| {
+        "this binary has no CPU backend (built without the `ndarray` and `flex` features)".into()
+    })
 }
 
 /// Every wgpu adapter this process can open, hardware first. Enumeration probes the driver,

@@ -40,7 +40,7 @@ outputs = [
     httpclient.InferRequestedOutput("label", binary_data=False),
     httpclient.InferRequestedOutput("probabilities", binary_data=True),
 ]
-again = client.infer("digits-cnn", [inp], outputs=outputs, model_version="1.0.0")
+again = client.infer("digits-cnn", [inp], outputs=outputs, model_version="2.0.0")
 assert (again.as_numpy("label") == predicted).all()
 
 # The same images through ember-serve's own API give the same answers.

@@ -19,6 +19,14 @@ pub fn repo_path(rel: &str) -> PathBuf {
 }
 
 /// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
+/// The backend `--device cpu` resolves to in this build (`flex` where compiled in, else `ndarray`).
+#[allow(dead_code)] // not every test binary asks
+pub fn cpu_backend() -> &'static str {
+    ember_serve::model::device::select(ember_serve::model::DeviceChoice::Cpu)
+        .map(|d| d.backend)
+        .unwrap_or("none")
+}
+
 pub fn args(extra: &[&str]) -> ServeArgs {
     let weights = repo_path("weights");
     let mut argv = vec![

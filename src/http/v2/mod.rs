@@ -153,7 +153,7 @@ pub async fn model_metadata(
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "kserve-v2",
     params(
         ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version", example = "1.0.0"),
+        ("version" = String, Path, description = "Model version", example = "2.0.0"),
     ),
     responses(
         (status = 200, description = "Model metadata", body = ModelMetadata),
@@ -200,7 +200,7 @@ fn model_readiness(state: &AppState) -> Response {
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "kserve-v2",
     params(
         ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version", example = "1.0.0"),
+        ("version" = String, Path, description = "Model version", example = "2.0.0"),
     ),
     responses(
         (status = 200, description = "Ready", body = ModelReady),
@@ -296,7 +296,7 @@ async fn run_inference(
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "kserve-v2",
     params(
         ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version", example = "1.0.0"),
+        ("version" = String, Path, description = "Model version", example = "2.0.0"),
     ),
     request_body(content = InferRequest, content_type = "application/json"),
     responses(

@@ -24,7 +24,7 @@ pub struct TensorMetadata {
 /// `GET /v2/models/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "name": "digits-cnn", "versions": ["1.0.0"], "platform": "burn_ndarray",
+    "name": "digits-cnn", "versions": ["2.0.0"], "platform": "burn_ndarray",
     "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
     "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
                 {"name": "label", "datatype": "INT64", "shape": [-1]}]
@@ -106,7 +106,7 @@ pub struct InferRequest {
 /// Inference response (JSON part, when binary outputs follow it).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "model_name": "digits-cnn", "model_version": "1.0.0", "id": "42",
+    "model_name": "digits-cnn", "model_version": "2.0.0", "id": "42",
     "outputs": [
         {"name": "label", "shape": [1], "datatype": "INT64", "data": [0]},
         {"name": "probabilities", "shape": [1, 10], "datatype": "FP32",
