@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Load test on loopback: release ember-serve with batching on and off, and the bare-axum
-# ceiling (src/bin/ceiling.rs), at concurrency 1, 16, 64 and 256, single-input predictions.
+# Load test on loopback: release ember-serve with batching on (the defaults), on with a 1 ms
+# batch window, and off, plus the bare-axum ceiling (src/bin/ceiling.rs), at concurrency 1, 16,
+# 64 and 256, single-input predictions.
 # Also measures cold start (spawn → /health/ready 200) and peak RSS during the c=256 run.
 #
 #   bash benches/load.sh              # DURATION=10s per point by default
 #   DURATION=5s bash benches/load.sh
+#   FEATURES=ndarray bash benches/load.sh   # another CPU backend (default: flex, as the images)
 #
 # Needs wrk (apt-get install wrk) and, for the plot, gnuplot (apt-get install gnuplot-nox).
 # Writes benches/results/load.csv, load.json and load.png; prints a table. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+FEATURES=${FEATURES:-flex}
 OUT=benches/results
 PORT=18180
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --locked --bin ember-serve --bin ceiling >&2
+cargo build --release --locked --features "$FEATURES" --bin ember-serve --bin ceiling >&2
 BIN=target/release
 
 body=$(python3 -c 'import json; print(json.dumps({"inputs": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]]}))')
@@ -52,6 +55,7 @@ trap 'stop; rm -f "$lua"' EXIT
 start() { # mode
   case "$1" in
     batching-on)  "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn & ;;
+    window-1ms)   "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --batch-wait 1ms & ;;
     batching-off) "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --max-batch 1 --batch-wait 0ms & ;;
     ceiling)      "$BIN/ceiling" "127.0.0.1:$PORT" 2>/dev/null & ;;
   esac
@@ -60,11 +64,14 @@ start() { # mode
 }
 
 echo "mode,concurrency,requests_per_s,p50_ms,p99_ms,errors" > "$OUT/load.csv"
-cold_start_ms="" peak_rss_kib=""
-for mode in batching-on batching-off ceiling; do
+cold_start_ms="" peak_rss_kib="" backend=""
+for mode in batching-on window-1ms batching-off ceiling; do
   t0=$(now_ms)
   start "$mode"
-  [ "$mode" = batching-on ] && cold_start_ms=$(( $(now_ms) - t0 ))
+  if [ "$mode" = batching-on ]; then
+    cold_start_ms=$(( $(now_ms) - t0 ))
+    backend=$(curl -fs "http://127.0.0.1:$PORT/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["models"][0]["backend"])')
+  fi
   wrk -t1 -c16 -d2s -s "$lua" "http://127.0.0.1:$PORT/v1/predict" >/dev/null  # warm-up
   for c in 1 16 64 256; do
     threads=$(( c < 2 ? 1 : 2 ))
@@ -83,14 +90,16 @@ for mode in batching-on batching-off ceiling; do
   stop
 done
 
-python3 - "$OUT" "$cold_start_ms" "$peak_rss_kib" "$DURATION" <<'PY'
+python3 - "$OUT" "$cold_start_ms" "$peak_rss_kib" "$DURATION" "$FEATURES" "$backend" <<'PY'
 import csv, json, os, platform, sys
-out, cold, rss, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+out, cold, rss, duration, features, backend = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 rows = list(csv.DictReader(open(f"{out}/load.csv")))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 summary = {
     "machine": {"cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release()},
     "duration_per_point": duration,
+    "cargo_features": features,
+    "backend": backend,
     "cold_start_ms": cold,
     "peak_rss_mib_c256": round(rss / 1024, 1),
     "points": rows,
@@ -104,7 +113,7 @@ on, off, ceil = (float(by[(m, "64")]["requests_per_s"]) for m in ("batching-on",
 print(f"\nc=64: batching on/off = {on / off:.2f}x (target >= 2x); on/ceiling = {on / ceil:.2f} (target >= 0.8)")
 print(f"p99 at c=1 with batching: {float(by[('batching-on', '1')]['p99_ms']):.3f} ms (target <= 1 ms)")
 print(f"cold start: {cold} ms (target <= 100 ms); peak RSS at c=256: {rss / 1024:.1f} MiB (target <= 64 MiB)")
-print(f"machine: {os.cpu_count()} cores, {cpu}; wrk and the server share them")
+print(f"machine: {os.cpu_count()} cores, {cpu}; wrk and the server share them; backend {backend} (features {features})")
 PY
 
 if command -v gnuplot >/dev/null; then
@@ -112,13 +121,14 @@ if command -v gnuplot >/dev/null; then
 set terminal pngcairo size 900,540 noenhanced
 set output "$OUT/load.png"
 set datafile separator ","
-set title "ember-serve throughput vs concurrency (single-input /v1/predict, loopback, $(nproc) cores)"
+set title "ember-serve throughput vs concurrency (single-input /v1/predict, features $FEATURES, loopback, $(nproc) cores)"
 set xlabel "concurrent connections"
 set ylabel "requests/s"
 set logscale x 2
 set key top left
 set grid
-plot "< grep '^batching-on,' $OUT/load.csv" using 2:3 with linespoints lw 2 title "batching on (1 ms window)", \
+plot "< grep '^batching-on,' $OUT/load.csv" using 2:3 with linespoints lw 2 title "batching on (defaults: no idle wait)", \
+     "< grep '^window-1ms,' $OUT/load.csv" using 2:3 with linespoints lw 2 title "batching on, --batch-wait 1ms", \
      "< grep '^batching-off,' $OUT/load.csv" using 2:3 with linespoints lw 2 title "batching off (--max-batch 1)", \
      "< grep '^ceiling,' $OUT/load.csv" using 2:3 with linespoints lw 2 dt 2 title "bare axum ceiling"
 GP
