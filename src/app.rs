@@ -20,29 +20,30 @@ pub struct App {
     pub workers: Vec<JoinHandle<()>>,
 }
 
-/// What `--workers` and `--batch-wait` mean when not given, per backend (measured: RUNBOOK.md,
-/// "Performance").
-#[derive(Debug, PartialEq, Eq)]
+/// What `--workers` and `--batch-wait` mean when not given, on a CPU backend or a GPU
+/// (measured: RUNBOOK.md, "Performance").
+#[derive(Debug)]
 struct QueueDefaults {
     workers: usize,
     batch_wait: Duration,
 }
 
 impl QueueDefaults {
-    fn for_backend(backend: &str) -> Self {
-        match backend {
+    fn for_device(cpu_backend: bool) -> Self {
+        if cpu_backend {
             // A CPU pass runs on the calling thread and costs nearly the same per input at any
             // batch size: one thread per core, and never idle-wait for a fuller batch.
-            "ndarray" | "flex" => Self {
+            Self {
                 workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 batch_wait: Duration::ZERO,
-            },
+            }
+        } else {
             // A GPU pass has a large fixed cost (launch, readback): one thread feeding the
             // device, and a short window so concurrent callers share a pass.
-            _ => Self {
+            Self {
                 workers: 1,
                 batch_wait: Duration::from_millis(1),
-            },
+            }
         }
     }
 }
@@ -71,7 +72,7 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
 
     let classifier = Arc::new(Classifier::new(loaded.model, selected.device.clone()));
     let max_batch = args.max_batch as usize;
-    let defaults = QueueDefaults::for_backend(selected.backend);
+    let defaults = QueueDefaults::for_device(selected.is_cpu_backend());
     let workers = args.workers.map_or(defaults.workers, |n| n as usize);
     let batch_wait = args.batch_wait.unwrap_or(defaults.batch_wait);
     tracing::info!(workers, batch_wait = ?batch_wait, max_batch, "inference threads");
@@ -161,19 +162,13 @@ mod tests {
     #[test]
     fn cpu_backends_use_every_core_and_never_idle_wait() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for backend in ["ndarray", "flex"] {
-            let d = QueueDefaults::for_backend(backend);
-            assert_eq!(
-                (d.workers, d.batch_wait),
-                (cores, Duration::ZERO),
-                "{backend}"
-            );
-        }
+        let d = QueueDefaults::for_device(true);
+        assert_eq!((d.workers, d.batch_wait), (cores, Duration::ZERO));
     }
 
     #[test]
     fn gpu_gets_one_feeder_thread_and_a_1ms_window() {
-        let d = QueueDefaults::for_backend("wgpu");
+        let d = QueueDefaults::for_device(false);
         assert_eq!((d.workers, d.batch_wait), (1, Duration::from_millis(1)));
     }
 }

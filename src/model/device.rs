@@ -32,6 +32,14 @@ pub struct SelectedDevice {
     pub software: bool,
 }
 
+impl SelectedDevice {
+    /// One of the CPU backends (flex or ndarray): a forward pass computes on the calling thread,
+    /// at nearly the same cost per input whatever the batch size.
+    pub fn is_cpu_backend(&self) -> bool {
+        matches!(self.backend, "flex" | "ndarray")
+    }
+}
+
 /// Resolve `choice` against the backends compiled into this binary and the adapters present.
 pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, String> {
     match choice {
@@ -135,4 +143,17 @@ fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
 #[cfg(not(feature = "wgpu"))]
 fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
     Err("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cpu_backend_says_so() {
+        let cpus = cpu_backends();
+        assert!(!cpus.is_empty());
+        assert!(cpus.iter().all(SelectedDevice::is_cpu_backend));
+        assert!(cpu().unwrap().is_cpu_backend());
+    }
 }
