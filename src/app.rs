@@ -31,8 +31,10 @@ struct QueueDefaults {
 impl QueueDefaults {
     fn for_device(cpu_backend: bool) -> Self {
         if cpu_backend {
-            // A CPU pass runs on the calling thread and costs nearly the same per input at any
-            // batch size: one thread per core, and never idle-wait for a fuller batch.
+            // A CPU pass runs on the calling thread: one thread per core. Whatever is queued is
+            // already a batch (a pass over 64 inputs costs ~7x less per input than over one),
+            // but an idle wait for a fuller one leaves a core unused: on 2 cores a 0.2 or 1 ms
+            // window lost 5-25 % req/s at c=16..64 (RUNBOOK.md, "Performance").
             Self {
                 workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 batch_wait: Duration::ZERO,

@@ -59,8 +59,8 @@ pub struct ServeArgs {
     pub max_batch: u32,
     /// How long a forward pass may wait for more inputs before it starts (`0ms`: never wait,
     /// batch only what is already queued). Default: 1ms on a GPU; 0 on the CPU backends, where
-    /// a pass costs nearly the same per input at any batch size and an idle wait only loses
-    /// throughput (RUNBOOK.md, "Performance").
+    /// an idle wait leaves a core unused and measured slower than batching what is queued
+    /// (RUNBOOK.md, "Performance").
     #[arg(long, env = "EMBER_BATCH_WAIT", value_parser = parse_duration)]
     pub batch_wait: Option<Duration>,
     /// Most requests waiting in the inference queue; more get 503 with Retry-After.

@@ -75,6 +75,33 @@ fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
     }
 }
 
+/// One input runs the convolutional form, two or more the dense form (`Classifier`): every
+/// held-out image must get the same answer either way, on every CPU backend.
+#[test]
+fn an_image_gets_the_same_answer_alone_and_in_a_batch() {
+    let samples = dataset::load(&repo_path(dataset::DEFAULT_PATH)).unwrap();
+    let (_, held_out) = dataset::split(samples, dataset::SPLIT_SEED);
+    let rows: Vec<_> = held_out.iter().map(|s| s.pixels).collect();
+    for cpu in device::cpu_backends() {
+        let loaded = weights::load(&repo_path("weights"), &cpu.device).unwrap();
+        let classifier = Classifier::new(loaded.model, cpu.device.clone());
+        let batched = classifier.probabilities(&rows).unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            let alone = classifier.probabilities(std::slice::from_ref(row)).unwrap();
+            let worst = alone[0]
+                .iter()
+                .zip(&batched[i])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-5,
+                "{}: held-out image {i} differs by {worst} alone vs batched",
+                cpu.backend
+            );
+        }
+    }
+}
+
 #[test]
 fn weights_stay_small_and_pinned() {
     let bytes = std::fs::read(repo_path("weights/digits-cnn.safetensors")).unwrap();

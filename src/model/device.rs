@@ -33,8 +33,8 @@ pub struct SelectedDevice {
 }
 
 impl SelectedDevice {
-    /// One of the CPU backends (flex or ndarray): a forward pass computes on the calling thread,
-    /// at nearly the same cost per input whatever the batch size.
+    /// One of the CPU backends (flex or ndarray): a forward pass computes on the calling thread
+    /// and starts at once (no launch or readback to amortise).
     pub fn is_cpu_backend(&self) -> bool {
         matches!(self.backend, "flex" | "ndarray")
     }

@@ -5,9 +5,11 @@
 
 pub mod cnn;
 pub mod dataset;
+pub mod dense;
 pub mod device;
 pub mod weights;
 
 pub use cnn::{Classifier, DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
+pub use dense::DenseCnn;
 pub use device::{DeviceChoice, SelectedDevice};
 pub use weights::{Manifest, WeightsError};
