@@ -6,14 +6,14 @@
 #
 #   bash benches/load.sh              # DURATION=10s per point by default
 #   DURATION=5s bash benches/load.sh
-#   FEATURES=ndarray bash benches/load.sh   # another CPU backend (default: flex, as the images)
+#   FEATURES=ndarray bash benches/load.sh   # another build (default: flex,mimalloc, as the images)
 #
 # Needs wrk (apt-get install wrk) and, for the plot, gnuplot (apt-get install gnuplot-nox).
 # Writes benches/results/load.csv, load.json and load.png; prints a table. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
-FEATURES=${FEATURES:-flex}
+FEATURES=${FEATURES:-flex,mimalloc}
 OUT=benches/results
 PORT=18180
 mkdir -p "$OUT"

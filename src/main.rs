@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use ember_serve::config::{Cli, Command};
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck { url, timeout }) = cli.command {
