@@ -32,7 +32,7 @@ impl QueueDefaults {
     fn for_device(cpu_backend: bool) -> Self {
         if cpu_backend {
             // A CPU pass runs on the calling thread: one thread per core. Whatever is queued is
-            // already a batch (a pass over 64 inputs costs ~7x less per input than over one),
+            // already a batch (a pass over 64 inputs costs 6.5x less per input than over one),
             // but an idle wait for a fuller one leaves a core unused: on 2 cores a 0.2 or 1 ms
             // window lost 5-25 % req/s at c=16..64 (RUNBOOK.md, "Performance").
             Self {
