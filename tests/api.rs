@@ -244,6 +244,11 @@ async fn bad_shapes_and_values_are_422() {
         (json!({"inputs": [row(-1.0)]}), "outside 0..=16"),
         (json!({"inputs": [row(1e300)]}), "outside 0..=16"),
         (json!({"inputs": [["x"]]}), "invalid type"),
+        // The message names where the bad value is.
+        (
+            json!({"inputs": [row(1.0), [0, "x"]]}),
+            "inputs[1][1]: invalid type",
+        ),
         (json!({"inputs": "nope"}), "invalid type"),
         (json!({"pixels": [row(1.0)]}), "unknown field"),
         (json!({}), "missing field `inputs`"),
