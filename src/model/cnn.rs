@@ -72,9 +72,10 @@ pub fn to_input(device: &Device, rows: &[[f32; INPUT_LEN]]) -> Tensor<2> {
 /// A loaded network bound to the device it runs on, in both of its forms: the convolutional
 /// network as trained, and the same network lowered to dense matmuls ([`DenseCnn`]).
 ///
-/// A pass over one input runs the convolutional form: it has half the kernels, and alone an
-/// input is all per-kernel overhead (flex 11 µs vs 13 µs, ndarray 17 µs vs 26 µs). From two
-/// inputs on the dense form wins and keeps winning (batch 64: 3.5× on flex, 4.8× on ndarray).
+/// A pass over one input runs the convolutional form: it launches less than half as many
+/// kernels, and alone an input is all per-kernel overhead (flex 11 µs vs 13 µs, ndarray 17 µs vs
+/// 26 µs). From two inputs on the dense form wins and keeps winning (batch 64: 3.4× on flex,
+/// 4.7× on ndarray).
 /// Both compute the same function; RUNBOOK.md, "Performance", has the measurements.
 #[derive(Debug)]
 pub struct Classifier {
