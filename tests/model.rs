@@ -33,6 +33,15 @@ fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     std::fs::write(path, m.to_string()).unwrap();
 }
 
+/// The largest absolute difference between two equally long lists of probabilities.
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared lists differ in length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 #[test]
 fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
     let samples = dataset::load(&repo_path(dataset::DEFAULT_PATH)).unwrap();
@@ -59,12 +68,7 @@ fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
         match &reference {
             None => reference = Some((cpu.backend, probs)),
             Some((first, expected)) => {
-                let worst = expected
-                    .iter()
-                    .flatten()
-                    .zip(probs.iter().flatten())
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+                let worst = largest_difference(expected.as_flattened(), probs.as_flattened());
                 assert!(
                     worst < 1e-4,
                     "{first} and {} differ by {worst}",
@@ -88,11 +92,7 @@ fn an_image_gets_the_same_answer_alone_and_in_a_batch() {
         let batched = classifier.probabilities(&rows).unwrap();
         for (i, row) in rows.iter().enumerate() {
             let alone = classifier.probabilities(std::slice::from_ref(row)).unwrap();
-            let worst = alone[0]
-                .iter()
-                .zip(&batched[i])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let worst = largest_difference(&alone[0], &batched[i]);
             assert!(
                 worst < 1e-5,
                 "{}: held-out image {i} differs by {worst} alone vs batched",
