@@ -37,6 +37,9 @@ pub enum Command {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Print the version, the Cargo features compiled in, the architecture this binary was
+    /// built for and the machine it is running on (`uname -m`).
+    Version,
 }
 
 /// Settings of the HTTP server and the inference queue.

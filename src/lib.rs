@@ -12,3 +12,4 @@ pub mod http;
 pub mod inference;
 pub mod model;
 pub mod telemetry;
+pub mod version;

@@ -1,5 +1,5 @@
 //! The `ember-serve` binary: parse flags, set up logging, and serve (or probe, for container
-//! health checks).
+//! health checks, or report its version and platform).
 
 use std::process::ExitCode;
 
@@ -12,14 +12,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Healthcheck { url, timeout }) = cli.command {
-        return match ember_serve::healthcheck::probe(&url, timeout) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("healthcheck: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    match cli.command {
+        Some(Command::Healthcheck { url, timeout }) => {
+            return match ember_serve::healthcheck::probe(&url, timeout) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("healthcheck: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Version) => {
+            print!("{}", ember_serve::version::report());
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
     let args = cli.serve;
     if let Err(e) = ember_serve::telemetry::logging::init(args.log_format, &args.log_level) {

@@ -1,5 +1,5 @@
-//! The real binary: start-up to readiness, and a SIGTERM that lets a slow in-flight request
-//! finish while readiness already says 503, then exits 0.
+//! The real binary: start-up to readiness, a SIGTERM that lets a slow in-flight request
+//! finish while readiness already says 503, then exits 0, and its subcommands.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -168,5 +168,31 @@ async fn healthcheck_subcommand_probes_readiness() {
         !probe("http://127.0.0.1:9/health/ready".into())
             .status
             .success()
+    );
+}
+
+#[test]
+fn version_subcommand_names_the_build_target_and_the_machine() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ember-serve"))
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("ember-serve {}", env!("CARGO_PKG_VERSION"))
+    );
+    // Natively, the kernel's `uname -m` is the architecture the binary was built for; the
+    // release smoke test relies on this line under QEMU.
+    let arch = std::env::consts::ARCH;
+    assert!(
+        lines.contains(&format!("machine: {arch}").as_str()),
+        "{report}"
+    );
+    assert!(
+        lines.contains(&format!("target: {arch}-{}", std::env::consts::OS).as_str()),
+        "{report}"
     );
 }
