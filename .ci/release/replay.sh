@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The release path of .github/workflows/build.yml, replayed on this machine with the same
+# scripts against a real registry (127.0.0.1:5000 from ../shared/tools/offline-docker): build
+# cpu for linux/amd64 + linux/arm64 and gpu for linux/amd64 and push them under a candidate tag
+# only; join each into a manifest list; scan every platform; smoke-test every platform (arm64
+# under QEMU); promote by digest to staging and to a production version; then promote a
+# deliberately broken candidate and check that the post-deploy check fails and the moved tags
+# roll back. Logs, reports, Trivy JSON/SARIF and the summary go to target/release-replay/.
+#
+# Usage: .ci/release/replay.sh        (as root; .ci/run calls it)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
+
+OD=${OD:-$REPO_ROOT/../shared/tools/offline-docker}
+if [ ! -f "$OD" ] || [ "$(id -u)" != 0 ]; then
+  echo "SKIPPED: release replay ($OD not found or not root)"
+  exit 0
+fi
+cd "$REPO_ROOT" || exit 1
+out=${REPLAY_OUT:-target/release-replay}
+rm -rf "$out"
+mkdir -p "$out/scans"
+started=$SECONDS
+step() { printf '\n--- %s (at %ss)\n' "$*" "$((SECONDS - started))"; }
+
+eval "$(bash "$OD" up)"
+registry=$(bash "$OD" registry)
+bash "$OD" qemu >/dev/null
+repo=$registry/owner/ember-serve
+rev=$(git rev-parse --short=12 HEAD)
+candidate=$repo:sha-$rev
+export VERSION=sha-$rev REVISION=$rev
+
+# The arm64 builder stage runs `rustup target add`, which needs rustup's download server.
+platforms=linux/amd64,linux/arm64
+if curl -fsS -m 20 -o /dev/null https://static.rust-lang.org/dist/channel-rust-1.95.0.toml.sha256; then
+  bash "$OD" bases --arch arm64 >/dev/null
+else
+  echo "SKIPPED: arm64 (rustup server not reachable)"
+  platforms=linux/amd64
+fi
+IFS=, read -ra platform_list <<<"$platforms"
+
+step "build and push the candidates (a tag per platform; no release tag)"
+bake_push() {
+  local target=$1 platform=$2 tag=$3 log began=$SECONDS
+  log="$out/bake-$target-${platform#*/}.log"
+  if ! bash "$OD" bake --set "$target.platform=$platform" --set "$target.tags=$tag" --push "$target" >"$log" 2>&1; then
+    tail -n 40 "$log"
+    die "bake $target for $platform failed (whole log: $log)"
+  fi
+  echo "$target $platform: built and pushed as $tag in $((SECONDS - began)) s"
+}
+for platform in "${platform_list[@]}"; do
+  bake_push cpu "$platform" "$candidate-${platform#*/}"
+done
+bake_push gpu linux/amd64 "$candidate-gpu-amd64"
+parts=()
+for platform in "${platform_list[@]}"; do parts+=("$candidate-${platform#*/}"); done
+"$RELEASE_DIR/assemble.sh" "$candidate" "${parts[@]}"
+"$RELEASE_DIR/assemble.sh" "$candidate-gpu" "$candidate-gpu-amd64"
+"$RELEASE_DIR/verify.sh" "$candidate" "$platforms"
+"$RELEASE_DIR/verify.sh" "$candidate-gpu" linux/amd64
+
+step "scan every platform's digest (Trivy)"
+echo "offline: no vulnerability database to download, so the secret and misconfiguration scanners run"
+export SCANNERS=secret,misconfig TRIVY_SKIP_CHECK_UPDATE=true
+for platform in "${platform_list[@]}"; do
+  "$RELEASE_DIR/scan.sh" cpu "$candidate" "$platform" "$out/scans"
+done
+"$RELEASE_DIR/scan.sh" gpu "$candidate-gpu" linux/amd64 "$out/scans"
+
+step "smoke-test every platform of the candidates"
+"$RELEASE_DIR/smoke.sh" "$candidate" "${platform_list[@]}"
+"$RELEASE_DIR/smoke.sh" "$candidate-gpu" linux/amd64
+
+step "push to main: staging and staging-gpu move"
+"$RELEASE_DIR/release.sh" --state "$out/staging-cpu.state" --report "$out/staging-cpu.json" \
+  --platforms "$platforms" "$candidate" "$repo:staging"
+"$RELEASE_DIR/release.sh" --state "$out/staging-gpu.state" --report "$out/staging-gpu.json" \
+  --platforms linux/amd64 "$candidate-gpu" "$repo:staging-gpu"
+
+step "tag v1.0.0: production tags move to the same digests"
+"$RELEASE_DIR/release.sh" --state "$out/v1.0.0-cpu.state" --report "$out/v1.0.0-cpu.json" \
+  --platforms "$platforms" "$candidate" "$repo:1.0.0" "$repo:1.0" "$repo:1" "$repo:latest"
+"$RELEASE_DIR/release.sh" --state "$out/v1.0.0-gpu.state" --report "$out/v1.0.0-gpu.json" \
+  --platforms linux/amd64 "$candidate-gpu" "$repo:1.0.0-gpu" "$repo:1.0-gpu" "$repo:1-gpu" "$repo:latest-gpu"
+good=$(ref_digest "$repo:latest")
+[ "$good" = "$(ref_digest "$candidate")" ] || die "latest is $good, not the candidate"
+
+step "tag v1.0.1, a broken candidate: the post-deploy check fails and the tags roll back"
+# The same images with a start-up setting that makes the server refuse to start.
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+parts=()
+for platform in "${platform_list[@]}"; do
+  printf 'FROM %s@%s\nENV EMBER_WEIGHTS=/app/no-such-weights\n' \
+    "$repo" "$(platform_digest "$candidate" "$platform")" >"$context/Dockerfile"
+  docker buildx build --quiet --platform "$platform" --provenance=false --sbom=false --push \
+    -t "$candidate-broken-${platform#*/}" "$context" >/dev/null
+  parts+=("$candidate-broken-${platform#*/}")
+done
+"$RELEASE_DIR/assemble.sh" "$candidate-broken" "${parts[@]}"
+if "$RELEASE_DIR/release.sh" --state "$out/v1.0.1-cpu.state" --report "$out/v1.0.1-cpu.json" \
+  --platforms "$platforms" "$candidate-broken" "$repo:1.0.1" "$repo:1.0" "$repo:1" "$repo:latest"; then
+  die "the broken release passed its post-deploy check"
+fi
+for tag in latest 1 1.0; do
+  now=$(ref_digest "$repo:$tag")
+  [ "$now" = "$good" ] || die "$tag points at $now after the rollback, not $good"
+  echo "after the rollback $repo:$tag -> $now (the 1.0.0 release)"
+done
+
+step "deployment summary (what notify.sh posts)"
+"$RELEASE_DIR/notify.sh" --title "release replay on $registry" --scans "$out/scans" \
+  "$out"/staging-*.json "$out"/v1.0.0-*.json "$out"/v1.0.1-cpu.json | tee "$out/summary.md"
+echo
+echo "release replay passed in $((SECONDS - started)) s: $candidate [$platforms]"

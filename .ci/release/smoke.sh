@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Pulls an image by platform and proves it serves there: the pulled image is of that
+# architecture, its binary is an ELF for it and reports `uname -m` of it when run (natively, or
+# under QEMU), it runs as non-root with a read-only root filesystem, turns ready and classifies
+# one image. Emulated platforms are slow, so nothing more is asked of them.
+#
+# Usage: smoke.sh REF [PLATFORM...]     (no PLATFORM: every platform in REF's manifest list)
+# SMOKE_READY_TIMEOUT: seconds to wait for /health/ready (default 180; QEMU start-up is slow).
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
+
+[ $# -ge 1 ] || die "usage: smoke.sh REF [PLATFORM...]"
+ref=$1
+shift
+if [ $# -eq 0 ]; then
+  mapfile -t platforms < <(platform_digests "$ref" | awk '{print $1}')
+  set -- "${platforms[@]}"
+fi
+body="$REPO_ROOT/tests/data/predict-zero.json"
+cid=""
+workdir=$(mktemp -d)
+cleanup() {
+  if [ -n "$cid" ]; then docker rm -f "$cid" >/dev/null 2>&1 || true; fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+smoke_one() {
+  local platform=$1 machine
+  machine=$(uname_machine "$platform")
+  log "smoke $platform: docker pull --platform $platform $ref"
+  docker pull -q --platform "$platform" "$ref" >/dev/null || die "pull $ref ($platform) failed"
+  local pulled
+  pulled=$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$ref")
+  [ "$pulled" = "$platform" ] || die "pulled a $pulled image for $platform"
+
+  # The binary: an ELF for this architecture (e_machine at byte 18: 62 x86-64, 183 AArch64).
+  cid=$(docker create --platform "$platform" "$ref")
+  local e_machine
+  docker cp "$cid:/app/ember-serve" "$workdir/ember-serve"
+  docker rm "$cid" >/dev/null
+  cid=""
+  e_machine=$(od -An -tu2 -j18 -N2 "$workdir/ember-serve" | tr -d ' ')
+  if command -v file >/dev/null; then log "smoke $platform: $(file -b "$workdir/ember-serve" | cut -d, -f1-2)"; fi
+  rm -f "$workdir/ember-serve"
+  case "$machine:$e_machine" in
+    x86_64:62 | aarch64:183) log "smoke $platform: /app/ember-serve is an ELF for $machine (e_machine $e_machine)" ;;
+    *) die "/app/ember-serve has ELF e_machine $e_machine, not $machine" ;;
+  esac
+
+  # ... and it runs there: the kernel (or QEMU) answers uname with this architecture.
+  local report
+  report=$(docker run --rm --platform "$platform" "$ref" version) || die "'ember-serve version' failed on $platform"
+  grep -qx "machine: $machine" <<<"$report" || die "on $platform the binary reports: $report"
+  log "smoke $platform: ember-serve version says $(paste -sd' ' <<<"$report")"
+
+  local user
+  user=$(docker image inspect -f '{{.Config.User}}' "$ref")
+  [ "$user" = "65532:65532" ] || die "$platform image runs as '$user', not 65532:65532"
+
+  cid=$(docker run -d --platform "$platform" --read-only -p 127.0.0.1::8080 "$ref")
+  local port="" url="" deadline=$((SECONDS + ${SMOKE_READY_TIMEOUT:-180}))
+  until [ -n "$url" ] && curl -fsS "$url/health/ready" >/dev/null 2>&1; do
+    # A container that has exited has no published port any more: check that first.
+    if [ "$(docker inspect -f '{{.State.Running}}' "$cid")" != true ]; then
+      docker logs "$cid" 2>&1 | tail -n 20 >&2
+      die "$platform container exited ($(docker inspect -f '{{.State.ExitCode}}' "$cid")) before it was ready"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      docker logs "$cid" 2>&1 | tail -n 20 >&2
+      die "$platform container not ready after ${SMOKE_READY_TIMEOUT:-180}s"
+    fi
+    if [ -z "$url" ]; then
+      port=$(docker port "$cid" 8080/tcp 2>/dev/null | sed -n '1s/.*://p')
+      if [ -n "$port" ]; then url="http://127.0.0.1:$port"; fi
+    fi
+    sleep 1
+  done
+  local answer
+  answer=$(curl -fsS "$url/v1/predict" -H 'content-type: application/json' --data-binary "@$body") \
+    || die "$platform: /v1/predict failed"
+  jq -e '.predictions[0].label == "0"' <<<"$answer" >/dev/null || die "$platform predicted: $answer"
+  log "smoke $platform: ready, predicted $(jq -r '.predictions[0].label' <<<"$answer") on $(jq -r '.backend + "/" + .device' <<<"$answer"), user $user"
+  docker rm -f "$cid" >/dev/null
+  cid=""
+}
+
+for platform in "$@"; do
+  smoke_one "$platform"
+done
+log "smoke ok: $ref on $*"
