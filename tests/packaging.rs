@@ -1,18 +1,14 @@
-//! The container and CI definitions, checked by parsing them (never by grepping):
-//! base-image pins agree everywhere, `docker buildx bake --print` resolves to the intended
-//! targets, and the GitHub Actions workflow has the job graph and pins the release depends on.
+//! The container definitions, checked by parsing them (never by grepping): base-image pins
+//! agree everywhere, `docker buildx bake --print` resolves to the intended targets, and compose
+//! runs the server beside a Prometheus that scrapes it. The workflows: `tests/workflows.rs`.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::repo_path;
+use common::{read, repo_path};
 use serde_json::Value;
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
 
 /// `ARG NAME=default` lines before the first FROM.
 fn global_args(dockerfile: &str) -> BTreeMap<String, String> {
@@ -187,178 +183,6 @@ fn metadata_action_targets_are_inherited() {
         plan["target"]["cpu"]["platforms"],
         serde_json::json!(["linux/amd64", "linux/arm64"])
     );
-}
-
-fn workflow() -> serde_json::Value {
-    let yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&read(".github/workflows/build.yml")).unwrap();
-    serde_json::to_value(yaml).unwrap()
-}
-
-fn steps(job: &Value) -> &Vec<Value> {
-    job["steps"].as_array().unwrap()
-}
-
-#[test]
-fn workflow_job_graph_and_release_gate() {
-    let wf = workflow();
-    let on = &wf["on"];
-    assert!(on["pull_request"].is_null() || on["pull_request"].is_object());
-    assert!(on.as_object().unwrap().contains_key("pull_request"));
-    assert!(on.as_object().unwrap().contains_key("workflow_dispatch"));
-    assert_eq!(on["push"]["branches"], serde_json::json!(["main"]));
-    assert_eq!(on["push"]["tags"], serde_json::json!(["v*.*.*"]));
-    assert_eq!(
-        wf["permissions"],
-        serde_json::json!({}),
-        "top-level permissions must be empty"
-    );
-    assert!(wf["concurrency"]["group"].is_string());
-
-    let jobs = wf["jobs"].as_object().unwrap();
-    assert_eq!(jobs["build-scan"]["needs"], "test");
-    assert_eq!(jobs["publish"]["needs"], "build-scan");
-    assert!(jobs["test"]["needs"].is_null());
-    let gate = jobs["publish"]["if"].as_str().unwrap();
-    assert!(
-        gate.contains("startsWith(github.ref, 'refs/tags/v')")
-            && gate.contains("github.event_name == 'push'"),
-        "{gate}"
-    );
-    for (name, job) in jobs {
-        let perms = job["permissions"]
-            .as_object()
-            .unwrap_or_else(|| panic!("job {name} has no permissions"));
-        let writes: Vec<_> = perms
-            .iter()
-            .filter(|(_, v)| *v == "write")
-            .map(|(k, _)| k.as_str())
-            .collect();
-        match name.as_str() {
-            "test" => assert!(writes.is_empty()),
-            "build-scan" => assert_eq!(writes, ["security-events"]),
-            "publish" => assert_eq!(writes, ["packages"]),
-            other => panic!("unexpected job {other}"),
-        }
-    }
-}
-
-#[test]
-fn every_action_is_pinned_by_sha() {
-    let wf = workflow();
-    for (name, job) in wf["jobs"].as_object().unwrap() {
-        for step in steps(job) {
-            let Some(uses) = step["uses"].as_str() else {
-                continue;
-            };
-            let (_, reference) = uses
-                .split_once('@')
-                .unwrap_or_else(|| panic!("{name}: {uses} has no ref"));
-            assert!(
-                reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{name}: {uses} is not pinned by a full commit SHA"
-            );
-        }
-    }
-    // The version comment beside each pin is what dependabot and reviewers read.
-    for line in read(".github/workflows/build.yml")
-        .lines()
-        .filter(|l| l.contains("uses:"))
-    {
-        assert!(
-            line.contains(" # v") || line.contains(" # 1."),
-            "pin without a version comment: {line}"
-        );
-    }
-}
-
-#[test]
-fn images_are_scanned_before_anything_is_pushed() {
-    let wf = workflow();
-    let jobs = &wf["jobs"];
-    let uses = |job: &str| -> Vec<String> {
-        steps(&jobs[job])
-            .iter()
-            .filter_map(|s| s["uses"].as_str())
-            .map(|u| u.split('@').next().unwrap().to_string())
-            .collect()
-    };
-    // build-scan: the bake loads (never pushes), then Trivy gates with exit code 1.
-    let scan_steps = steps(&jobs["build-scan"]);
-    let bake_at = scan_steps
-        .iter()
-        .position(|s| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("docker/bake-action@"))
-        })
-        .unwrap();
-    let trivy: Vec<_> = scan_steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("aquasecurity/trivy-action@"))
-        })
-        .collect();
-    assert_eq!(trivy.len(), 2, "both images are scanned");
-    for (i, step) in &trivy {
-        assert!(*i > bake_at);
-        assert_eq!(step["with"]["exit-code"], "1");
-        assert_eq!(step["with"]["severity"], "CRITICAL,HIGH");
-        assert_eq!(step["with"]["ignore-unfixed"], true);
-    }
-    assert_eq!(scan_steps[bake_at]["with"]["load"], true);
-    assert!(scan_steps[bake_at]["with"]["push"].is_null());
-    assert!(
-        !uses("build-scan")
-            .iter()
-            .any(|u| u == "docker/login-action"),
-        "build-scan must not log in"
-    );
-    // Only publish pushes, and it runs only after build-scan (checked above).
-    let publish = steps(&jobs["publish"]);
-    let push = publish
-        .iter()
-        .find(|s| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("docker/bake-action@"))
-        })
-        .unwrap();
-    assert_eq!(push["with"]["push"], true);
-    assert!(
-        push["with"]["set"]
-            .as_str()
-            .is_none_or(|s| !s.contains("platform")),
-        "publish must build every platform of each target"
-    );
-    assert!(uses("test").iter().all(|u| u != "docker/bake-action"));
-}
-
-#[test]
-fn run_scripts_never_interpolate_event_text() {
-    for line in read(".github/workflows/build.yml").lines() {
-        if line.contains("${{") && line.contains("github.event.") {
-            // Allowed only in `if:` conditions, never where a shell would see it.
-            assert!(
-                line.trim_start().starts_with("if:"),
-                "event text outside an if: {line}"
-            );
-        }
-    }
-    let wf = workflow();
-    for job in wf["jobs"].as_object().unwrap().values() {
-        for step in steps(job) {
-            if let Some(run) = step["run"].as_str() {
-                assert!(
-                    !run.contains("${{"),
-                    "expression interpolated into a run script: {run}"
-                );
-            }
-        }
-    }
 }
 
 #[test]

@@ -18,6 +18,11 @@ pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// A file of the repository as text.
+pub fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
 /// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
 /// The backend `--device cpu` resolves to in this build (`flex` where compiled in, else `ndarray`).
 #[allow(dead_code)] // not every test binary asks

@@ -1,0 +1,455 @@
+//! The GitHub Actions workflows, checked by parsing their YAML: the release path only moves a
+//! release tag after every platform of the candidate was scanned and smoke-tested, promotes by
+//! digest, rolls back (by itself and by hand), signs digests, and keeps every job's permissions
+//! to what it needs. The scripts the jobs call are exercised for real by `.ci/release/replay.sh`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::read;
+use serde_json::{Value, json};
+
+fn workflow(name: &str) -> Value {
+    let path = format!(".github/workflows/{name}");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read(&path)).unwrap();
+    serde_json::to_value(yaml).unwrap()
+}
+
+fn build() -> Value {
+    workflow("build.yml")
+}
+
+fn rollback() -> Value {
+    workflow("rollback.yml")
+}
+
+fn steps(job: &Value) -> &Vec<Value> {
+    job["steps"].as_array().unwrap()
+}
+
+fn uses(step: &Value, action: &str) -> bool {
+    step["uses"]
+        .as_str()
+        .is_some_and(|u| u.split('@').next() == Some(action))
+}
+
+/// The steps of `job` whose `run` script calls `script`.
+fn runs<'a>(job: &'a Value, script: &str) -> Vec<&'a Value> {
+    steps(job)
+        .iter()
+        .filter(|s| s["run"].as_str().is_some_and(|r| r.contains(script)))
+        .collect()
+}
+
+/// The jobs of a workflow whose steps run `script`.
+fn jobs_running(wf: &Value, script: &str) -> BTreeSet<String> {
+    wf["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| !runs(job, script).is_empty())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn needs(job: &Value) -> BTreeSet<String> {
+    match &job["needs"] {
+        Value::String(s) => [s.clone()].into(),
+        Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Each job's permissions that are `write`.
+fn writes(wf: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    wf["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, job)| {
+            let perms = job["permissions"]
+                .as_object()
+                .unwrap_or_else(|| panic!("job {name} declares no permissions"));
+            let w = perms
+                .iter()
+                .filter(|(_, v)| *v == "write")
+                .map(|(k, _)| k.clone())
+                .collect();
+            (name.clone(), w)
+        })
+        .collect()
+}
+
+#[test]
+fn job_graph_triggers_and_least_privilege() {
+    let wf = build();
+    let on = wf["on"].as_object().unwrap();
+    assert!(on.contains_key("pull_request") && on.contains_key("workflow_dispatch"));
+    assert_eq!(on["push"]["branches"], json!(["main"]));
+    assert_eq!(on["push"]["tags"], json!(["v*.*.*"]));
+    assert_eq!(wf["permissions"], json!({}), "top-level permissions empty");
+
+    let jobs = &wf["jobs"];
+    assert!(needs(&jobs["test"]).is_empty());
+    assert_eq!(needs(&jobs["candidate"]), set(&["test"]));
+    assert_eq!(needs(&jobs["scan"]), set(&["candidate"]));
+    assert_eq!(needs(&jobs["smoke"]), set(&["candidate"]));
+    assert_eq!(
+        needs(&jobs["promote"]),
+        set(&["candidate", "scan", "smoke"])
+    );
+    assert_eq!(needs(&jobs["sign"]), set(&["candidate", "promote"]));
+
+    let expected: BTreeMap<String, BTreeSet<String>> = [
+        ("test", set(&[])),
+        ("candidate", set(&["packages"])),
+        ("scan", set(&["security-events"])),
+        ("smoke", set(&[])),
+        ("promote", set(&["packages"])),
+        ("sign", set(&["id-token", "packages"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(writes(&wf), expected);
+
+    let rb = rollback();
+    assert_eq!(rb["permissions"], json!({}));
+    let rb_writes = writes(&rb);
+    assert_eq!(rb_writes.len(), 1);
+    assert_eq!(rb_writes["rollback"], set(&["packages"]));
+}
+
+#[test]
+fn no_release_tag_moves_before_every_platform_was_scanned_and_smoke_tested() {
+    let wf = build();
+    let jobs = &wf["jobs"];
+
+    // The candidate job pushes only the candidate's sha tags; the release tags it computes
+    // contribute labels to the build, never tags.
+    let candidate = &jobs["candidate"];
+    let bake: Vec<_> = steps(candidate)
+        .iter()
+        .filter(|s| uses(s, "docker/bake-action"))
+        .collect();
+    assert_eq!(bake.len(), 1);
+    let files = bake[0]["with"]["files"].as_str().unwrap();
+    let tag_files: Vec<_> = files
+        .lines()
+        .filter(|l| l.contains("bake-file-tags"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        tag_files,
+        [
+            "${{ steps.candidate.outputs.bake-file-tags }}",
+            "${{ steps.candidate-gpu.outputs.bake-file-tags }}"
+        ]
+    );
+    for id in ["candidate", "candidate-gpu"] {
+        let meta = steps(candidate)
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}"));
+        assert!(uses(meta, "docker/metadata-action"));
+        assert_eq!(meta["with"]["tags"], "type=sha", "{id} tags");
+        assert!(
+            meta["with"]["flavor"]
+                .as_str()
+                .is_some_and(|f| f.contains("latest=false")),
+            "{id} must not add latest"
+        );
+    }
+    assert!(
+        bake[0]["with"]["set"]
+            .as_str()
+            .is_none_or(|s| !s.contains("platform")),
+        "the candidate builds every platform of each target"
+    );
+
+    // Nothing else builds, and nothing pushes outside the release scripts.
+    for (name, job) in jobs.as_object().unwrap() {
+        let bakes = steps(job).iter().any(|s| uses(s, "docker/bake-action"));
+        assert_eq!(bakes, name == "candidate", "{name} builds images");
+        for step in steps(job) {
+            let run = step["run"].as_str().unwrap_or("");
+            assert!(
+                !run.contains("imagetools create") && !run.contains("docker push"),
+                "{name} pushes outside the release scripts: {run}"
+            );
+        }
+    }
+    assert_eq!(
+        jobs_running(&wf, ".ci/release/release.sh"),
+        set(&["promote"])
+    );
+    assert!(jobs_running(&wf, ".ci/release/rollback.sh").is_empty());
+
+    // Scan and smoke cover exactly the platforms the candidate holds, by the candidate's digest.
+    let platforms = set(&["cpu linux/amd64", "cpu linux/arm64", "gpu linux/amd64"]);
+    for (job_name, script) in [
+        ("scan", ".ci/release/scan.sh"),
+        ("smoke", ".ci/release/smoke.sh"),
+    ] {
+        let job = &jobs[job_name];
+        let matrix: BTreeSet<String> = job["strategy"]["matrix"]["include"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let platform = m["platform"].as_str().unwrap();
+                assert_eq!(m["arch"], platform.rsplit('/').next().unwrap());
+                format!("{} {platform}", m["image"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(matrix, platforms, "{job_name} matrix");
+        assert_eq!(job["strategy"]["fail-fast"], false);
+        let step = runs(job, script);
+        assert_eq!(step.len(), 1, "{job_name} runs {script} once");
+        assert_eq!(
+            step[0]["env"]["REF"],
+            "${{ needs.candidate.outputs.repo }}@${{ needs.candidate.outputs[matrix.image] }}",
+            "{job_name} works on the candidate's digest"
+        );
+        assert_eq!(step[0]["env"]["PLATFORM"], "${{ matrix.platform }}");
+        assert_eq!(
+            job["if"], "${{ needs.candidate.outputs.pushed == 'true' }}",
+            "{job_name} runs whenever a candidate was pushed"
+        );
+    }
+    let qemu = steps(&jobs["smoke"])
+        .iter()
+        .find(|s| uses(s, "docker/setup-qemu-action"))
+        .expect("smoke sets up QEMU for arm64");
+    assert_eq!(qemu["if"], "${{ matrix.arch == 'arm64' }}");
+
+    // Promote runs only when all of those passed: no always()/failure() escape hatch.
+    let gate = jobs["promote"]["if"].as_str().unwrap();
+    for escape in ["always()", "failure()", "cancelled()"] {
+        assert!(!gate.contains(escape), "{gate}");
+    }
+    assert!(gate.contains("github.event_name == 'push'"));
+    assert!(gate.contains("github.ref == 'refs/heads/main'"));
+    assert!(gate.contains("startsWith(github.ref, 'refs/tags/v')"));
+}
+
+#[test]
+fn promotion_is_by_digest_with_a_post_deploy_check_and_automatic_rollback() {
+    let wf = build();
+    let jobs = &wf["jobs"];
+    let promote = &jobs["promote"];
+    assert_eq!(
+        promote["environment"],
+        "${{ startsWith(github.ref, 'refs/tags/v') && 'production' || 'staging' }}",
+        "production tags pass the production environment's reviewers"
+    );
+    let releases = runs(promote, ".ci/release/release.sh");
+    assert_eq!(releases.len(), 2, "cpu and gpu");
+    for (step, image, platforms) in [
+        (releases[0], "cpu", "linux/amd64,linux/arm64"),
+        (releases[1], "gpu", "linux/amd64"),
+    ] {
+        assert_eq!(
+            step["env"]["CANDIDATE"],
+            format!(
+                "${{{{ needs.candidate.outputs.repo }}}}@${{{{ needs.candidate.outputs.{image} }}}}"
+            ),
+        );
+        assert_eq!(
+            step["env"]["TAGS"],
+            format!("${{{{ needs.candidate.outputs.{image}-tags }}}}")
+        );
+        let run = step["run"].as_str().unwrap();
+        assert!(run.contains(&format!("--platforms {platforms} ")), "{run}");
+        assert!(
+            run.contains("--state ") && run.contains("--report "),
+            "{run}"
+        );
+    }
+
+    // The candidate's digests come from what the bake pushed, not from a tag lookup.
+    let candidate = &jobs["candidate"];
+    assert_eq!(
+        candidate["outputs"]["cpu"],
+        "${{ steps.digests.outputs.cpu }}"
+    );
+    assert_eq!(
+        candidate["outputs"]["gpu"],
+        "${{ steps.digests.outputs.gpu }}"
+    );
+    let digests = steps(candidate)
+        .iter()
+        .find(|s| s["id"] == "digests")
+        .unwrap();
+    assert_eq!(
+        digests["env"]["BAKE_METADATA"],
+        "${{ steps.bake.outputs.metadata }}"
+    );
+    assert!(
+        digests["run"]
+            .as_str()
+            .unwrap()
+            .contains("containerimage.digest")
+    );
+    let verify = runs(candidate, ".ci/release/verify.sh");
+    assert_eq!(verify.len(), 1);
+    let run = verify[0]["run"].as_str().unwrap();
+    assert!(
+        run.contains("\"$CPU\" linux/amd64,linux/arm64") && run.contains("\"$GPU\" linux/amd64")
+    );
+
+    // The post-deploy check and the rollback live in release.sh: previous digests recorded,
+    // then the promotion, then the check; the rollback restores what was recorded.
+    let script = read(".ci/release/release.sh");
+    let at = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("release.sh has no {needle}"))
+    };
+    let record = at(">>\"$state\"");
+    let create = at("docker buildx imagetools create");
+    let smoke = at("\"$RELEASE_DIR/smoke.sh\"");
+    at("\"$RELEASE_DIR/rollback.sh\" \"$state\"");
+    assert!(
+        record < create && create < smoke,
+        "record, promote, then check"
+    );
+
+    // The summary is written whatever happened; the webhook is a secret, never a literal.
+    let notify = runs(promote, ".ci/release/notify.sh");
+    assert_eq!(notify.len(), 1);
+    assert_eq!(notify[0]["if"], "${{ always() }}");
+    assert_eq!(
+        notify[0]["env"]["NOTIFY_WEBHOOK_URL"],
+        "${{ secrets.NOTIFY_WEBHOOK_URL }}"
+    );
+}
+
+#[test]
+fn manual_rollback_repoints_one_tag_by_digest_and_checks_it() {
+    let wf = rollback();
+    let inputs = &wf["on"]["workflow_dispatch"]["inputs"];
+    assert_eq!(inputs["tag"]["required"], true);
+    assert_eq!(inputs["digest"]["required"], true);
+    let job = &wf["jobs"]["rollback"];
+    assert_eq!(job["environment"], "production");
+    let step = runs(job, ".ci/release/rollback.sh");
+    assert_eq!(step.len(), 1);
+    assert_eq!(step[0]["env"]["TAG"], "${{ inputs.tag }}");
+    assert_eq!(step[0]["env"]["DIGEST"], "${{ inputs.digest }}");
+    let run = step[0]["run"].as_str().unwrap();
+    let repoint = run.find(".ci/release/rollback.sh").unwrap();
+    let check = run
+        .find(".ci/release/smoke.sh")
+        .expect("the restored tag is checked");
+    assert!(repoint < check);
+    assert!(
+        steps(job)
+            .iter()
+            .any(|s| uses(s, "docker/setup-qemu-action"))
+    );
+    // A rollback never races a promotion.
+    assert_eq!(
+        wf["concurrency"]["group"],
+        build()["jobs"]["promote"]["concurrency"]["group"]
+    );
+}
+
+#[test]
+fn signing_is_keyless_and_signs_digests_not_tags() {
+    let wf = build();
+    let sign = &wf["jobs"]["sign"];
+    assert!(
+        steps(sign)
+            .iter()
+            .any(|s| uses(s, "sigstore/cosign-installer"))
+    );
+    let signing: Vec<_> = steps(sign)
+        .iter()
+        .filter(|s| s["run"].as_str().is_some_and(|r| r.contains("cosign sign")))
+        .collect();
+    assert_eq!(signing.len(), 1);
+    let env = signing[0]["env"].as_object().unwrap();
+    let mut signed = BTreeSet::new();
+    for line in signing[0]["run"].as_str().unwrap().lines().map(str::trim) {
+        let Some(arg) = line.strip_prefix("cosign sign --yes ") else {
+            assert!(!line.contains("cosign sign"), "unexpected form: {line}");
+            continue;
+        };
+        let var = arg.trim_matches('"').trim_start_matches('$');
+        let value = env[var].as_str().unwrap();
+        let digest = format!(
+            "${{{{ needs.candidate.outputs.repo }}}}@${{{{ needs.candidate.outputs.{} }}}}",
+            var.to_lowercase()
+        );
+        assert_eq!(value, digest, "{var} is not the promoted digest");
+        signed.insert(var.to_string());
+    }
+    assert_eq!(signed, set(&["CPU", "GPU"]), "both images are signed");
+    // Only the signing job can mint an OIDC token.
+    for (name, w) in writes(&wf) {
+        assert_eq!(w.contains("id-token"), name == "sign", "{name}");
+    }
+}
+
+#[test]
+fn every_action_is_pinned_by_sha_with_its_version() {
+    for name in ["build.yml", "rollback.yml"] {
+        let wf = workflow(name);
+        for (job_name, job) in wf["jobs"].as_object().unwrap() {
+            for step in steps(job) {
+                let Some(uses) = step["uses"].as_str() else {
+                    continue;
+                };
+                let (_, reference) = uses
+                    .split_once('@')
+                    .unwrap_or_else(|| panic!("{name} {job_name}: {uses} has no ref"));
+                assert!(
+                    reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{name} {job_name}: {uses} is not pinned by a full commit SHA"
+                );
+            }
+        }
+        // The version comment beside each pin is what dependabot and reviewers read.
+        for line in read(&format!(".github/workflows/{name}"))
+            .lines()
+            .filter(|l| l.contains("uses:"))
+        {
+            assert!(
+                line.contains(" # v") || line.contains(" # 1."),
+                "{name}: pin without a version comment: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_scripts_never_interpolate_expressions() {
+    for name in ["build.yml", "rollback.yml"] {
+        for line in read(&format!(".github/workflows/{name}")).lines() {
+            if line.contains("${{") && line.contains("github.event.") {
+                // Event text only in `if:` conditions, never where a shell would see it.
+                assert!(
+                    line.trim_start().starts_with("if:"),
+                    "{name}: event text outside an if: {line}"
+                );
+            }
+        }
+        let wf = workflow(name);
+        for job in wf["jobs"].as_object().unwrap().values() {
+            for step in steps(job) {
+                if let Some(run) = step["run"].as_str() {
+                    assert!(
+                        !run.contains("${{"),
+                        "{name}: expression interpolated into a run script: {run}"
+                    );
+                }
+            }
+        }
+    }
+}
