@@ -284,10 +284,10 @@ async fn oversize_body_is_413() {
 async fn unknown_routes_and_methods_are_problems() {
     let (app, _) = ready_app(&[]).await;
     assert_problem(
-        &get(&app, "/v2/nothing").await,
+        &get(&app, "/v1/nothing").await,
         404,
         "not-found",
-        "/v2/nothing",
+        "/v1/nothing",
     );
     assert_problem(
         &get(&app, "/v1/predict").await,

@@ -61,12 +61,12 @@ async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
             }
         }
     }
-    let passes = queue.stats().forward_passes.load(Ordering::SeqCst);
+    let passes = queue.statistics().execution_count();
     assert!(
         passes < 16,
         "16 concurrent requests took {passes} forward passes: no batching"
     );
-    assert_eq!(queue.stats().inputs.load(Ordering::SeqCst), 48);
+    assert_eq!(queue.statistics().inference_count(), 48);
     assert_eq!(queue.stats().depth.load(Ordering::SeqCst), 0);
 }
 
@@ -91,11 +91,20 @@ async fn batches_never_exceed_max_batch() {
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap().len(), 1);
     }
-    let passes = queue.stats().forward_passes.load(Ordering::SeqCst);
+    let passes = queue.statistics().execution_count();
     assert!(
         passes >= 3,
         "10 inputs with max_batch 4 need at least 3 passes, took {passes}"
     );
+    // Every pass, by its size: none larger than max_batch, and all ten inputs ran.
+    let batches = queue.statistics().snapshot().batches;
+    let largest = batches.iter().map(|b| b.batch_size).max();
+    assert!(largest.is_some_and(|n| n <= 4), "largest pass: {largest:?}");
+    let inputs: u64 = batches
+        .iter()
+        .map(|b| b.batch_size as u64 * b.compute_infer.count)
+        .sum();
+    assert_eq!(inputs, 10);
 }
 
 #[tokio::test]
@@ -139,4 +148,30 @@ async fn threads_stop_when_the_last_handle_is_dropped() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+#[tokio::test]
+async fn statistics_count_failures_and_callers_that_gave_up() {
+    // No inference thread: the one queue slot fills and stays full.
+    let (queue, _threads) = InferenceQueue::start(
+        classifier(),
+        QueueConfig {
+            max_batch: 4,
+            batch_wait: Duration::ZERO,
+            max_queue: 1,
+            workers: 0,
+        },
+    )
+    .unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), queue.predict(rows(1))).await;
+    assert!(gave_up.is_err(), "nobody could have answered");
+    let refused = queue.predict(rows(1)).await;
+    assert!(refused.is_err(), "the queue is full");
+    let s = queue.statistics().snapshot();
+    assert_eq!((s.fail.count, s.success.count), (2, 0));
+    assert!(
+        s.fail.ns >= 50_000_000,
+        "the caller that gave up waited 50 ms"
+    );
+    assert_eq!((s.execution_count, s.queue.count), (0, 0));
 }

@@ -143,26 +143,27 @@ async fn server_metadata_and_health() {
     let ready = get(&app, "/v2/models/digits-cnn/ready").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["ready"], true);
-    assert_eq!(
-        get(&app, "/v2/models/digits-cnn/versions/2.0.0/ready")
-            .await
-            .status,
-        200
-    );
+    for version in ["2", "2.0.0"] {
+        let uri = format!("/v2/models/digits-cnn/versions/{version}/ready");
+        assert_eq!(get(&app, &uri).await.status, 200, "{uri}");
+    }
 }
 
 #[tokio::test]
 async fn model_metadata_declares_the_tensors() {
     let (app, _) = ready_app(&[]).await;
+    // Triton's tools parse versions as integers: the V2 name of model 2.0.0 is "2", and the
+    // full version is accepted in paths too.
     for uri in [
         "/v2/models/digits-cnn",
+        "/v2/models/digits-cnn/versions/2",
         "/v2/models/digits-cnn/versions/2.0.0",
     ] {
         let reply = get(&app, uri).await;
         assert_eq!(reply.status, 200);
         let m = reply.json();
         assert_eq!(m["name"], "digits-cnn");
-        assert_eq!(m["versions"], json!(["2.0.0"]));
+        assert_eq!(m["versions"], json!(["2"]));
         assert_eq!(
             m["inputs"],
             json!([{"name": "input", "datatype": "FP32", "shape": [-1, 64]}])
@@ -239,7 +240,7 @@ async fn json_inference_matches_v1_and_echoes_the_id() {
     let body = reply.json();
     assert_eq!(body["id"], "req-7");
     assert_eq!(body["model_name"], "digits-cnn");
-    assert_eq!(body["model_version"], "2.0.0");
+    assert_eq!(body["model_version"], "2");
     let p = output(&body, "probabilities");
     assert_eq!(p["shape"], json!([12, 10]));
     assert_eq!(p["datatype"], "FP32");
@@ -397,7 +398,7 @@ async fn bad_requests_are_400_with_an_error_body() {
         ),
         (
             json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": one}], "outputs": [{"name": "logits"}]}),
-            "unknown output 'logits'",
+            "unknown variant `logits`, expected `probabilities` or `label`",
         ),
         (json!({"input": []}), "invalid inference request JSON"),
     ];
@@ -455,21 +456,10 @@ async fn limits_and_load_use_the_shared_queue() {
     let (app, state) = ready_app(&["--body-limit", "1024"]).await;
     let big = json!({"inputs": [{"name": "input", "shape": [4, 64], "datatype": "FP32", "data": vec![1.0; 256]}]});
     assert_eq!(infer(&app, big).await.status, 413);
-    let before = state
-        .queue
-        .stats()
-        .inputs
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let before = state.queue.statistics().inference_count();
     let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": flat(&rows(1))}]});
     assert_eq!(infer(&app, body).await.status, 200);
-    assert_eq!(
-        state
-            .queue
-            .stats()
-            .inputs
-            .load(std::sync::atomic::Ordering::SeqCst),
-        before + 1
-    );
+    assert_eq!(state.queue.statistics().inference_count(), before + 1);
     let metrics = get(&app, "/metrics").await.text();
     assert!(
         metrics.contains(r#"route="/v2/models/{name}/infer",method="POST",status="200""#),
@@ -492,23 +482,28 @@ async fn v2_routes_are_documented_and_the_example_works() {
         "/v2/models/{name}/versions/{version}/ready",
         "/v2/models/{name}/infer",
         "/v2/models/{name}/versions/{version}/infer",
+        "/v2/models/{name}/config",
+        "/v2/models/{name}/versions/{version}/config",
+        "/v2/models/stats",
+        "/v2/models/{name}/stats",
+        "/v2/models/{name}/versions/{version}/stats",
     ] {
         assert!(paths.contains_key(route), "{route} missing from the spec");
     }
     for schema in [
-        "ServerMetadata",
-        "ModelMetadata",
-        "ModelReady",
-        "InferRequest",
-        "InferResponse",
-        "ErrorBody",
+        "V2ServerMetadata",
+        "V2ModelMetadata",
+        "V2ModelReady",
+        "V2InferRequest",
+        "V2InferResponse",
+        "V2ErrorBody",
     ] {
         assert!(
             spec["components"]["schemas"][schema]["example"].is_object(),
             "{schema} has no example"
         );
     }
-    let example = spec["components"]["schemas"]["InferRequest"]["example"].clone();
+    let example = spec["components"]["schemas"]["V2InferRequest"]["example"].clone();
     assert!(example["inputs"].is_array());
     let reply = infer(&app, example).await;
     assert_eq!(reply.status, 200, "{}", reply.text());

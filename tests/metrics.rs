@@ -9,8 +9,13 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::json;
 
+/// The tests of this binary share one process-wide recorder: the one that counts exactly runs
+/// alone.
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn metrics_are_complete_and_pass_promtool() {
+    let _alone = EXCLUSIVE.lock().await;
     let (app, _) = ready_app(&[]).await;
     let row = vec![1.0; 64];
     assert_eq!(
@@ -90,4 +95,37 @@ async fn metrics_are_complete_and_pass_promtool() {
         out.status.success() && said.trim().is_empty(),
         "promtool: {said}\n{text}"
     );
+}
+
+/// `ember_predictions_total{label="<label>"}` in `/metrics` (0 before the first).
+async fn predictions(app: &axum::Router, label: &str) -> u64 {
+    let text = get(app, "/metrics").await.text();
+    let prefix = format!("ember_predictions_total{{label=\"{label}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn predictions_are_counted_on_both_apis() {
+    let _alone = EXCLUSIVE.lock().await;
+    let (app, _) = ready_app(&[]).await;
+    let (row, class) = digits(1).remove(0);
+    let label = class.to_string();
+    let before = predictions(&app, &label).await;
+    let v1 = json!({"inputs": [row.clone(), row.clone()]});
+    assert_eq!(
+        post_json(&app, "/v1/predict", v1.to_string()).await.status,
+        200
+    );
+    let data = [row.clone(), row.clone(), row].concat();
+    let v2 =
+        json!({"inputs": [{"name": "input", "shape": [3, 64], "datatype": "FP32", "data": data}]});
+    let reply = post_json(&app, "/v2/models/digits-cnn/infer", v2.to_string()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json()["outputs"][1]["data"],
+        json!([class, class, class])
+    );
+    assert_eq!(predictions(&app, &label).await, before + 5);
 }

@@ -21,6 +21,8 @@ pub enum ApiError {
     InvalidInput(String),
     #[error("expected a JSON body with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    #[error("Content-Encoding {0:?} is not supported; send the body uncompressed, gzip or deflate")]
+    UnsupportedEncoding(String),
     #[error("the request body exceeds the limit of {0} bytes (--body-limit)")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -54,6 +56,11 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+            ),
+            UnsupportedEncoding(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-content-encoding",
+                "Unsupported content encoding",
             ),
             PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

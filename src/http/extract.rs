@@ -7,7 +7,7 @@
 //! messages only a failing request reads (RUNBOOK.md, "Performance").
 
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -28,13 +28,9 @@ where
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_rejection(e, limit))?;
         if let Ok(value) = serde_json::from_slice(&body) {
             return Ok(ApiJson(value));
         }
@@ -42,6 +38,16 @@ where
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(explain(rejection)),
         }
+    }
+}
+
+/// What a body that could not be read becomes, on both APIs: 413 past `--body-limit` (checked on
+/// the decompressed bytes when the body was compressed), else 400 naming the cause.
+pub fn body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadRequest(rejection.body_text())
     }
 }
 

@@ -1,6 +1,13 @@
-//! The OpenAPI 3.1 document, assembled from the `#[utoipa::path]` descriptions in `routes.rs`.
+//! The OpenAPI 3.1 document, assembled from the `#[utoipa::path]` descriptions beside the
+//! handlers.
+//!
+//! A V2 model operation is one handler served at `/v2/models/{name}/...` and at
+//! `/v2/models/{name}/versions/{version}/...`; it is described once, on the versioned path,
+//! and [`unversioned_aliases`] derives the other, so the two descriptions cannot differ.
 
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::ParameterIn;
 
 use super::types::*;
 use super::{routes, v2};
@@ -10,32 +17,74 @@ use super::{routes, v2};
     info(
         title = "ember-serve",
         description = "Classify 8×8 handwritten digits with a burn CNN. Errors are RFC 9457 \
-                       problem details (`application/problem+json`)."
+                       problem details (`application/problem+json`); under `/v2` they are \
+                       KServe V2's `{\"error\": \"...\"}`."
     ),
     paths(
         routes::index, routes::live, routes::ready, routes::models, routes::predict, routes::metrics,
-        v2::server_metadata, v2::server_live, v2::server_ready, v2::model_metadata,
-        v2::model_metadata_version, v2::model_ready, v2::model_ready_version, v2::infer,
-        v2::infer_version,
+        v2::server_metadata, v2::server_live, v2::server_ready, v2::server_stats,
+        v2::model_metadata, v2::model_ready, v2::model_config, v2::model_stats, v2::infer,
     ),
     components(schemas(
         PredictRequest, PredictResponse, PredictionBody, ModelsResponse, ModelMetadata,
         HealthResponse, IndexResponse, Problem,
         v2::types::ServerMetadata, v2::types::Health, v2::types::ModelMetadata,
         v2::types::TensorMetadata, v2::types::ModelReady, v2::types::InferRequest,
-        v2::types::Tensor, v2::types::RequestOutput, v2::types::InferResponse,
-        v2::types::ErrorBody
+        v2::types::Tensor, v2::types::RequestOutput, v2::types::OutputName,
+        v2::types::OutputParameters, v2::types::InferResponse, v2::types::ErrorBody,
+        v2::types::ModelConfig, v2::types::ConfigTensor, v2::types::ConfigReshape,
+        v2::types::DynamicBatching, v2::types::QueuePolicy, v2::types::InstanceGroup,
+        v2::types::ConfigParameter, v2::types::StatisticsResponse, v2::types::ModelStatistics,
+        v2::types::InferStatistics, v2::types::BatchStatistics, v2::types::StatisticDuration,
     )),
     tags(
         (name = "inference", description = "Predictions and model metadata"),
         (name = "health", description = "Liveness and readiness probes"),
         (name = "meta", description = "Index and Prometheus metrics"),
-        (name = "kserve-v2", description = "KServe V2 / Open Inference Protocol (Triton-compatible, with binary tensor data)"),
+        (name = "kserve-v2", description = "KServe V2 / Open Inference Protocol (Triton-compatible: binary tensor data, classification, model configuration, statistics)"),
     )
 )]
 pub struct ApiDoc;
 
+const VERSION_SEGMENT: &str = "/versions/{version}";
+
+/// For every path with a `/versions/{version}` segment, the same operations without it.
+fn unversioned_aliases(doc: &mut utoipa::openapi::OpenApi) {
+    let aliases: Vec<_> = doc
+        .paths
+        .paths
+        .iter()
+        .filter(|(path, _)| path.contains(VERSION_SEGMENT))
+        .map(|(path, item)| {
+            let mut item = item.clone();
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(params) = &mut op.parameters {
+                    params.retain(|p| {
+                        !matches!(p, RefOr::T(p) if p.name == "version" && p.parameter_in == ParameterIn::Path)
+                    });
+                }
+                if let Some(id) = &mut op.operation_id {
+                    id.push_str("_latest");
+                }
+            }
+            (path.replace(VERSION_SEGMENT, ""), item)
+        })
+        .collect();
+    doc.paths.paths.extend(aliases);
+}
+
 /// The document served at `/api-docs/openapi.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    unversioned_aliases(&mut doc);
+    doc
 }

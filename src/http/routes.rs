@@ -12,7 +12,6 @@ use super::extract::ApiJson;
 use super::state::AppState;
 use super::types::*;
 use crate::model::{INPUT_LEN, PIXEL_MAX};
-use crate::telemetry::metrics as m;
 
 /// Links to everything else.
 #[utoipa::path(get, path = "/", tag = "meta",
@@ -96,21 +95,13 @@ pub async fn predict(
 ) -> Result<Json<PredictResponse>, ApiError> {
     let rows = validate(&request.inputs, state.model.max_batch_size)?;
     let predictions = state.predict(rows).await?;
-    let labels = &state.model.labels;
     let predictions = predictions
         .into_iter()
-        .map(|p| {
-            let label = labels
-                .get(p.label)
-                .cloned()
-                .unwrap_or_else(|| p.label.to_string());
-            metrics::counter!(m::PREDICTIONS, "label" => label.clone()).increment(1);
-            PredictionBody {
-                label,
-                class: p.label,
-                confidence: p.confidence,
-                probabilities: p.probabilities.to_vec(),
-            }
+        .map(|p| PredictionBody {
+            label: state.label(p.label),
+            class: p.label,
+            confidence: p.confidence,
+            probabilities: p.probabilities.to_vec(),
         })
         .collect();
     Ok(Json(PredictResponse {

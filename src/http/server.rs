@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::error::ApiError;
@@ -17,6 +20,7 @@ use super::extract::BodyLimit;
 use super::openapi;
 use super::routes;
 use super::state::AppState;
+use super::v2;
 use crate::telemetry::metrics as m;
 
 /// The whole HTTP surface, ready to serve.
@@ -31,11 +35,49 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(super::v2::routes())
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", openapi::document()))
-        .fallback(|req: Request| async move { ApiError::NotFound(req.uri().path().to_string()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(
+            |uri: Uri| async move { in_api_shape(&uri, ApiError::NotFound(uri.path().into())) },
+        )
+        .method_not_allowed_fallback(|uri: Uri| async move {
+            in_api_shape(&uri, ApiError::MethodNotAllowed)
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
+        // Compressed request bodies (tritonclient's request_compression_algorithm) are inflated
+        // as the handler reads them, so --body-limit bounds the inflated size too; responses
+        // are compressed for clients that send Accept-Encoding.
+        .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
+        .layer(middleware::from_fn(explain_unsupported_encoding))
+        .layer(CompressionLayer::new().gzip(true).deflate(true))
         .layer(middleware::from_fn(track))
+}
+
+/// An error in the shape of the API its path belongs to: `{"error": ...}` under `/v2`, problem
+/// details elsewhere.
+fn in_api_shape(uri: &Uri, error: ApiError) -> Response {
+    if v2::is_v2_path(uri.path()) {
+        v2::error::V2Error::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
+/// The decompression layer refuses an unknown `Content-Encoding` with a bare 415; say why, in
+/// the API's error shape.
+async fn explain_unsupported_encoding(req: Request, next: Next) -> Response {
+    let uri = req.uri().clone();
+    let encoding = req.headers().get(header::CONTENT_ENCODING).cloned();
+    let response = next.run(req).await;
+    match encoding {
+        Some(encoding)
+            if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+                && !response.headers().contains_key(header::CONTENT_TYPE) =>
+        {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+            in_api_shape(&uri, ApiError::UnsupportedEncoding(encoding))
+        }
+        _ => response,
+    }
 }
 
 /// Count and time every request by matched route (never by raw path, to bound label cardinality).

@@ -72,6 +72,7 @@ impl AppState {
 
     /// Queue `rows` and await their predictions, within `--request-timeout` if one is set. A
     /// request that times out is dropped from its batch if its forward pass has not started.
+    /// Every API answers through here, so predictions are counted here, by label.
     pub async fn predict(
         &self,
         rows: Vec<[f32; crate::model::INPUT_LEN]>,
@@ -82,16 +83,29 @@ impl AppState {
             ));
         }
         let answer = self.queue.predict(rows);
-        let Some(limit) = self.request_timeout else {
-            return Ok(answer.await?);
+        let predictions = match self.request_timeout {
+            None => answer.await?,
+            Some(limit) => match tokio::time::timeout(limit, answer).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    metrics::counter!(m::REJECTED, "reason" => "timeout").increment(1);
+                    return Err(super::ApiError::Timeout(limit));
+                }
+            },
         };
-        match tokio::time::timeout(limit, answer).await {
-            Ok(result) => Ok(result?),
-            Err(_) => {
-                metrics::counter!(m::REJECTED, "reason" => "timeout").increment(1);
-                Err(super::ApiError::Timeout(limit))
-            }
+        for p in &predictions {
+            metrics::counter!(m::PREDICTIONS, "label" => self.label(p.label)).increment(1);
         }
+        Ok(predictions)
+    }
+
+    /// The label of class `class` (its index where the manifest names none).
+    pub fn label(&self, class: usize) -> String {
+        self.model
+            .labels
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| class.to_string())
     }
 
     /// One forward pass through the whole queue; readiness turns on only if it succeeds.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::queue::{InferenceError, Job, Prediction, QueueStats};
+use super::stats::{InferenceStatistics, PassTimes};
 use crate::model::{Classifier, cnn::argmax};
 use crate::telemetry::metrics as m;
 
@@ -15,6 +16,7 @@ pub(super) struct Worker {
     pub rx: Receiver<Job>,
     pub classifier: Arc<Classifier>,
     pub stats: Arc<QueueStats>,
+    pub statistics: Arc<InferenceStatistics>,
     pub max_batch: usize,
     pub batch_wait: Duration,
 }
@@ -41,7 +43,9 @@ impl Worker {
         self.stats.held.fetch_add(1, Ordering::SeqCst);
         self.stats.depth.fetch_sub(1, Ordering::SeqCst);
         metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
-        metrics::histogram!(m::QUEUE_WAIT).record(job.enqueued.elapsed().as_secs_f64());
+        let waited = job.enqueued.elapsed();
+        metrics::histogram!(m::QUEUE_WAIT).record(waited.as_secs_f64());
+        self.statistics.record_queued(waited);
         job
     }
 
@@ -88,33 +92,45 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
+        let gathering = Instant::now();
         let rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows)))
             .unwrap_or_else(|panic| Err(panic_message(&panic)));
-        metrics::histogram!(m::FORWARD_DURATION).record(started.elapsed().as_secs_f64());
+        let mut times = PassTimes {
+            input: started - gathering,
+            infer: started.elapsed(),
+            output: Duration::ZERO,
+        };
+        metrics::histogram!(m::FORWARD_DURATION).record(times.infer.as_secs_f64());
         metrics::histogram!(m::BATCH_SIZE).record(rows.len() as f64);
-        self.stats.forward_passes.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .inputs
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
 
         match result {
             Ok(probs) => {
+                let answering = Instant::now();
                 let mut probs = probs.into_iter();
-                for job in batch {
-                    let preds = probs
-                        .by_ref()
-                        .take(job.rows.len())
-                        .map(|p| {
-                            let (label, confidence) = argmax(&p);
-                            Prediction {
-                                label,
-                                confidence,
-                                probabilities: p,
-                            }
-                        })
-                        .collect();
+                let answers: Vec<Vec<Prediction>> = batch
+                    .iter()
+                    .map(|job| {
+                        probs
+                            .by_ref()
+                            .take(job.rows.len())
+                            .map(|p| {
+                                let (label, confidence) = argmax(&p);
+                                Prediction {
+                                    label,
+                                    confidence,
+                                    probabilities: p,
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                times.output = answering.elapsed();
+                // Recorded before anyone is answered, so a caller that reads the statistics
+                // after its answer sees its own pass.
+                self.statistics.record_pass(batch.len(), rows.len(), times);
+                for (job, preds) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(Ok(preds));
                 }
             }
@@ -146,7 +162,7 @@ mod tests {
 
     use tokio::sync::oneshot;
 
-    use super::{Job, QueueStats, Worker};
+    use super::{InferenceStatistics, Job, QueueStats, Worker};
     use crate::model::{Classifier, DeviceChoice, device, weights};
 
     fn worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
@@ -157,6 +173,7 @@ mod tests {
             rx,
             classifier: Arc::new(Classifier::new(model, dev)),
             stats,
+            statistics: Arc::new(InferenceStatistics::new(64)),
             max_batch: 64,
             batch_wait: Duration::ZERO,
         }
@@ -189,11 +206,13 @@ mod tests {
             tx.send(j).unwrap();
         }
         drop(tx);
-        worker(rx, stats.clone()).run();
+        let worker = worker(rx, stats.clone());
+        let statistics = worker.statistics.clone();
+        worker.run();
         assert_eq!(kept_answer.blocking_recv().unwrap().unwrap().len(), 1);
-        assert_eq!(stats.forward_passes.load(Ordering::SeqCst), 1);
+        assert_eq!(statistics.execution_count(), 1);
         assert_eq!(
-            stats.inputs.load(Ordering::SeqCst),
+            statistics.inference_count(),
             1,
             "the abandoned job's inputs ran"
         );

@@ -8,5 +8,7 @@
 
 mod batcher;
 mod queue;
+pub mod stats;
 
 pub use queue::{InferenceError, InferenceQueue, Prediction, QueueConfig, QueueStats};
+pub use stats::InferenceStatistics;

@@ -1,7 +1,7 @@
 //! The handle the HTTP layer holds: submit rows, await predictions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
 use super::batcher;
+use super::stats::InferenceStatistics;
 use crate::model::{Classifier, INPUT_LEN, NUM_CLASSES};
 use crate::telemetry::metrics as m;
 
@@ -61,26 +62,40 @@ pub struct QueueStats {
     pub in_flight: AtomicUsize,
     /// Requests an inference thread has taken and not yet answered (batching or running).
     pub held: AtomicUsize,
-    /// Forward passes run so far.
-    pub forward_passes: AtomicU64,
-    /// Inputs run so far.
-    pub inputs: AtomicU64,
 }
 
-/// Counts a request in `in_flight` for as long as its caller waits (also when the caller's
-/// future is dropped: timeout or client gone).
-struct InFlight<'a>(&'a QueueStats);
+/// Counts a request in `in_flight` for as long as its caller waits, and in the statistics as a
+/// success or a failure when it ends: a caller's future dropped before its answer (timeout,
+/// client gone) counts as a failure.
+struct InFlight<'a> {
+    stats: &'a QueueStats,
+    statistics: &'a InferenceStatistics,
+    started: Instant,
+    answered: bool,
+}
 
 impl<'a> InFlight<'a> {
-    fn enter(stats: &'a QueueStats) -> Self {
+    fn enter(stats: &'a QueueStats, statistics: &'a InferenceStatistics) -> Self {
         stats.in_flight.fetch_add(1, Ordering::SeqCst);
-        Self(stats)
+        Self {
+            stats,
+            statistics,
+            started: Instant::now(),
+            answered: false,
+        }
+    }
+
+    fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
+        self.answered = result.is_ok();
+        result
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.statistics
+            .record_request(self.answered, self.started.elapsed());
     }
 }
 
@@ -93,8 +108,8 @@ pub struct InferenceQueue {
     /// (503) instead of reporting itself stopped.
     _rx: Receiver<Job>,
     stats: Arc<QueueStats>,
-    max_queue: usize,
-    max_batch: usize,
+    statistics: Arc<InferenceStatistics>,
+    config: QueueConfig,
 }
 
 impl InferenceQueue {
@@ -105,12 +120,14 @@ impl InferenceQueue {
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let (tx, rx) = bounded(config.max_queue.max(1));
         let stats = Arc::new(QueueStats::default());
+        let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
         let threads = (0..config.workers)
             .map(|i| {
                 let worker = batcher::Worker {
                     rx: rx.clone(),
                     classifier: classifier.clone(),
                     stats: stats.clone(),
+                    statistics: statistics.clone(),
                     max_batch: config.max_batch.max(1),
                     batch_wait: config.batch_wait,
                 };
@@ -123,8 +140,8 @@ impl InferenceQueue {
             tx,
             _rx: rx,
             stats,
-            max_queue: config.max_queue,
-            max_batch: config.max_batch,
+            statistics,
+            config,
         };
         Ok((queue, threads))
     }
@@ -133,8 +150,14 @@ impl InferenceQueue {
         &self.stats
     }
 
-    pub fn max_batch(&self) -> usize {
-        self.max_batch
+    /// Cumulative request and forward-pass statistics (the V2 statistics extension).
+    pub fn statistics(&self) -> &InferenceStatistics {
+        &self.statistics
+    }
+
+    /// The settings the queue and its threads were started with.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
     }
 
     /// Queue `rows` and wait for their predictions, in the same order. Never blocks the caller's
@@ -143,7 +166,7 @@ impl InferenceQueue {
         &self,
         rows: Vec<[f32; INPUT_LEN]>,
     ) -> Result<Vec<Prediction>, InferenceError> {
-        let _in_flight = InFlight::enter(&self.stats);
+        let in_flight = InFlight::enter(&self.stats, &self.statistics);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
@@ -157,15 +180,15 @@ impl InferenceQueue {
             Ok(()) => metrics::gauge!(m::QUEUE_DEPTH).increment(1.0),
             Err(e) => {
                 self.stats.depth.fetch_sub(1, Ordering::SeqCst);
-                return Err(match e {
+                return in_flight.finish(Err(match e {
                     TrySendError::Full(_) => {
                         metrics::counter!(m::REJECTED, "reason" => "queue_full").increment(1);
-                        InferenceError::QueueFull(self.max_queue)
+                        InferenceError::QueueFull(self.config.max_queue)
                     }
                     TrySendError::Disconnected(_) => InferenceError::Stopped,
-                });
+                }));
             }
         }
-        answer.await.map_err(|_| InferenceError::Stopped)?
+        in_flight.finish(answer.await.unwrap_or(Err(InferenceError::Stopped)))
     }
 }

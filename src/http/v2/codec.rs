@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::V2Error;
-use super::types::{InferRequest, Tensor};
+use super::types::{InferRequest, OutputName, Tensor};
 use crate::http::routes::validate;
 use crate::inference::Prediction;
 use crate::model::{INPUT_LEN, NUM_CLASSES};
@@ -14,8 +14,6 @@ use crate::model::{INPUT_LEN, NUM_CLASSES};
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 /// The one input this model takes.
 pub const INPUT_NAME: &str = "input";
-pub const OUTPUT_PROBABILITIES: &str = "probabilities";
-pub const OUTPUT_LABEL: &str = "label";
 
 /// Split a request body into its JSON header and binary tail.
 pub fn split_body<'a>(
@@ -201,31 +199,135 @@ pub fn decode_inputs(
     validate(&rows, max_batch).map_err(|e| V2Error::bad_request(e.to_string()))
 }
 
-/// A boolean entry of a tensor's or request's `parameters`, if present.
+/// A boolean entry of the request's `parameters`, if present.
 fn bool_parameter(parameters: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
     parameters.as_ref()?.get(key)?.as_bool()
 }
 
-/// Which outputs to return, and whether each goes in binary.
-pub fn requested_outputs(request: &InferRequest) -> Result<Vec<(String, bool)>, V2Error> {
+/// What to return for one requested output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// The tensor itself.
+    Tensor,
+    /// The classification extension: the top k classes as BYTES strings.
+    TopClasses(usize),
+}
+
+/// One output to return, and whether it goes after the JSON header in binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedOutput {
+    pub name: OutputName,
+    pub kind: OutputKind,
+    pub binary: bool,
+}
+
+/// The outputs to return: those asked for, or both tensors when none are named.
+pub fn requested_outputs(request: &InferRequest) -> Result<Vec<RequestedOutput>, V2Error> {
     let default_binary = bool_parameter(&request.parameters, "binary_data_output").unwrap_or(false);
     let Some(outputs) = &request.outputs else {
-        return Ok([OUTPUT_PROBABILITIES, OUTPUT_LABEL]
+        return Ok([OutputName::Probabilities, OutputName::Label]
             .into_iter()
-            .map(|n| (n.to_string(), default_binary))
+            .map(|name| RequestedOutput {
+                name,
+                kind: OutputKind::Tensor,
+                binary: default_binary,
+            })
             .collect());
     };
     outputs
         .iter()
         .map(|o| {
-            if o.name != OUTPUT_PROBABILITIES && o.name != OUTPUT_LABEL {
-                return Err(V2Error::bad_request(format!(
-                    "unknown output '{}'; this model produces '{OUTPUT_PROBABILITIES}' and '{OUTPUT_LABEL}'",
-                    o.name
-                )));
+            let parameters = o.parameters.clone().unwrap_or_default();
+            let kind = match (o.name, parameters.classification) {
+                (_, None) => OutputKind::Tensor,
+                (OutputName::Probabilities, Some(k)) if (1..=NUM_CLASSES as i64).contains(&k) => {
+                    OutputKind::TopClasses(k as usize)
+                }
+                (OutputName::Probabilities, Some(k)) => {
+                    return Err(V2Error::bad_request(format!(
+                        "classification {k} is out of range: ask for 1 to {NUM_CLASSES} classes"
+                    )));
+                }
+                (OutputName::Label, Some(_)) => {
+                    return Err(V2Error::bad_request(
+                        "classification applies to the 'probabilities' output, not 'label'",
+                    ));
+                }
+            };
+            Ok(RequestedOutput {
+                name: o.name,
+                kind,
+                binary: parameters.binary_data.unwrap_or(default_binary),
+            })
+        })
+        .collect()
+}
+
+/// One output's JSON values and its binary encoding (little-endian; BYTES elements each
+/// prefixed with their length as a little-endian u32, as the binary tensor extension says).
+struct Encoded {
+    shape: Vec<i64>,
+    datatype: &'static str,
+    values: Value,
+    bytes: Vec<u8>,
+}
+
+fn encode(predictions: &[Prediction], output: &RequestedOutput, labels: &[String]) -> Encoded {
+    let n = predictions.len() as i64;
+    match (output.name, output.kind) {
+        (OutputName::Label, _) => {
+            let classes: Vec<i64> = predictions.iter().map(|p| p.label as i64).collect();
+            Encoded {
+                shape: vec![n],
+                datatype: "INT64",
+                bytes: classes.iter().flat_map(|l| l.to_le_bytes()).collect(),
+                values: json!(classes),
             }
-            let binary = bool_parameter(&o.parameters, "binary_data").unwrap_or(default_binary);
-            Ok((o.name.clone(), binary))
+        }
+        (OutputName::Probabilities, OutputKind::Tensor) => {
+            let probs: Vec<f32> = predictions.iter().flat_map(|p| p.probabilities).collect();
+            Encoded {
+                shape: vec![n, NUM_CLASSES as i64],
+                datatype: "FP32",
+                bytes: probs.iter().flat_map(|p| p.to_le_bytes()).collect(),
+                values: json!(probs),
+            }
+        }
+        (OutputName::Probabilities, OutputKind::TopClasses(k)) => {
+            let strings: Vec<String> = predictions
+                .iter()
+                .flat_map(|p| top_classes(&p.probabilities, k, labels))
+                .collect();
+            let mut bytes = Vec::new();
+            for s in &strings {
+                bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(s.as_bytes());
+            }
+            Encoded {
+                shape: vec![n, k as i64],
+                datatype: "BYTES",
+                bytes,
+                values: json!(strings),
+            }
+        }
+    }
+}
+
+/// The `k` most probable classes as `"<probability>:<index>:<label>"`, most probable first (ties
+/// by index), the probability printed as Triton prints it (six decimals).
+pub fn top_classes(probabilities: &[f32], k: usize, labels: &[String]) -> Vec<String> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| {
+        probabilities[b]
+            .total_cmp(&probabilities[a])
+            .then(a.cmp(&b))
+    });
+    order
+        .into_iter()
+        .take(k)
+        .map(|i| {
+            let label = labels.get(i).map_or_else(|| i.to_string(), Clone::clone);
+            format!("{:.6}:{i}:{label}", probabilities[i])
         })
         .collect()
 }
@@ -233,41 +335,47 @@ pub fn requested_outputs(request: &InferRequest) -> Result<Vec<(String, bool)>, 
 /// Output tensors (JSON part) and the binary tail that follows them, in output order.
 pub fn encode_outputs(
     predictions: &[Prediction],
-    requested: &[(String, bool)],
+    requested: &[RequestedOutput],
+    labels: &[String],
 ) -> (Vec<Tensor>, Vec<u8>) {
-    let n = predictions.len() as i64;
     let mut tail = Vec::new();
     let outputs = requested
         .iter()
-        .map(|(name, binary)| {
-            let (shape, datatype, values, bytes): (Vec<i64>, &str, Value, Vec<u8>) = if name
-                == OUTPUT_LABEL
-            {
-                let labels: Vec<i64> = predictions.iter().map(|p| p.label as i64).collect();
-                let bytes = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
-                (vec![n], "INT64", json!(labels), bytes)
-            } else {
-                let probs: Vec<f32> = predictions.iter().flat_map(|p| p.probabilities).collect();
-                let bytes = probs.iter().flat_map(|p| p.to_le_bytes()).collect();
-                (vec![n, NUM_CLASSES as i64], "FP32", json!(probs), bytes)
-            };
-            let mut out = Tensor {
-                name: name.clone(),
-                shape,
-                datatype: datatype.to_string(),
+        .map(|output| {
+            let encoded = encode(predictions, output, labels);
+            let mut tensor = Tensor {
+                name: output.name.as_str().to_string(),
+                shape: encoded.shape,
+                datatype: encoded.datatype.to_string(),
                 parameters: None,
                 data: None,
             };
-            if *binary {
+            if output.binary {
                 let mut p = Map::new();
-                p.insert("binary_data_size".into(), json!(bytes.len()));
-                out.parameters = Some(p);
-                tail.extend_from_slice(&bytes);
+                p.insert("binary_data_size".into(), json!(encoded.bytes.len()));
+                tensor.parameters = Some(p);
+                tail.extend_from_slice(&encoded.bytes);
             } else {
-                out.data = Some(values);
+                tensor.data = Some(encoded.values);
             }
-            out
+            tensor
         })
         .collect();
     (outputs, tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_classes;
+
+    #[test]
+    fn top_classes_are_ordered_by_probability_then_index() {
+        let labels: Vec<String> = ["zero", "one", "two", "three"].map(String::from).to_vec();
+        let probs = [0.1, 0.6, 0.1, 0.2];
+        assert_eq!(
+            top_classes(&probs, 3, &labels),
+            ["0.600000:1:one", "0.200000:3:three", "0.100000:0:zero"]
+        );
+        assert_eq!(top_classes(&probs, 1, &[]), ["0.600000:1:1"]);
+    }
 }

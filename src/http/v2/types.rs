@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 /// `GET /v2`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "ember-serve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}))]
+#[schema(as = V2ServerMetadata)]
 pub struct ServerMetadata {
     pub name: String,
     pub version: String,
@@ -15,6 +16,7 @@ pub struct ServerMetadata {
 
 /// A tensor's name, datatype and shape (`-1`: any size).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = V2TensorMetadata)]
 pub struct TensorMetadata {
     pub name: String,
     pub datatype: String,
@@ -29,6 +31,7 @@ pub struct TensorMetadata {
     "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
                 {"name": "label", "datatype": "INT64", "shape": [-1]}]
 }))]
+#[schema(as = V2ModelMetadata)]
 pub struct ModelMetadata {
     pub name: String,
     pub versions: Vec<String>,
@@ -40,6 +43,7 @@ pub struct ModelMetadata {
 /// `GET /v2/models/{name}/ready`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "digits-cnn", "ready": true}))]
+#[schema(as = V2ModelReady)]
 pub struct ModelReady {
     pub name: String,
     pub ready: bool,
@@ -47,6 +51,7 @@ pub struct ModelReady {
 
 /// `GET /v2/health/live` and `/v2/health/ready` (the status code is the answer).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2Health)]
 pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<bool>,
@@ -56,6 +61,7 @@ pub struct Health {
 
 /// A tensor as the protocol writes it, in requests (`inputs`) and responses (`outputs`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = V2Tensor)]
 pub struct Tensor {
     pub name: String,
     pub shape: Vec<i64>,
@@ -72,14 +78,47 @@ pub struct Tensor {
     pub data: Option<Value>,
 }
 
+/// The outputs this model produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = V2OutputName)]
+pub enum OutputName {
+    /// FP32 `[batch, 10]`: the probability of each class.
+    Probabilities,
+    /// INT64 `[batch]`: the most probable class.
+    Label,
+}
+
+impl OutputName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Probabilities => "probabilities",
+            Self::Label => "label",
+        }
+    }
+}
+
+/// What a requested output's `parameters` may say.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2OutputParameters)]
+pub struct OutputParameters {
+    /// `true`: return this output as binary tensor data after the JSON header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_data: Option<bool>,
+    /// The classification extension: return the top k classes of `probabilities`, per input,
+    /// as BYTES strings `"<probability>:<index>:<label>"`, most probable first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10)]
+    pub classification: Option<i64>,
+}
+
 /// An output the client asks for.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2RequestOutput)]
 pub struct RequestOutput {
-    pub name: String,
-    /// `binary_data: true` asks for the output after the JSON header.
+    pub name: OutputName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub parameters: Option<OutputParameters>,
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -92,6 +131,7 @@ pub struct RequestOutput {
     }],
     "outputs": [{"name": "label"}, {"name": "probabilities"}]
 }))]
+#[schema(as = V2InferRequest)]
 pub struct InferRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -113,6 +153,7 @@ pub struct InferRequest {
          "data": [0.9999, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0001]}
     ]
 }))]
+#[schema(as = V2InferResponse)]
 pub struct InferResponse {
     pub model_name: String,
     pub model_version: String,
@@ -127,6 +168,146 @@ pub struct InferResponse {
 /// The protocol's error body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"error": "unknown model 'mnist'; this server serves 'digits-cnn'"}))]
+#[schema(as = V2ErrorBody)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// A `{count, ns}` pair of the statistics extension.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[schema(as = V2StatisticDuration)]
+pub struct StatisticDuration {
+    pub count: u64,
+    pub ns: u64,
+}
+
+/// Cumulative per-request statistics: each request is charged the whole pass it ran in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2InferStatistics)]
+pub struct InferStatistics {
+    /// Answered requests, and their time from submission to answer.
+    pub success: StatisticDuration,
+    /// Failed requests (queue full, timeout, forward-pass error), and their time until failure.
+    pub fail: StatisticDuration,
+    /// Time requests waited in the queue.
+    pub queue: StatisticDuration,
+    /// Gathering inputs into one batch.
+    pub compute_input: StatisticDuration,
+    /// The forward pass.
+    pub compute_infer: StatisticDuration,
+    /// Turning outputs into per-request answers.
+    pub compute_output: StatisticDuration,
+    /// Always zero: there is no response cache.
+    pub cache_hit: StatisticDuration,
+    /// Always zero: there is no response cache.
+    pub cache_miss: StatisticDuration,
+}
+
+/// Cumulative statistics of the forward passes of one batch size (one count per pass).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2BatchStatistics)]
+pub struct BatchStatistics {
+    pub batch_size: u64,
+    pub compute_input: StatisticDuration,
+    pub compute_infer: StatisticDuration,
+    pub compute_output: StatisticDuration,
+}
+
+/// One model version's statistics, cumulative since the server started.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2ModelStatistics)]
+pub struct ModelStatistics {
+    pub name: String,
+    pub version: String,
+    /// When the last forward pass finished, in milliseconds since the Unix epoch (0: none yet).
+    pub last_inference: u64,
+    /// Inputs run (a batch of n counts n).
+    pub inference_count: u64,
+    /// Forward passes run.
+    pub execution_count: u64,
+    pub inference_stats: InferStatistics,
+    /// Only the batch sizes that ran, smallest first.
+    pub batch_stats: Vec<BatchStatistics>,
+}
+
+/// `GET /v2/models/stats` and `/v2/models/{name}[/versions/{version}]/stats`: Triton's
+/// statistics extension.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2StatisticsResponse)]
+pub struct StatisticsResponse {
+    pub model_stats: Vec<ModelStatistics>,
+}
+
+/// An input or output in the model configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2ConfigTensor)]
+pub struct ConfigTensor {
+    pub name: String,
+    /// `TYPE_FP32`, `TYPE_INT64`, ...
+    pub data_type: String,
+    /// Shape without the batch dimension.
+    pub dims: Vec<i64>,
+    /// The shape the tensor really has (without the batch dimension), where it differs from
+    /// `dims`: `label` is one number per input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<ConfigReshape>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2ConfigReshape)]
+pub struct ConfigReshape {
+    pub shape: Vec<i64>,
+}
+
+/// How requests are batched: the server's `--batch-wait` and `--max-queue`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2DynamicBatching)]
+pub struct DynamicBatching {
+    pub max_queue_delay_microseconds: u64,
+    pub preferred_batch_size: Vec<u32>,
+    pub default_queue_policy: QueuePolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2QueuePolicy)]
+pub struct QueuePolicy {
+    pub max_queue_size: u64,
+}
+
+/// The inference threads (`--workers`) and where they run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2InstanceGroup)]
+pub struct InstanceGroup {
+    pub name: String,
+    /// `KIND_CPU` or `KIND_GPU`.
+    pub kind: String,
+    pub count: u64,
+}
+
+/// A configuration parameter (Triton's `ModelParameter`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2ConfigParameter)]
+pub struct ConfigParameter {
+    pub string_value: String,
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]/config`: Triton's model configuration
+/// extension, describing the served model and how this server batches it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2ModelConfig)]
+pub struct ModelConfig {
+    pub name: String,
+    pub platform: String,
+    /// `burn`.
+    pub backend: String,
+    /// `--max-batch`.
+    pub max_batch_size: u64,
+    pub input: Vec<ConfigTensor>,
+    pub output: Vec<ConfigTensor>,
+    pub dynamic_batching: DynamicBatching,
+    pub instance_group: Vec<InstanceGroup>,
+    /// `labels`: the class labels as a JSON array, in class order; `burn_backend`, `device`,
+    /// `model_version` (the full semantic version) and `weights_sha256`.
+    #[schema(value_type = Object)]
+    pub parameters: std::collections::BTreeMap<String, ConfigParameter>,
 }

@@ -1,0 +1,174 @@
+//! Triton's model configuration and statistics extensions: what Triton's own tools read before
+//! and while they send traffic (perf_analyzer gives up without the configuration, and splits
+//! latency into queue and compute time from the statistics).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use super::error::V2Error;
+use super::types::*;
+use super::{ModelPath, check_model, protocol_version};
+use crate::http::state::AppState;
+use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
+use crate::model::{INPUT_LEN, NUM_CLASSES};
+
+/// The model's configuration in Triton's terms, with this server's real batching settings.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/config", tag = "kserve-v2",
+    params(
+        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
+        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
+    ),
+    responses(
+        (status = 200, description = "Model configuration", body = ModelConfig),
+        (status = 404, description = "Unknown model or version", body = ErrorBody),
+    ))]
+pub async fn model_config(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<ModelConfig>, V2Error> {
+    check_model(&state, &path)?;
+    let model = &state.model;
+    let queue = state.queue.config();
+    let tensor = |name: &str, data_type: &str, dims: Vec<i64>| ConfigTensor {
+        name: name.into(),
+        data_type: data_type.into(),
+        dims,
+        reshape: None,
+    };
+    let parameter = |value: String| ConfigParameter {
+        string_value: value,
+    };
+    let labels = serde_json::to_string(&model.labels).unwrap_or_default();
+    let parameters = BTreeMap::from([
+        ("labels".to_string(), parameter(labels)),
+        ("burn_backend".to_string(), parameter(model.backend.clone())),
+        ("device".to_string(), parameter(model.device.clone())),
+        (
+            "model_version".to_string(),
+            parameter(model.version.clone()),
+        ),
+        (
+            "weights_sha256".to_string(),
+            parameter(model.weights_sha256.clone()),
+        ),
+    ]);
+    let kind = if model.backend == "wgpu" {
+        "KIND_GPU"
+    } else {
+        "KIND_CPU"
+    };
+    Ok(Json(ModelConfig {
+        name: model.name.clone(),
+        platform: String::new(),
+        backend: "burn".into(),
+        max_batch_size: model.max_batch_size as u64,
+        input: vec![tensor(
+            super::codec::INPUT_NAME,
+            "TYPE_FP32",
+            vec![INPUT_LEN as i64],
+        )],
+        output: vec![
+            tensor(
+                OutputName::Probabilities.as_str(),
+                "TYPE_FP32",
+                vec![NUM_CLASSES as i64],
+            ),
+            // One number per input: Triton writes a batched scalar as dims [1] reshaped to [].
+            ConfigTensor {
+                reshape: Some(ConfigReshape { shape: vec![] }),
+                ..tensor(OutputName::Label.as_str(), "TYPE_INT64", vec![1])
+            },
+        ],
+        dynamic_batching: DynamicBatching {
+            max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
+            preferred_batch_size: vec![],
+            default_queue_policy: QueuePolicy {
+                max_queue_size: queue.max_queue as u64,
+            },
+        },
+        instance_group: vec![InstanceGroup {
+            name: model.name.clone(),
+            kind: kind.into(),
+            count: queue.workers as u64,
+        }],
+        parameters,
+    }))
+}
+
+fn duration(t: TimedSnapshot) -> StatisticDuration {
+    StatisticDuration {
+        count: t.count,
+        ns: t.ns,
+    }
+}
+
+fn statistics(state: &AppState) -> StatisticsResponse {
+    let StatisticsSnapshot {
+        last_inference_ms,
+        inference_count,
+        execution_count,
+        success,
+        fail,
+        queue,
+        compute_input,
+        compute_infer,
+        compute_output,
+        batches,
+    } = state.queue.statistics().snapshot();
+    StatisticsResponse {
+        model_stats: vec![ModelStatistics {
+            name: state.model.name.clone(),
+            version: protocol_version(&state.model.version).to_string(),
+            last_inference: last_inference_ms,
+            inference_count,
+            execution_count,
+            inference_stats: InferStatistics {
+                success: duration(success),
+                fail: duration(fail),
+                queue: duration(queue),
+                compute_input: duration(compute_input),
+                compute_infer: duration(compute_infer),
+                compute_output: duration(compute_output),
+                cache_hit: StatisticDuration::default(),
+                cache_miss: StatisticDuration::default(),
+            },
+            batch_stats: batches
+                .into_iter()
+                .map(|b| BatchStatistics {
+                    batch_size: b.batch_size as u64,
+                    compute_input: duration(b.compute_input),
+                    compute_infer: duration(b.compute_infer),
+                    compute_output: duration(b.compute_output),
+                })
+                .collect(),
+        }],
+    }
+}
+
+/// Statistics of every model this server serves (the one model).
+#[utoipa::path(get, path = "/v2/models/stats", tag = "kserve-v2",
+    responses((status = 200, description = "Cumulative statistics since start", body = StatisticsResponse)))]
+pub async fn server_stats(State(state): State<Arc<AppState>>) -> Json<StatisticsResponse> {
+    Json(statistics(&state))
+}
+
+/// Statistics of one model: requests, queue time, forward passes by batch size.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/stats", tag = "kserve-v2",
+    params(
+        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
+        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
+    ),
+    responses(
+        (status = 200, description = "Cumulative statistics since start", body = StatisticsResponse),
+        (status = 404, description = "Unknown model or version", body = ErrorBody),
+    ))]
+pub async fn model_stats(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<StatisticsResponse>, V2Error> {
+    check_model(&state, &path)?;
+    Ok(Json(statistics(&state)))
+}

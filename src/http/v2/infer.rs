@@ -1,0 +1,80 @@
+//! `POST .../infer`: decode the request (JSON, or JSON header + binary tensors), run it through
+//! the shared queue, encode the outputs the client asked for.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderName, header};
+use axum::response::{IntoResponse, Response};
+
+use super::codec::{self, HEADER_LENGTH};
+use super::error::V2Error;
+use super::types::*;
+use super::{ModelPath, check_model, protocol_version};
+use crate::http::ApiError;
+use crate::http::extract::{BodyLimit, body_rejection};
+use crate::http::state::AppState;
+
+/// Run inference. JSON in and out by default; with the binary tensor data extension, the body
+/// is a JSON header of `Inference-Header-Content-Length` bytes followed by raw tensor bytes,
+/// and outputs asked for with `binary_data` come back the same way. An output asked for with
+/// `classification: k` returns the top k classes (the classification extension).
+#[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "kserve-v2",
+    params(
+        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
+        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
+    ),
+    request_body(content = InferRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Outputs (JSON, or JSON header + binary tensors)", body = InferResponse),
+        (status = 400, description = "Malformed request, wrong shape, datatype or values", body = ErrorBody),
+        (status = 404, description = "Unknown model or version", body = ErrorBody),
+        (status = 413, description = "Body (decompressed) exceeds --body-limit", body = ErrorBody),
+        (status = 503, description = "Not ready, or the queue is full (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "Not answered within --request-timeout", body = ErrorBody),
+    ))]
+pub async fn infer(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<ModelPath>,
+    Extension(BodyLimit(limit)): Extension<BodyLimit>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, V2Error> {
+    check_model(&state, &path)?;
+    let body = body.map_err(|e| V2Error::from(body_rejection(e, limit)))?;
+    let header_length = headers
+        .get(HEADER_LENGTH)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let (json_part, binary) = codec::split_body(&body, header_length)?;
+    let request: InferRequest = serde_json::from_slice(json_part)
+        .map_err(|e| V2Error::bad_request(format!("invalid inference request JSON: {e}")))?;
+    let rows = codec::decode_inputs(&request, binary, state.model.max_batch_size)?;
+    let requested = codec::requested_outputs(&request)?;
+    let predictions = state.predict(rows).await?;
+    let (outputs, tail) = codec::encode_outputs(&predictions, &requested, &state.model.labels);
+    let response = InferResponse {
+        model_name: state.model.name.clone(),
+        model_version: protocol_version(&state.model.version).to_string(),
+        id: request.id,
+        parameters: None,
+        outputs,
+    };
+    let json = serde_json::to_vec(&response)
+        .map_err(|e| V2Error::from(ApiError::Internal(format!("encoding the response: {e}"))))?;
+    if tail.is_empty() {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+    }
+    let json_len = json.len();
+    let mut bytes = json;
+    bytes.extend_from_slice(&tail);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (HeaderName::from_static(HEADER_LENGTH), json_len.to_string()),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
