@@ -1,5 +1,6 @@
 """A stock `tritonclient.http` client against a running ember-serve (default settings: binary
-tensor data both ways), checked against ember-serve's own /v1/predict answer.
+tensor data both ways), checked against ember-serve's own /v1/predict answer; then the
+extensions Triton's tools use: model configuration, statistics, classification, compression.
 
 Usage: python3 tests/clients/triton_http.py [host:port]   (run by .ci/run)
 """
@@ -40,7 +41,7 @@ outputs = [
     httpclient.InferRequestedOutput("label", binary_data=False),
     httpclient.InferRequestedOutput("probabilities", binary_data=True),
 ]
-again = client.infer("digits-cnn", [inp], outputs=outputs, model_version="2.0.0")
+again = client.infer("digits-cnn", [inp], outputs=outputs, model_version="2")
 assert (again.as_numpy("label") == predicted).all()
 
 # The same images through ember-serve's own API give the same answers.
@@ -54,6 +55,47 @@ v1_probs = np.array([p["probabilities"] for p in v1["predictions"]], dtype=np.fl
 assert np.array_equal(v1_probs, probs), "V2 and /v1/predict disagree"
 accuracy = float((predicted == labels).mean())
 assert accuracy >= 0.875, accuracy
+
+# Model configuration (what perf_analyzer reads first).
+config = client.get_model_config("digits-cnn")
+assert config["max_batch_size"] == 64 and config["backend"] == "burn", config
+assert config["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": [64]}], config
+assert config["instance_group"][0]["kind"] == "KIND_CPU", config
+served_labels = json.loads(config["parameters"]["labels"]["string_value"])
+
+# Classification: the top 3 classes per image, "<probability>:<index>:<label>".
+top3 = client.infer(
+    "digits-cnn",
+    [inp],
+    outputs=[httpclient.InferRequestedOutput("probabilities", class_count=3)],
+)
+classes = top3.as_numpy("probabilities")
+assert classes.shape == (8, 3), classes.shape
+for row, p in zip(classes, probs):
+    want = np.argsort(-p, kind="stable")[:3]
+    got = [entry.decode().split(":") for entry in row]
+    assert [int(i) for _, i, _ in got] == list(want), (got, want)
+    assert all(abs(float(score) - p[int(i)]) < 1e-5 for score, i, _ in got), got
+    assert [label for _, _, label in got] == [served_labels[i] for i in want], got
+
+# Compressed request and response bodies.
+zipped = client.infer(
+    "digits-cnn",
+    [inp],
+    request_compression_algorithm="gzip",
+    response_compression_algorithm="gzip",
+)
+assert np.array_equal(zipped.as_numpy("probabilities"), probs)
+deflated = client.infer("digits-cnn", [inp], request_compression_algorithm="deflate")
+assert np.array_equal(deflated.as_numpy("label"), predicted)
+
+# Statistics: this script's requests are in the counts.
+stats = client.get_inference_statistics("digits-cnn")["model_stats"][0]
+assert stats["name"] == "digits-cnn" and stats["version"] == "2", stats
+assert stats["inference_stats"]["success"]["count"] >= 5, stats
+assert stats["inference_count"] >= 5 * 8, stats
+assert any(b["batch_size"] == 8 for b in stats["batch_stats"]), stats["batch_stats"]
+assert "statistics" in client.get_server_metadata()["extensions"]
 
 try:
     client.get_model_metadata("mnist")
