@@ -178,6 +178,43 @@ async fn openapi_documents_every_route_and_its_example_works() {
 }
 
 #[tokio::test]
+async fn the_request_schema_states_the_limits_the_server_enforces() {
+    let (app, _) = ready_app(&["--max-batch", "5"]).await;
+    let spec = get(&app, "/api-docs/openapi.json").await.json();
+    let inputs = &spec["components"]["schemas"]["PredictRequest"]["properties"]["inputs"];
+    assert_eq!(
+        (inputs["minItems"].as_u64(), inputs["maxItems"].as_u64()),
+        (Some(1), Some(5))
+    );
+    let image = &inputs["items"];
+    assert_eq!(
+        (image["minItems"].as_u64(), image["maxItems"].as_u64()),
+        (Some(64), Some(64))
+    );
+    assert_eq!(
+        (
+            image["items"]["minimum"].as_f64(),
+            image["items"]["maximum"].as_f64()
+        ),
+        (Some(0.0), Some(16.0))
+    );
+    // Just past each bound is refused; the bound itself is served.
+    let row = vec![16.0; 64];
+    let ok = json!({"inputs": vec![row.clone(); 5]});
+    assert_eq!(
+        post_json(&app, "/v1/predict", ok.to_string()).await.status,
+        200
+    );
+    let too_many = json!({"inputs": vec![row; 6]});
+    assert_eq!(
+        post_json(&app, "/v1/predict", too_many.to_string())
+            .await
+            .status,
+        422
+    );
+}
+
+#[tokio::test]
 async fn malformed_json_is_400() {
     let (app, _) = ready_app(&[]).await;
     assert_problem(

@@ -6,8 +6,8 @@
 //! and [`unversioned_aliases`] derives the other, so the two descriptions cannot differ.
 
 use utoipa::OpenApi;
-use utoipa::openapi::RefOr;
 use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::{RefOr, Schema};
 
 use super::types::*;
 use super::{routes, v2};
@@ -82,9 +82,26 @@ fn unversioned_aliases(doc: &mut utoipa::openapi::OpenApi) {
     doc.paths.paths.extend(aliases);
 }
 
-/// The document served at `/api-docs/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// `/v1/predict` takes at most `--max-batch` rows: say so in the request schema.
+fn limit_batch(doc: &mut utoipa::openapi::OpenApi, max_batch: usize) {
+    let inputs = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("PredictRequest"))
+        .and_then(|s| match s {
+            RefOr::T(Schema::Object(o)) => o.properties.get_mut("inputs"),
+            _ => None,
+        });
+    if let Some(RefOr::T(Schema::Array(inputs))) = inputs {
+        inputs.max_items = Some(max_batch);
+    }
+}
+
+/// The document served at `/api-docs/openapi.json`, for a server taking up to `max_batch`
+/// inputs per request.
+pub fn document(max_batch: usize) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     unversioned_aliases(&mut doc);
+    limit_batch(&mut doc, max_batch);
     doc
 }

@@ -25,6 +25,7 @@ use crate::telemetry::metrics as m;
 
 /// The whole HTTP surface, ready to serve.
 pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    let docs = openapi::document(state.model.max_batch_size);
     Router::new()
         .route("/", get(routes::index))
         .route("/health/live", get(routes::live))
@@ -34,7 +35,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/metrics", get(routes::metrics))
         .merge(super::v2::routes())
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", openapi::document()))
+        .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", docs))
         .fallback(
             |uri: Uri| async move { in_api_shape(&uri, ApiError::NotFound(uri.path().into())) },
         )

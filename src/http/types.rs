@@ -17,10 +17,25 @@ pub const EXAMPLE_DIGIT: [u8; 64] = [
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"inputs": [&EXAMPLE_DIGIT[..]]}))]
 pub struct PredictRequest {
-    /// One or more images (at most `max_batch`), each 64 pixel values in 0..=16, row-major
+    /// One or more images (at most `--max-batch`), each 64 pixel values in 0..=16, row-major
     /// (8 rows of 8).
-    #[schema(min_items = 1, value_type = Vec<Vec<f64>>)]
+    #[schema(schema_with = images_schema)]
     pub inputs: Vec<Vec<f64>>,
+}
+
+/// Rows of exactly 64 pixel values in 0..=16; at least one row. The document the server serves
+/// also says at most `--max-batch` rows (`openapi::document`).
+fn images_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let pixel = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(0.0))
+        .maximum(Some(crate::model::PIXEL_MAX as f64));
+    let image = ArrayBuilder::new()
+        .items(pixel)
+        .min_items(Some(crate::model::INPUT_LEN))
+        .max_items(Some(crate::model::INPUT_LEN));
+    ArrayBuilder::new().items(image).min_items(Some(1)).build()
 }
 
 /// One input's result.

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::V2Error;
-use super::types::{InferRequest, OutputName, Tensor};
+use super::types::{InferRequest, InputTensor, OutputName, OutputParameters, Tensor};
 use crate::http::routes::validate;
 use crate::inference::Prediction;
 use crate::model::{INPUT_LEN, NUM_CLASSES};
@@ -109,7 +109,7 @@ pub fn decode_inputs(
             request.inputs.len()
         )));
     };
-    let Tensor {
+    let InputTensor {
         name,
         shape,
         datatype,
@@ -237,7 +237,12 @@ pub fn requested_outputs(request: &InferRequest) -> Result<Vec<RequestedOutput>,
     outputs
         .iter()
         .map(|o| {
-            let parameters = o.parameters.clone().unwrap_or_default();
+            let parameters: OutputParameters = match &o.parameters {
+                None => OutputParameters::default(),
+                Some(map) => serde_json::from_value(Value::Object(map.clone())).map_err(|e| {
+                    V2Error::bad_request(format!("parameters of output '{}': {e}", o.name.as_str()))
+                })?,
+            };
             let kind = match (o.name, parameters.classification) {
                 (_, None) => OutputKind::Tensor,
                 (OutputName::Probabilities, Some(k)) if (1..=NUM_CLASSES as i64).contains(&k) => {

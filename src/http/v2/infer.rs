@@ -26,9 +26,19 @@ use crate::http::state::AppState;
         ("name" = String, Path, description = "Model name", example = "digits-cnn"),
         ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
     ),
-    request_body(content = InferRequest, content_type = "application/json"),
+    request_body(description = "JSON, or (binary tensor extension) a JSON header of \
+        `Inference-Header-Content-Length` bytes followed by the inputs' raw bytes",
+        content(
+            (InferRequest = "application/json"),
+            (BinaryTensors = "application/octet-stream"),
+        )),
     responses(
-        (status = 200, description = "Outputs (JSON, or JSON header + binary tensors)", body = InferResponse),
+        (status = 200, description = "Outputs: JSON, or (when an output asked for binary data) a \
+            JSON header of `Inference-Header-Content-Length` bytes followed by the outputs' raw bytes",
+            content(
+                (InferResponse = "application/json"),
+                (BinaryTensors = "application/octet-stream"),
+            )),
         (status = 400, description = "Malformed request, wrong shape, datatype or values", body = ErrorBody),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
         (status = 413, description = "Body (decompressed) exceeds --body-limit", body = ErrorBody),

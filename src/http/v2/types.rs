@@ -59,23 +59,31 @@ pub struct Health {
     pub ready: Option<bool>,
 }
 
-/// A tensor as the protocol writes it, in requests (`inputs`) and responses (`outputs`).
+/// An output tensor of an inference response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[schema(as = V2Tensor)]
 pub struct Tensor {
     pub name: String,
     pub shape: Vec<i64>,
-    /// Inputs: FP32, FP64, INT8..INT64 or UINT8..UINT64 (converted to FP32 where lossless).
-    /// Outputs: FP32 (`probabilities`) or INT64 (`label`).
+    /// FP32 (`probabilities`), INT64 (`label`) or BYTES (classification).
     pub datatype: String,
     /// `binary_data_size` marks data sent after the JSON header (binary tensor extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    /// Row-major values, flat or nested; absent when the data is binary.
+    /// Row-major values: numbers, or strings for BYTES; absent when the data is binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<f64>>)]
+    #[schema(schema_with = output_data_schema)]
     pub data: Option<Value>,
+}
+
+/// A flat array of numbers or of strings (BYTES).
+fn output_data_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let element = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::String));
+    ArrayBuilder::new().items(element).build()
 }
 
 /// The outputs this model produces.
@@ -117,8 +125,10 @@ pub struct OutputParameters {
 #[schema(as = V2RequestOutput)]
 pub struct RequestOutput {
     pub name: OutputName,
+    /// An object (read as [`OutputParameters`]; other keys are ignored, as the protocol allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<OutputParameters>,
+    #[schema(value_type = Option<OutputParameters>)]
+    pub parameters: Option<Map<String, Value>>,
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -138,9 +148,66 @@ pub struct InferRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    pub inputs: Vec<Tensor>,
+    /// This model takes exactly one input.
+    #[schema(min_items = 1, max_items = 1)]
+    pub inputs: Vec<InputTensor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<RequestOutput>>,
+}
+
+/// The input this model takes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = V2InputName)]
+pub enum InputName {
+    /// `[batch, 64]`: 8×8 images, row-major, pixel values 0..=16.
+    Input,
+}
+
+/// Input datatypes accepted: FP32, and types whose values convert to FP32 without loss.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2InputDatatype)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum InputDatatype {
+    FP32,
+    FP64,
+    INT8,
+    INT16,
+    INT32,
+    INT64,
+    UINT8,
+    UINT16,
+    UINT32,
+    UINT64,
+}
+
+/// What an input's `parameters` may say.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = V2InputParameters)]
+pub struct InputParameters {
+    /// The binary tensor extension: the input's bytes follow the JSON header, this many.
+    #[schema(minimum = 0)]
+    pub binary_data_size: Option<u64>,
+}
+
+/// An input tensor of an inference request. Its `shape` is `[batch, 64]`, and `data` (or the
+/// binary bytes) holds exactly batch × 64 values, which a schema cannot say.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = V2InputTensor)]
+pub struct InputTensor {
+    #[schema(value_type = InputName)]
+    pub name: String,
+    #[schema(min_items = 2, max_items = 2)]
+    pub shape: Vec<i64>,
+    #[schema(value_type = InputDatatype)]
+    pub datatype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<InputParameters>)]
+    pub parameters: Option<Map<String, Value>>,
+    /// Row-major values, flat or nested; absent when the data is binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub data: Option<Value>,
 }
 
 /// Inference response (JSON part, when binary outputs follow it).
@@ -311,3 +378,9 @@ pub struct ModelConfig {
     #[schema(value_type = Object)]
     pub parameters: std::collections::BTreeMap<String, ConfigParameter>,
 }
+
+/// A binary tensor body: a JSON header of `Inference-Header-Content-Length` bytes, then each
+/// binary tensor's raw little-endian bytes, in order.
+#[derive(ToSchema)]
+#[schema(as = V2BinaryTensors, value_type = String, format = Binary)]
+pub struct BinaryTensors(pub Vec<u8>);
