@@ -17,10 +17,7 @@ use crate::model::{INPUT_LEN, NUM_CLASSES};
 
 /// The model's configuration in Triton's terms, with this server's real batching settings.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/config", tag = "kserve-v2",
-    params(
-        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
-    ),
+    params(ModelPath),
     responses(
         (status = 200, description = "Model configuration", body = ModelConfig),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
@@ -157,10 +154,7 @@ pub async fn server_stats(State(state): State<Arc<AppState>>) -> Json<Statistics
 
 /// Statistics of one model: requests, queue time, forward passes by batch size.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/stats", tag = "kserve-v2",
-    params(
-        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
-    ),
+    params(ModelPath),
     responses(
         (status = 200, description = "Cumulative statistics since start", body = StatisticsResponse),
         (status = 404, description = "Unknown model or version", body = ErrorBody),

@@ -22,10 +22,7 @@ use crate::http::state::AppState;
 /// and outputs asked for with `binary_data` come back the same way. An output asked for with
 /// `classification: k` returns the top k classes (the classification extension).
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "kserve-v2",
-    params(
-        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
-    ),
+    params(ModelPath),
     request_body(description = "JSON, or (binary tensor extension) a JSON header of \
         `Inference-Header-Content-Length` bytes followed by the inputs' raw bytes",
         content(

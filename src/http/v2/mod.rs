@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 pub use self::extensions::{__path_model_config, __path_model_stats, __path_server_stats};
 pub use self::extensions::{model_config, model_stats, server_stats};
@@ -40,11 +41,17 @@ pub const EXTENSIONS: &[&str] = &[
     "statistics",
 ];
 
-/// Where a model operation's path names the model, and perhaps its version.
-#[derive(Debug, Deserialize)]
+/// Where a model operation's path names the model, and perhaps its version. Described once for
+/// every operation's OpenAPI parameters (the unversioned paths drop `version`, `openapi.rs`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ModelPath {
+    /// Model name.
+    #[param(example = "digits-cnn")]
     name: String,
+    /// Model version: the major version (`2`) or the full one (`2.0.0`).
     #[serde(default)]
+    #[param(required = true, value_type = String, example = "2")]
     version: Option<String>,
 }
 
@@ -147,10 +154,7 @@ pub async fn server_ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Model metadata: inputs and outputs with datatypes and shapes.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "kserve-v2",
-    params(
-        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
-    ),
+    params(ModelPath),
     responses(
         (status = 200, description = "Model metadata", body = ModelMetadata),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
@@ -183,10 +187,7 @@ pub async fn model_metadata(
 
 /// Model readiness (200 = ready, 400 = not ready).
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "kserve-v2",
-    params(
-        ("name" = String, Path, description = "Model name", example = "digits-cnn"),
-        ("version" = String, Path, description = "Model version: the major version (`2`) or the full one (`2.0.0`)", example = "2"),
-    ),
+    params(ModelPath),
     responses(
         (status = 200, description = "Ready", body = ModelReady),
         (status = 400, description = "Not ready", body = ModelReady),
