@@ -28,7 +28,7 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; ex
 cargo build --release --locked --features "$FEATURES" --bin ember-serve --bin ceiling >&2
 BIN=target/release
 
-body=$(python3 -c 'import json; print(json.dumps({"inputs": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]]}))')
+body=$(tr -d '\n' <tests/data/predict-zero.json)
 lua=$(mktemp --suffix=.lua)
 cat > "$lua" <<LUA
 wrk.method = "POST"
