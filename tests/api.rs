@@ -134,6 +134,52 @@ async fn index_links_everything() {
 }
 
 #[tokio::test]
+async fn browsers_get_the_page_and_api_clients_the_index() {
+    let (app, _) = ready_app(&[]).await;
+    let fetch = |accept: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = axum::http::Request::get("/")
+                .header("accept", accept)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            send(&app, req).await
+        }
+    };
+    let page = fetch("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.content_type().starts_with("text/html"));
+    let html = page.text();
+    assert!(html.contains("<canvas id=\"pad\""), "no drawing pad");
+    for api in ["application/json", "*/*"] {
+        let index = fetch(api).await;
+        assert!(
+            index.content_type().starts_with("application/json"),
+            "{api}"
+        );
+        assert_eq!(index.json()["predict"], "/v1/predict");
+    }
+    // Everything the page loads is served from the binary, with its type, and small.
+    let mut total = html.len();
+    for (path, kind) in [
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+    ] {
+        assert!(html.contains(path), "the page does not load {path}");
+        let asset = get(&app, path).await;
+        assert_eq!(asset.status, StatusCode::OK, "{path}");
+        assert!(asset.content_type().starts_with(kind), "{path}");
+        total += asset.body.len();
+    }
+    assert!(
+        total <= 30 * 1024,
+        "page, script and style are {total} bytes"
+    );
+    // No resource from elsewhere: the page works offline.
+    assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[tokio::test]
 async fn swagger_ui_is_served() {
     let (app, _) = ready_app(&[]).await;
     let reply = get(&app, "/docs/").await;

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod page;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::extract::ApiJson;
@@ -13,10 +13,17 @@ use super::state::AppState;
 use super::types::*;
 use crate::model::{INPUT_LEN, PIXEL_MAX};
 
-/// Links to everything else.
+/// Links to everything else, or (for a browser, `Accept: text/html`) the page to draw a digit on.
 #[utoipa::path(get, path = "/", tag = "meta",
-    responses((status = 200, description = "Where the docs, metrics and probes are", body = IndexResponse)))]
-pub async fn index() -> Json<IndexResponse> {
+    responses((status = 200, description = "Where the docs, metrics and probes are; the drawing page for browsers",
+        content(
+            (IndexResponse = "application/json"),
+            (String = "text/html"),
+        ))))]
+pub async fn index(headers: HeaderMap) -> Response {
+    if super::page::wants_html(&headers) {
+        return super::page::html();
+    }
     Json(IndexResponse {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -28,6 +35,7 @@ pub async fn index() -> Json<IndexResponse> {
         predict: "/v1/predict".into(),
         models: "/v1/models".into(),
     })
+    .into_response()
 }
 
 /// Liveness: the process is up and answering.

@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::openapi;
+use super::page;
 use super::routes;
 use super::state::AppState;
 use super::v2;
@@ -28,6 +29,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     let docs = openapi::document(state.model.max_batch_size);
     Router::new()
         .route("/", get(routes::index))
+        .route("/ui/app.js", get(page::app_js))
+        .route("/ui/style.css", get(page::style_css))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
         .route("/v1/models", get(routes::models))
