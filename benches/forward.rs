@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ember_serve::model::{Classifier, DeviceChoice, device, weights};
+use ember_serve::model::{Classifier, DeviceChoice, device};
 
 fn devices() -> Vec<device::SelectedDevice> {
     let mut out = device::cpu_backends();
@@ -20,8 +20,7 @@ fn devices() -> Vec<device::SelectedDevice> {
 fn forward(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
     for selected in devices() {
-        let loaded = weights::load(&dir, &selected.device).expect("weights");
-        let classifier = Classifier::new(loaded.model, selected.device.clone());
+        let (classifier, _) = Classifier::load(&dir, &selected.device).expect("weights");
         let mut group = c.benchmark_group(format!("forward/{}", selected.backend));
         if selected.backend == "wgpu" {
             group

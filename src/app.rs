@@ -1,5 +1,5 @@
-//! Start-up: wire config → device → verified weights → inference queue → HTTP state, in that
-//! order, and run the server until a shutdown signal.
+//! Start-up: wire config → device → verified weights → inference queue → model service → HTTP,
+//! in that order, and run the server until a shutdown signal.
 //!
 //! Everything that can refuse to start (bad weights, no device) fails here, before the port is
 //! bound, with a message naming the cause.
@@ -8,23 +8,46 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::ServeArgs;
-use crate::http::{AppState, ModelInfo};
-use crate::inference::{InferenceQueue, QueueConfig};
-use crate::model::{Classifier, device, weights};
-use crate::telemetry::metrics as m;
+use metrics_exporter_prometheus::PrometheusHandle;
 
-/// A started (but not yet warmed-up) server: state for the router, and the inference threads.
-pub struct App {
-    pub state: Arc<AppState>,
-    pub workers: Vec<JoinHandle<()>>,
+use crate::config::ServeArgs;
+use crate::http;
+use crate::inference::{InferenceQueue, QueueConfig};
+use crate::model::{Classifier, DeviceError, WeightsError, device};
+use crate::service::{ModelService, ServedModel};
+use crate::telemetry::metrics::{self as m, RecorderError};
+
+/// Why the server did not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Metrics(#[from] RecorderError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error("cannot start the inference threads: {0}")]
+    Threads(std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
 }
 
-/// What `--workers` and `--batch-wait` mean when not given, on a CPU backend or a GPU
-/// (measured: RUNBOOK.md, "Performance").
+/// A started (not yet warmed-up) model service, and the threads that run its forward passes.
+pub struct Started {
+    pub service: Arc<ModelService>,
+    pub metrics: PrometheusHandle,
+    pub inference_threads: Vec<JoinHandle<()>>,
+}
+
+/// What `--workers` and `--batch-wait` mean when not given, on a CPU backend or a GPU.
 #[derive(Debug)]
 struct QueueDefaults {
-    workers: usize,
+    threads: usize,
     batch_wait: Duration,
 }
 
@@ -32,26 +55,25 @@ impl QueueDefaults {
     fn for_device(cpu_backend: bool) -> Self {
         if cpu_backend {
             // A CPU pass runs on the calling thread: one thread per core. Whatever is queued is
-            // already a batch (a pass over 64 inputs costs 6.5x less per input than over one),
-            // but an idle wait for a fuller one leaves a core unused: on 2 cores a 0.2 or 1 ms
-            // window lost 5-25 % req/s at c=16..64 (RUNBOOK.md, "Performance").
+            // already a batch, and an idle wait for a fuller one would leave a core unused.
             Self {
-                workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 batch_wait: Duration::ZERO,
             }
         } else {
             // A GPU pass has a large fixed cost (launch, readback): one thread feeding the
             // device, and a short window so concurrent callers share a pass.
             Self {
-                workers: 1,
+                threads: 1,
                 batch_wait: Duration::from_millis(1),
             }
         }
     }
 }
 
-/// Load and verify everything `args` names and start the inference threads.
-pub fn build(args: &ServeArgs) -> Result<App, String> {
+/// Install the metrics recorder, choose the device, load and verify the weights, and start the
+/// inference threads: everything that can refuse to start, before any port is bound.
+pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
     let metrics = m::handle()?;
     let selected = device::select(args.device)?;
     tracing::info!(
@@ -65,29 +87,27 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
     if selected.software {
         tracing::warn!(device = %selected.name, "this GPU adapter is a software renderer: expect CPU-speed or slower inference");
     }
-    let loaded = weights::load(&args.weights, &selected.device).map_err(|e| e.to_string())?;
-    let manifest = loaded.manifest;
+    let (classifier, manifest) = Classifier::load(&args.weights, &selected.device)?;
     tracing::info!(
         model = %manifest.name, version = %manifest.version, sha256 = %manifest.sha256,
         dir = %args.weights.display(), "weights verified and loaded"
     );
 
-    let classifier = Arc::new(Classifier::new(loaded.model, selected.device.clone()));
     let max_batch = args.max_batch as usize;
     let defaults = QueueDefaults::for_device(selected.is_cpu_backend());
-    let workers = args.workers.map_or(defaults.workers, |n| n as usize);
+    let threads = args.workers.map_or(defaults.threads, |n| n as usize);
     let batch_wait = args.batch_wait.unwrap_or(defaults.batch_wait);
-    tracing::info!(workers, batch_wait = ?batch_wait, max_batch, "inference threads");
-    let (queue, workers) = InferenceQueue::start(
-        classifier,
+    tracing::info!(threads, batch_wait = ?batch_wait, max_batch, "inference threads");
+    let (queue, inference_threads) = InferenceQueue::start(
+        Arc::new(classifier),
         QueueConfig {
             max_batch,
             batch_wait,
             max_queue: args.max_queue as usize,
-            workers,
+            threads,
         },
     )
-    .map_err(|e| format!("cannot start the inference thread: {e}"))?;
+    .map_err(StartError::Threads)?;
 
     metrics::gauge!(m::BUILD_INFO,
         "version" => env!("CARGO_PKG_VERSION"),
@@ -99,7 +119,7 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
     )
     .set(1.0);
 
-    let info = ModelInfo {
+    let model = ServedModel {
         name: manifest.name,
         version: manifest.version,
         input: manifest.input,
@@ -112,23 +132,29 @@ pub fn build(args: &ServeArgs) -> Result<App, String> {
         held_out_accuracy: manifest.held_out_accuracy,
     };
     let timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
-    Ok(App {
-        state: AppState::new(queue, info, metrics, timeout),
-        workers,
+    Ok(Started {
+        service: ModelService::new(queue, model, timeout),
+        metrics,
+        inference_threads,
     })
 }
 
 /// Run the server until SIGTERM/SIGINT; returns once in-flight requests have finished.
-pub async fn run(args: ServeArgs) -> Result<(), String> {
-    let App { state, workers } = build(&args)?;
-    m::spawn_upkeep(state.metrics.clone());
-    let listener = tokio::net::TcpListener::bind(args.addr())
+pub async fn run(args: ServeArgs) -> Result<(), StartError> {
+    let Started {
+        service,
+        metrics,
+        inference_threads,
+    } = start(&args)?;
+    m::spawn_upkeep(metrics.clone());
+    let addr = args.addr();
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr()))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "listening");
 
-    let warm = state.clone();
+    let warm = service.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         match warm.warm_up().await {
@@ -139,19 +165,20 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         }
     });
 
-    crate::http::serve(
+    let app = http::router(service.clone(), metrics, args.body_limit);
+    http::serve(
         listener,
-        state,
-        args.body_limit,
-        crate::http::server::shutdown_signal(),
+        app,
+        service,
+        http::server::shutdown_signal(),
         args.shutdown_delay,
     )
     .await
-    .map_err(|e| format!("server error: {e}"))?;
+    .map_err(StartError::Serve)?;
 
     // The router (and with it the last queue handle) is gone: the threads drain and stop.
-    for worker in workers {
-        let _ = worker.join();
+    for thread in inference_threads {
+        let _ = thread.join();
     }
     tracing::info!("shut down cleanly");
     Ok(())
@@ -165,12 +192,12 @@ mod tests {
     fn cpu_backends_use_every_core_and_never_idle_wait() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let d = QueueDefaults::for_device(true);
-        assert_eq!((d.workers, d.batch_wait), (cores, Duration::ZERO));
+        assert_eq!((d.threads, d.batch_wait), (cores, Duration::ZERO));
     }
 
     #[test]
     fn gpu_gets_one_feeder_thread_and_a_1ms_window() {
         let d = QueueDefaults::for_device(false);
-        assert_eq!((d.workers, d.batch_wait), (1, Duration::from_millis(1)));
+        assert_eq!((d.threads, d.batch_wait), (1, Duration::from_millis(1)));
     }
 }

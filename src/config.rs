@@ -61,16 +61,15 @@ pub struct ServeArgs {
     #[arg(long, env = "EMBER_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_batch: u32,
     /// How long a forward pass may wait for more inputs before it starts (`0ms`: never wait,
-    /// batch only what is already queued). Default: 1ms on a GPU; 0 on the CPU backends, where
-    /// an idle wait leaves a core unused and measured slower than batching what is queued
-    /// (RUNBOOK.md, "Performance").
+    /// batch only what is already queued). Default: 1ms on a GPU, so concurrent requests share
+    /// a pass; 0 on the CPU backends, where waiting would leave a core idle.
     #[arg(long, env = "EMBER_BATCH_WAIT", value_parser = parse_duration)]
     pub batch_wait: Option<Duration>,
     /// Most requests waiting in the inference queue; more get 503 with Retry-After.
     #[arg(long, env = "EMBER_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queue: u32,
-    /// Inference threads. Default: one per available core on the CPU backend (measured best on
-    /// 2 cores, RUNBOOK.md "Performance"), one on a GPU (its kernels run one after another).
+    /// Inference threads. Default: one per available core on the CPU backends, one on a GPU
+    /// (its kernels run one after another).
     #[arg(long, env = "EMBER_WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
     /// Give up on a queued request after this long with 504 (`0s`: wait as long as it takes).
@@ -105,27 +104,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// Why a duration flag did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration (e.g. 500ms, 2s, 1m)")]
+    NotANumber(String),
+    #[error("unknown duration unit {0:?} (use us, ms, s or m)")]
+    Unit(String),
+    #[error("{input:?}: {reason}")]
+    Range { input: String, reason: String },
+}
+
 /// `250ms`, `2s`, `1m` or a bare number of milliseconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((s, "ms"), |i| s.split_at(i));
     let value: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 2s, 1m)"))?;
+        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
     let secs = match unit.trim() {
         "us" | "µs" => value / 1e6,
         "ms" => value / 1e3,
         "s" => value,
         "m" => value * 60.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use us, ms, s or m)"
-            ));
-        }
+        other => return Err(DurationError::Unit(other.to_string())),
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    Duration::try_from_secs_f64(secs).map_err(|e| DurationError::Range {
+        input: s.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

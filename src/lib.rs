@@ -2,8 +2,9 @@
 //!
 //! Data flows one way through the crate: [`config`] is read once at start-up, [`model`] loads and
 //! verifies the weights and picks a device, [`inference`] owns the model on its own thread(s) and
-//! batches queued requests into forward passes, and [`http`] turns requests into queue jobs and
-//! results into JSON. [`telemetry`] (logs and Prometheus metrics) is observed by all of them.
+//! batches queued requests into forward passes, [`service`] holds the rules every surface shares
+//! (readiness, timeouts), and [`http`] turns requests into service calls and results into JSON.
+//! [`app`] wires them together at start-up. [`telemetry`] (logs and Prometheus metrics) is observed by all of them.
 
 pub mod app;
 pub mod config;
@@ -11,5 +12,6 @@ pub mod healthcheck;
 pub mod http;
 pub mod inference;
 pub mod model;
+pub mod service;
 pub mod telemetry;
 pub mod version;

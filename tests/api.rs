@@ -8,9 +8,10 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use ember_serve::http::{AppState, router};
+use ember_serve::http::router;
 use ember_serve::inference::{InferenceQueue, QueueConfig};
-use ember_serve::model::{Classifier, DeviceChoice, device, weights};
+use ember_serve::model::{DeviceChoice, device};
+use ember_serve::service::ModelService;
 use serde_json::{Value, json};
 
 fn assert_problem(reply: &Reply, status: u16, slug: &str, detail_contains: &str) {
@@ -382,21 +383,21 @@ async fn unknown_routes_and_methods_are_problems() {
 
 /// The real app's model and metrics over a paused queue (no inference thread): requests can
 /// only queue, fill it, or time out.
-fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (axum::Router, Arc<AppState>) {
+fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (axum::Router, Arc<ModelService>) {
     let (_, real) = cold_app(&[]);
     let dev = device::select(DeviceChoice::Cpu).unwrap().device;
-    let loaded = weights::load(&repo_path("weights"), &dev).unwrap();
-    let classifier = Arc::new(Classifier::new(loaded.model, dev));
+    let classifier = Arc::new(classifier(&dev));
     let config = QueueConfig {
         max_batch: 64,
         batch_wait: Duration::ZERO,
         max_queue,
-        workers: 0,
+        threads: 0,
     };
     let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
-    let state = AppState::new(queue, real.model.clone(), real.metrics.clone(), timeout);
-    state.mark_warm();
-    (router(state.clone(), 1 << 20), state)
+    let service = ModelService::new(queue, real.model.clone(), timeout);
+    service.mark_warm();
+    let metrics = ember_serve::telemetry::metrics::handle().unwrap();
+    (router(service.clone(), metrics, 1 << 20), service)
 }
 
 #[tokio::test]

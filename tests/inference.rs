@@ -8,12 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ember_serve::inference::{InferenceQueue, QueueConfig};
-use ember_serve::model::{Classifier, DeviceChoice, INPUT_LEN, device, weights};
+use ember_serve::model::{Classifier, DeviceChoice, INPUT_LEN, device};
 
 fn classifier() -> Arc<Classifier> {
     let dev = device::select(DeviceChoice::Cpu).unwrap().device;
-    let loaded = weights::load(&common::repo_path("weights"), &dev).unwrap();
-    Arc::new(Classifier::new(loaded.model, dev))
+    Arc::new(common::classifier(&dev))
 }
 
 fn rows(n: usize) -> Vec<[f32; INPUT_LEN]> {
@@ -34,7 +33,7 @@ async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
             max_batch: 64,
             batch_wait: Duration::from_millis(200),
             max_queue: 64,
-            workers: 1,
+            threads: 1,
         },
     )
     .unwrap();
@@ -78,7 +77,7 @@ async fn batches_never_exceed_max_batch() {
             max_batch: 4,
             batch_wait: Duration::from_millis(100),
             max_queue: 64,
-            workers: 1,
+            threads: 1,
         },
     )
     .unwrap();
@@ -115,7 +114,7 @@ async fn a_lone_request_does_not_wait_for_the_batch_window() {
             max_batch: 64,
             batch_wait: Duration::from_secs(5),
             max_queue: 8,
-            workers: 1,
+            threads: 1,
         },
     )
     .unwrap();
@@ -139,7 +138,7 @@ async fn threads_stop_when_the_last_handle_is_dropped() {
             max_batch: 8,
             batch_wait: Duration::ZERO,
             max_queue: 8,
-            workers: 2,
+            threads: 2,
         },
     )
     .unwrap();
@@ -159,7 +158,7 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
             max_batch: 4,
             batch_wait: Duration::ZERO,
             max_queue: 1,
-            workers: 0,
+            threads: 0,
         },
     )
     .unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::repo_path;
+use common::{classifier, repo_path};
 use ember_serve::model::weights::{self, Manifest, WeightsError};
 use ember_serve::model::{Classifier, DeviceChoice, dataset, device};
 
@@ -53,8 +53,7 @@ fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
     let rows: Vec<_> = held_out.iter().map(|s| s.pixels).collect();
     let mut reference: Option<(&str, Vec<[f32; 10]>)> = None;
     for cpu in &backends {
-        let loaded = weights::load(&repo_path("weights"), &cpu.device).unwrap();
-        let classifier = Classifier::new(loaded.model, cpu.device.clone());
+        let (classifier, manifest) = Classifier::load(&repo_path("weights"), &cpu.device).unwrap();
         let accuracy = dataset::accuracy(&classifier, &held_out).unwrap();
         assert!(
             accuracy >= 0.97,
@@ -62,7 +61,7 @@ fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
             cpu.backend
         );
         // The manifest records what training measured; it must agree with what we just measured.
-        assert!((accuracy - loaded.manifest.held_out_accuracy).abs() < 1e-3);
+        assert!((accuracy - manifest.held_out_accuracy).abs() < 1e-3);
         // Every CPU backend must serve the same answers from the same weights.
         let probs = classifier.probabilities(&rows).unwrap();
         match &reference {
@@ -87,8 +86,7 @@ fn an_image_gets_the_same_answer_alone_and_in_a_batch() {
     let (_, held_out) = dataset::split(samples, dataset::SPLIT_SEED);
     let rows: Vec<_> = held_out.iter().map(|s| s.pixels).collect();
     for cpu in device::cpu_backends() {
-        let loaded = weights::load(&repo_path("weights"), &cpu.device).unwrap();
-        let classifier = Classifier::new(loaded.model, cpu.device.clone());
+        let classifier = classifier(&cpu.device);
         let batched = classifier.probabilities(&rows).unwrap();
         for (i, row) in rows.iter().enumerate() {
             let alone = classifier.probabilities(std::slice::from_ref(row)).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use ember_serve::model::{Classifier, DeviceChoice, dataset, device, weights};
+use ember_serve::model::{DeviceChoice, dataset, device};
 
 fn gpu() -> Option<device::SelectedDevice> {
     match device::select(DeviceChoice::Gpu) {
@@ -23,12 +23,8 @@ fn wgpu_matches_the_cpu_backend() {
     assert_eq!(gpu.backend, "wgpu");
     assert!(!gpu.name.is_empty());
     let cpu = device::select(DeviceChoice::Cpu).unwrap().device;
-    let dir = common::repo_path("weights");
-    let on_gpu = Classifier::new(
-        weights::load(&dir, &gpu.device).unwrap().model,
-        gpu.device.clone(),
-    );
-    let on_cpu = Classifier::new(weights::load(&dir, &cpu).unwrap().model, cpu);
+    let on_gpu = common::classifier(&gpu.device);
+    let on_cpu = common::classifier(&cpu);
 
     let samples = dataset::load(&common::repo_path(dataset::DEFAULT_PATH)).unwrap();
     let (_, held_out) = dataset::split(samples, dataset::SPLIT_SEED);
@@ -55,9 +51,9 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     ])
     .map(|c: ember_serve::config::Cli| c.serve)
     .unwrap();
-    let built = ember_serve::app::build(&args).unwrap();
-    built.state.warm_up().await.unwrap();
-    let app = ember_serve::http::router(built.state.clone(), args.body_limit);
+    let started = ember_serve::app::start(&args).unwrap();
+    started.service.warm_up().await.unwrap();
+    let app = ember_serve::http::router(started.service.clone(), started.metrics, args.body_limit);
     let models = common::get(&app, "/v1/models").await.json();
     assert_eq!(models["models"][0]["backend"], "wgpu");
     assert_eq!(models["models"][0]["device"], gpu.name.as_str());

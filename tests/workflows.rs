@@ -453,3 +453,77 @@ fn run_scripts_never_interpolate_expressions() {
         }
     }
 }
+
+/// The checks live in the repository's scripts, and both CI definitions run the same ones: the
+/// workflow's test job and `.ci/run` call `.ci/tools.sh`, `.ci/lint.sh` and `.ci/test.sh`, and
+/// neither defines a check of its own that the other lacks.
+#[test]
+fn both_ci_definitions_run_the_same_scripts() {
+    let wf = build();
+    let local = read(".ci/run");
+    for script in [".ci/tools.sh", ".ci/lint.sh", ".ci/test.sh"] {
+        assert_eq!(
+            jobs_running(&wf, script),
+            set(&["test"]),
+            "{script} in the workflow"
+        );
+        assert!(
+            local.contains(&format!("bash {script}")),
+            ".ci/run does not run {script}"
+        );
+    }
+    // The test job runs nothing but those scripts (checkout and toolchain set-up aside).
+    let test = &wf["jobs"]["test"];
+    for step in steps(test).iter().filter(|s| s["run"].is_string()) {
+        let run = step["run"].as_str().unwrap().trim();
+        assert!(
+            run.starts_with("bash .ci/") && !run.contains('\n'),
+            "the test job defines a check of its own: {run}"
+        );
+    }
+    // README.md's test command is what .ci/test.sh runs.
+    let readme = read("README.md");
+    let command = readme
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("cargo test")
+                .map(|rest| rest.split('#').next().unwrap())
+        })
+        .map(|rest| format!("cargo test{}", rest.trim_end()))
+        .expect("README.md gives a test command");
+    assert!(
+        read(".ci/test.sh").lines().any(|l| l.trim() == command),
+        ".ci/test.sh does not run README.md's `{command}`"
+    );
+    // The image scan runs in both: the workflow's scan job and the local replay call scan.sh.
+    assert!(read(".ci/release/replay.sh").contains("scan.sh"));
+}
+
+/// A clone on GitHub has only the repository: the workflows name nothing outside it, and every
+/// repository script they run exists.
+#[test]
+fn workflows_reference_nothing_outside_the_repository() {
+    for name in ["build.yml", "rollback.yml"] {
+        let text = read(&format!(".github/workflows/{name}"));
+        assert!(
+            !text.contains("../"),
+            "{name} reaches outside the repository"
+        );
+        assert!(
+            !text.contains("shared/"),
+            "{name} names the local shared folder"
+        );
+        for word in text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+            if let Some(path) = word.strip_prefix("./").or(Some(word)).filter(|w| {
+                w.starts_with(".ci/")
+                    && !w.contains('*')
+                    && (w.ends_with(".sh") || w.ends_with("/run"))
+            }) {
+                assert!(
+                    common::repo_path(path).is_file(),
+                    "{name} runs {path}, which is not in the repository"
+                );
+            }
+        }
+    }
+}

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn train(args: Args) -> Result<(), String> {
+fn train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let samples = dataset::load(&args.data)?;
     let (train, held_out) = dataset::split(samples, args.seed);
@@ -98,7 +98,7 @@ fn train(args: Args) -> Result<(), String> {
         let mut store = SafetensorsStore::from_bytes(Some(bytes));
         eval_model
             .load_from(&mut store)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("reloading the trained weights: {e}"))?;
     }
     let classifier = Classifier::new(eval_model, cpu.device.clone());
     let accuracy = dataset::accuracy(&classifier, &held_out)?;
@@ -125,7 +125,7 @@ fn train(args: Args) -> Result<(), String> {
             burn_version: "0.22.1".into(),
         },
     };
-    let manifest = weights::save(&args.out, &model, manifest).map_err(|e| e.to_string())?;
+    let manifest = weights::save(&args.out, &model, manifest)?;
     eprintln!(
         "held-out accuracy {:.2}% on {} samples; wrote {} (sha256 {}) in {:.1} s",
         accuracy * 100.0,

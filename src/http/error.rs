@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::types::Problem;
 use crate::inference::InferenceError;
+use crate::model::InputError;
+use crate::service::PredictError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -92,6 +94,22 @@ impl ApiError {
             title: title.to_string(),
             status: status.as_u16(),
             detail: self.to_string(),
+        }
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        ApiError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<PredictError> for ApiError {
+    fn from(e: PredictError) -> Self {
+        match e {
+            PredictError::NotReady => ApiError::NotReady(e.to_string()),
+            PredictError::Timeout(limit) => ApiError::Timeout(limit),
+            PredictError::Inference(e) => e.into(),
         }
     }
 }

@@ -2,9 +2,8 @@
 //! answer that says what to fix instead of axum's plain-text default.
 //!
 //! A body is parsed with plain `serde_json` first. Only one that fails is parsed again through
-//! axum's `Json`, whose error names the path of the bad value (`inputs[0]: invalid type ...`):
-//! tracking that path on every request cost a few per cent of the server's CPU under load, for
-//! messages only a failing request reads (RUNBOOK.md, "Performance").
+//! axum's `Json`, whose error names the path of the bad value (`inputs[0]: invalid type ...`),
+//! so only a failing request pays for tracking that path.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};

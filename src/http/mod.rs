@@ -1,7 +1,7 @@
 //! The HTTP surface: routes, request/response types, OpenAPI document, and error mapping.
 //!
-//! Handlers validate input, hand rows to the [`crate::inference`] queue and shape its answers;
-//! they never touch the model directly.
+//! Handlers validate input, hand rows to the [`crate::service::ModelService`] and shape its
+//! answers; they never touch the queue or the model directly.
 
 pub mod error;
 pub mod extract;
@@ -15,4 +15,4 @@ pub mod v2;
 
 pub use error::ApiError;
 pub use server::{router, serve};
-pub use state::{AppState, ModelInfo};
+pub use state::ApiState;

@@ -26,7 +26,7 @@ use super::{routes, v2};
         v2::model_metadata, v2::model_ready, v2::model_config, v2::model_stats, v2::infer,
     ),
     components(schemas(
-        PredictRequest, PredictResponse, PredictionBody, ModelsResponse, ModelMetadata,
+        PredictRequest, PredictResponse, PredictionBody, ModelsResponse, crate::service::ServedModel,
         HealthResponse, IndexResponse, Problem,
         v2::types::ServerMetadata, v2::types::Health, v2::types::ModelMetadata,
         v2::types::TensorMetadata, v2::types::ModelReady, v2::types::InferRequest,

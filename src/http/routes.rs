@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::error::ApiError;
 use super::extract::ApiJson;
-use super::state::AppState;
 use super::types::*;
-use crate::model::{INPUT_LEN, PIXEL_MAX};
+use crate::model::input;
+use crate::service::ModelService;
 
 /// Links to everything else, or (for a browser, `Accept: text/html`) the page to draw a digit on.
 #[utoipa::path(get, path = "/", tag = "meta",
@@ -57,7 +58,9 @@ pub async fn live() -> Json<HealthResponse> {
         (status = 503, description = "Warming up or shutting down", body = Problem,
             content_type = "application/problem+json"),
     ))]
-pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
+pub async fn ready(
+    State(state): State<Arc<ModelService>>,
+) -> Result<Json<HealthResponse>, ApiError> {
     if state.is_ready() {
         Ok(Json(HealthResponse {
             status: "ready".into(),
@@ -72,7 +75,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<HealthResp
 /// The served model: shapes, labels, backend and device.
 #[utoipa::path(get, path = "/v1/models", tag = "inference",
     responses((status = 200, description = "The served model", body = ModelsResponse)))]
-pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelsResponse> {
+pub async fn models(State(state): State<Arc<ModelService>>) -> Json<ModelsResponse> {
     Json(ModelsResponse {
         models: vec![state.model.clone()],
     })
@@ -98,10 +101,13 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelsResponse> 
             body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn predict(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ModelService>>,
     ApiJson(request): ApiJson<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    let rows = validate(&request.inputs, state.model.max_batch_size)?;
+    let rows = input::images_from_rows(
+        request.inputs.iter().map(Vec::as_slice),
+        state.model.max_batch_size,
+    )?;
     let predictions = state.predict(rows).await?;
     let predictions = predictions
         .into_iter()
@@ -121,82 +127,17 @@ pub async fn predict(
     }))
 }
 
-/// Check batch size, row lengths and pixel values; say exactly what is wrong where.
-pub fn validate(inputs: &[Vec<f64>], max_batch: usize) -> Result<Vec<[f32; INPUT_LEN]>, ApiError> {
-    if inputs.is_empty() {
-        return Err(ApiError::InvalidInput(
-            "`inputs` is empty; send at least one image".into(),
-        ));
-    }
-    if inputs.len() > max_batch {
-        return Err(ApiError::InvalidInput(format!(
-            "`inputs` has {} images; at most {max_batch} are accepted per request (--max-batch)",
-            inputs.len()
-        )));
-    }
-    inputs
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            if row.len() != INPUT_LEN {
-                return Err(ApiError::InvalidInput(format!(
-                    "inputs[{i}] has {} values; each input must have exactly {INPUT_LEN} \
-                     (an 8×8 image, row-major)",
-                    row.len()
-                )));
-            }
-            let mut out = [0.0f32; INPUT_LEN];
-            for (j, (&v, o)) in row.iter().zip(out.iter_mut()).enumerate() {
-                if !v.is_finite() || !(0.0..=PIXEL_MAX as f64).contains(&v) {
-                    return Err(ApiError::InvalidInput(format!(
-                        "inputs[{i}][{j}] = {v} is outside 0..=16 (pixel values count \"on\" \
-                         bits in a 4×4 block)"
-                    )));
-                }
-                *o = v as f32;
-            }
-            Ok(out)
-        })
-        .collect()
-}
-
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)",
         content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub async fn metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate;
-
-    fn row(v: f64) -> Vec<f64> {
-        vec![v; 64]
-    }
-
-    #[test]
-    fn validation_names_the_problem() {
-        let detail = |e: super::ApiError| e.to_string();
-        assert!(validate(&[row(0.0), row(16.0)], 2).is_ok());
-        assert!(detail(validate(&[], 2).unwrap_err()).contains("empty"));
-        assert!(
-            detail(validate(&[row(1.0), row(1.0), row(1.0)], 2).unwrap_err()).contains("at most 2")
-        );
-        assert!(detail(validate(&[vec![1.0; 63]], 2).unwrap_err()).contains("inputs[0] has 63"));
-        let mut bad = row(1.0);
-        bad[5] = 16.5;
-        assert!(detail(validate(&[row(1.0), bad], 2).unwrap_err()).contains("inputs[1][5] = 16.5"));
-        assert!(validate(&[row(-0.1)], 2).is_err());
-        assert!(validate(&[row(f64::NAN)], 2).is_err());
-        assert!(validate(&[row(f64::INFINITY)], 2).is_err());
-    }
 }

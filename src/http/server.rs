@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -20,13 +21,15 @@ use super::extract::BodyLimit;
 use super::openapi;
 use super::page;
 use super::routes;
-use super::state::AppState;
+use super::state::ApiState;
 use super::v2;
+use crate::service::ModelService;
 use crate::telemetry::metrics as m;
 
 /// The whole HTTP surface, ready to serve.
-pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
-    let docs = openapi::document(state.model.max_batch_size);
+pub fn router(service: Arc<ModelService>, metrics: PrometheusHandle, body_limit: usize) -> Router {
+    let docs = openapi::document(service.model.max_batch_size);
+    let state = ApiState { service, metrics };
     Router::new()
         .route("/", get(routes::index))
         .route("/ui/app.js", get(page::app_js))
@@ -108,16 +111,15 @@ async fn track(req: Request, next: Next) -> Response {
 /// `delay` (so load balancers notice), then closes; in-flight requests finish before this returns.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
-    body_limit: usize,
+    app: Router,
+    service: Arc<ModelService>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     delay: Duration,
 ) -> std::io::Result<()> {
-    let app = router(state.clone(), body_limit);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            state.begin_shutdown();
+            service.begin_shutdown();
             tracing::info!(delay = ?delay, "shutdown requested: readiness is now 503, draining");
             tokio::time::sleep(delay).await;
         })

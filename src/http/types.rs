@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::model::weights::TensorSpec;
+use crate::service::ServedModel;
 
 /// An 8×8 digit ("0") from the data set, used as the documented example.
 pub const EXAMPLE_DIGIT: [u8; 64] = [
@@ -69,31 +69,7 @@ pub struct PredictResponse {
 /// `GET /v1/models` answer.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ModelsResponse {
-    pub models: Vec<ModelMetadata>,
-}
-
-/// What the served model takes and gives, and where it runs.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ModelMetadata {
-    #[schema(example = "digits-cnn")]
-    pub name: String,
-    #[schema(example = "2.0.0")]
-    pub version: String,
-    #[schema(value_type = Object)]
-    pub input: TensorSpec,
-    #[schema(value_type = Object)]
-    pub output: TensorSpec,
-    pub labels: Vec<String>,
-    /// Backend the model runs on (`flex`, `ndarray` or `wgpu`).
-    pub backend: String,
-    /// `cpu` or the GPU adapter's name.
-    pub device: String,
-    /// Most inputs accepted in one request.
-    pub max_batch_size: usize,
-    /// sha256 of the weights file, as verified at start-up.
-    pub weights_sha256: String,
-    /// Accuracy on the held-out 20 % of the data set, as recorded at training time.
-    pub held_out_accuracy: f64,
+    pub models: Vec<ServedModel>,
 }
 
 /// Health probe answer.

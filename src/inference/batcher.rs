@@ -3,15 +3,18 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::queue::{InferenceError, Job, Prediction, QueueStats};
+use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::{InferenceStatistics, PassTimes};
-use crate::model::{Classifier, cnn::argmax};
+use crate::model::{Classifier, argmax};
 use crate::telemetry::metrics as m;
 
+/// What an inference thread needs; each thread gets a clone.
+#[derive(Clone)]
 pub(super) struct Worker {
     pub rx: Receiver<Job>,
     pub classifier: Arc<Classifier>,
@@ -19,6 +22,18 @@ pub(super) struct Worker {
     pub statistics: Arc<InferenceStatistics>,
     pub max_batch: usize,
     pub batch_wait: Duration,
+}
+
+/// Start `threads` inference threads, each running a clone of `worker`.
+pub(super) fn spawn(worker: Worker, threads: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
+    (0..threads)
+        .map(|i| {
+            let worker = worker.clone();
+            std::thread::Builder::new()
+                .name(format!("inference-{i}"))
+                .spawn(move || worker.run())
+        })
+        .collect()
 }
 
 impl Worker {
@@ -96,7 +111,10 @@ impl Worker {
         let rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows)))
-            .unwrap_or_else(|panic| Err(panic_message(&panic)));
+            .map_or_else(
+                |panic| Err(panic_message(&panic)),
+                |r| r.map_err(|e| e.to_string()),
+            );
         let mut times = PassTimes {
             input: started - gathering,
             infer: started.elapsed(),
@@ -163,15 +181,15 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::{InferenceStatistics, Job, QueueStats, Worker};
-    use crate::model::{Classifier, DeviceChoice, device, weights};
+    use crate::model::{Classifier, DeviceChoice, device};
 
     fn worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
-        let model = weights::load(&dir, &dev).unwrap().model;
+        let (classifier, _) = Classifier::load(&dir, &dev).unwrap();
         Worker {
             rx,
-            classifier: Arc::new(Classifier::new(model, dev)),
+            classifier: Arc::new(classifier),
             stats,
             statistics: Arc::new(InferenceStatistics::new(64)),
             max_batch: 64,

@@ -7,8 +7,10 @@
 //! the request it came from, in order.
 
 mod batcher;
+mod job;
 mod queue;
 pub mod stats;
 
-pub use queue::{InferenceError, InferenceQueue, Prediction, QueueConfig, QueueStats};
+pub use job::{InferenceError, Prediction, QueueStats};
+pub use queue::{InferenceQueue, QueueConfig};
 pub use stats::InferenceStatistics;

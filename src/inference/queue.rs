@@ -1,16 +1,17 @@
-//! The handle the HTTP layer holds: submit rows, await predictions.
+//! The handle the serving layer holds: submit rows, await predictions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
-use super::batcher;
+use super::batcher::{self, Worker};
+use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::InferenceStatistics;
-use crate::model::{Classifier, INPUT_LEN, NUM_CLASSES};
+use crate::model::{Classifier, INPUT_LEN};
 use crate::telemetry::metrics as m;
 
 /// Queue and batching settings.
@@ -24,44 +25,7 @@ pub struct QueueConfig {
     pub max_queue: usize,
     /// Inference threads. 0 starts none: requests wait until the queue is full (a paused queue,
     /// which is how the backpressure path is tested).
-    pub workers: usize,
-}
-
-/// One input's result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prediction {
-    pub label: usize,
-    pub confidence: f32,
-    pub probabilities: [f32; NUM_CLASSES],
-}
-
-/// Why a request got no predictions.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InferenceError {
-    #[error("the inference queue is full ({0} requests waiting)")]
-    QueueFull(usize),
-    #[error("the inference queue has stopped")]
-    Stopped,
-    #[error("the forward pass failed: {0}")]
-    Failed(String),
-}
-
-/// A request waiting for a forward pass.
-pub(super) struct Job {
-    pub rows: Vec<[f32; INPUT_LEN]>,
-    pub enqueued: Instant,
-    pub reply: oneshot::Sender<Result<Vec<Prediction>, InferenceError>>,
-}
-
-/// Counters shared by the handle and the inference threads.
-#[derive(Debug, Default)]
-pub struct QueueStats {
-    /// Requests waiting (not yet taken by an inference thread).
-    pub depth: AtomicUsize,
-    /// Requests submitted and not yet answered (queued, batching or running).
-    pub in_flight: AtomicUsize,
-    /// Requests an inference thread has taken and not yet answered (batching or running).
-    pub held: AtomicUsize,
+    pub threads: usize,
 }
 
 /// Counts a request in `in_flight` for as long as its caller waits, and in the statistics as a
@@ -113,7 +77,7 @@ pub struct InferenceQueue {
 }
 
 impl InferenceQueue {
-    /// Start `config.workers` inference threads sharing `classifier`.
+    /// Start `config.threads` inference threads sharing `classifier`.
     pub fn start(
         classifier: Arc<Classifier>,
         config: QueueConfig,
@@ -121,21 +85,15 @@ impl InferenceQueue {
         let (tx, rx) = bounded(config.max_queue.max(1));
         let stats = Arc::new(QueueStats::default());
         let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
-        let threads = (0..config.workers)
-            .map(|i| {
-                let worker = batcher::Worker {
-                    rx: rx.clone(),
-                    classifier: classifier.clone(),
-                    stats: stats.clone(),
-                    statistics: statistics.clone(),
-                    max_batch: config.max_batch.max(1),
-                    batch_wait: config.batch_wait,
-                };
-                std::thread::Builder::new()
-                    .name(format!("inference-{i}"))
-                    .spawn(move || worker.run())
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
+        let worker = Worker {
+            rx: rx.clone(),
+            classifier,
+            stats: stats.clone(),
+            statistics: statistics.clone(),
+            max_batch: config.max_batch.max(1),
+            batch_wait: config.batch_wait,
+        };
+        let threads = batcher::spawn(worker, config.threads)?;
         let queue = Self {
             tx,
             _rx: rx,

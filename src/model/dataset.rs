@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::classifier::{Classifier, ForwardError, argmax};
 use super::cnn::{INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
 
 /// Where the data set lives in the repository.
@@ -25,42 +26,81 @@ pub struct Sample {
     pub label: usize,
 }
 
+/// Why the data set could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("{path}: not a readable gzip'd CSV: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {reason}")]
+    Row {
+        path: std::path::PathBuf,
+        line: usize,
+        reason: RowError,
+    },
+}
+
+/// What is wrong with one CSV row.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowError {
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error("expected {expected} columns, found {found}", expected = INPUT_LEN + 1)]
+    Columns { found: usize },
+    #[error("pixel outside 0..=16")]
+    Pixel,
+    #[error("label {0} is not a digit")]
+    Label(f32),
+}
+
 /// Read a gzip'd CSV of 64 pixel columns and a label column.
-pub fn load(path: &Path) -> Result<Vec<Sample>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load(path: &Path) -> Result<Vec<Sample>, DatasetError> {
+    let read_err = |source| DatasetError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
     let mut text = String::new();
     GzDecoder::new(file)
         .read_to_string(&mut text)
-        .map_err(|e| format!("{}: not a readable gzip'd CSV: {e}", path.display()))?;
+        .map_err(read_err)?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            parse_row(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
+            parse_row(line).map_err(|reason| DatasetError::Row {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason,
+            })
         })
         .collect()
 }
 
-fn parse_row(line: &str) -> Result<Sample, String> {
+fn parse_row(line: &str) -> Result<Sample, RowError> {
     let values: Vec<f32> = line
         .split(',')
-        .map(|v| v.trim().parse::<f32>().map_err(|e| format!("{v:?}: {e}")))
+        .map(|v| {
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| RowError::NotANumber(v.to_string()))
+        })
         .collect::<Result<_, _>>()?;
     if values.len() != INPUT_LEN + 1 {
-        return Err(format!(
-            "expected {} columns, found {}",
-            INPUT_LEN + 1,
-            values.len()
-        ));
+        return Err(RowError::Columns {
+            found: values.len(),
+        });
     }
     let mut pixels = [0.0; INPUT_LEN];
     pixels.copy_from_slice(&values[..INPUT_LEN]);
     if pixels.iter().any(|p| !(0.0..=PIXEL_MAX).contains(p)) {
-        return Err("pixel outside 0..=16".into());
+        return Err(RowError::Pixel);
     }
     let label = values[INPUT_LEN];
     if label.fract() != 0.0 || !(0.0..NUM_CLASSES as f32).contains(&label) {
-        return Err(format!("label {label} is not a digit"));
+        return Err(RowError::Label(label));
     }
     Ok(Sample {
         pixels,
@@ -76,10 +116,11 @@ pub fn split(mut samples: Vec<Sample>, seed: u64) -> (Vec<Sample>, Vec<Sample>) 
     (train, samples)
 }
 
-/// Share of `samples` the classifier labels correctly (one forward pass per 256 samples).
-pub fn accuracy(classifier: &super::Classifier, samples: &[Sample]) -> Result<f64, String> {
+/// Share of `samples` the classifier labels correctly (one forward pass per 256 samples); 0 for
+/// no samples.
+pub fn accuracy(classifier: &Classifier, samples: &[Sample]) -> Result<f64, ForwardError> {
     if samples.is_empty() {
-        return Err("no samples to evaluate".into());
+        return Ok(0.0);
     }
     let mut correct = 0usize;
     for chunk in samples.chunks(256) {
@@ -88,7 +129,7 @@ pub fn accuracy(classifier: &super::Classifier, samples: &[Sample]) -> Result<f6
         correct += probs
             .iter()
             .zip(chunk)
-            .filter(|(p, s)| super::cnn::argmax(p).0 == s.label)
+            .filter(|(p, s)| argmax(p).0 == s.label)
             .count();
     }
     Ok(correct as f64 / samples.len() as f64)

@@ -2,10 +2,8 @@
 //!
 //! A 3×3 convolution over a map this small is a linear map with a few hundred inputs, and on
 //! the CPU backends burn's general convolution and pooling kernels cost far more per image than
-//! a matrix multiply of the same map: at batch 64 a conv + pool stage here is 4× (flex) to 13×
-//! (ndarray) slower than four `[batch, in] × [in, out]` matmuls (RUNBOOK.md, "Performance").
-//! So at load time each stage is rewritten, once, into four matrices, one per position in the
-//! 2×2 pooling window:
+//! a matrix multiply of the same map. So at load time each stage is rewritten, once, into four
+//! matrices, one per position in the 2×2 pooling window:
 //!
 //! `pool(relu(conv(x) + b)) = relu(max(x·W₀₀, x·W₀₁, x·W₁₀, x·W₁₁) + b)`
 //!
@@ -13,7 +11,8 @@
 //! hand: they are the trained convolution applied, without its bias, to every basis image, so
 //! the lowering is exact whatever padding or layout burn uses. Only the order of additions
 //! differs from the convolution; results agree to float rounding (tested below on untrained
-//! networks, and in tests/model.rs on every held-out image on every backend). Training and the weights file keep the convolutional [`DigitCnn`].
+//! networks, and in tests/model.rs on every held-out image on every backend). Training and the
+//! weights file keep the convolutional [`DigitCnn`].
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;

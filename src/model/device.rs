@@ -20,6 +20,21 @@ pub enum DeviceChoice {
     Gpu,
 }
 
+/// Why no device could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("this binary has no CPU backend (built without the `ndarray` and `flex` features)")]
+    NoCpuBackend,
+    #[error("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)")]
+    NoGpuBackend,
+    #[error(
+        "--device gpu: no wgpu adapter found (is a Vulkan, Metal or DX12 driver installed and visible to this process?)"
+    )]
+    NoAdapter,
+    #[error("probing wgpu adapters panicked (broken Vulkan loader or driver?)")]
+    ProbePanicked,
+}
+
 /// What was chosen.
 #[derive(Debug, Clone)]
 pub struct SelectedDevice {
@@ -41,7 +56,7 @@ impl SelectedDevice {
 }
 
 /// Resolve `choice` against the backends compiled into this binary and the adapters present.
-pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, String> {
+pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
     match choice {
         DeviceChoice::Cpu => cpu(),
         DeviceChoice::Gpu => {
@@ -51,11 +66,7 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, String> {
                 .find(|a| !a.software)
                 .or(adapters.first())
                 .cloned()
-                .ok_or_else(|| {
-                    "--device gpu: no wgpu adapter found (is a Vulkan, Metal or DX12 driver \
-                     installed and visible to this process?)"
-                        .to_string()
-                })
+                .ok_or(DeviceError::NoAdapter)
         }
         DeviceChoice::Auto => {
             let adapters = gpu_adapters().unwrap_or_default();
@@ -108,16 +119,17 @@ pub fn cpu_backends() -> Vec<SelectedDevice> {
     out
 }
 
-fn cpu() -> Result<SelectedDevice, String> {
-    cpu_backends().into_iter().next().ok_or_else(|| {
-        "this binary has no CPU backend (built without the `ndarray` and `flex` features)".into()
-    })
+fn cpu() -> Result<SelectedDevice, DeviceError> {
+    cpu_backends()
+        .into_iter()
+        .next()
+        .ok_or(DeviceError::NoCpuBackend)
 }
 
 /// Every wgpu adapter this process can open, hardware first. Enumeration probes the driver,
 /// which can panic inside wgpu when the loader is broken; that is treated as "no adapter".
 #[cfg(feature = "wgpu")]
-fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
+fn gpu_adapters() -> Result<Vec<SelectedDevice>, DeviceError> {
     use burn::tensor::DeviceType;
     let found = std::panic::catch_unwind(|| {
         Device::enumerate(DeviceType::Wgpu)
@@ -134,15 +146,15 @@ fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
             })
             .collect::<Vec<_>>()
     })
-    .map_err(|_| "probing wgpu adapters panicked (broken Vulkan loader or driver?)".to_string())?;
+    .map_err(|_| DeviceError::ProbePanicked)?;
     let (mut hw, sw): (Vec<_>, Vec<_>) = found.into_iter().partition(|a| !a.software);
     hw.extend(sw);
     Ok(hw)
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn gpu_adapters() -> Result<Vec<SelectedDevice>, String> {
-    Err("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)".into())
+fn gpu_adapters() -> Result<Vec<SelectedDevice>, DeviceError> {
+    Err(DeviceError::NoGpuBackend)
 }
 
 #[cfg(test)]

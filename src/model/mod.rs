@@ -3,13 +3,17 @@
 //!
 //! Nothing here knows about HTTP or queues: [`crate::inference`] drives a [`Classifier`].
 
+pub mod classifier;
 pub mod cnn;
 pub mod dataset;
 pub mod dense;
 pub mod device;
+pub mod input;
 pub mod weights;
 
-pub use cnn::{Classifier, DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
+pub use classifier::{Classifier, ForwardError, argmax};
+pub use cnn::{DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
 pub use dense::DenseCnn;
-pub use device::{DeviceChoice, SelectedDevice};
+pub use device::{DeviceChoice, DeviceError, SelectedDevice};
+pub use input::InputError;
 pub use weights::{Manifest, WeightsError};

@@ -40,6 +40,8 @@ pub enum WeightsError {
     Shape { path: PathBuf, reason: String },
     #[error("{path}: cannot write: {reason}")]
     Write { path: PathBuf, reason: String },
+    #[error("cannot encode the weights as safetensors: {0}")]
+    Encode(String),
 }
 
 /// A tensor's name, dtype and shape (`-1` is the batch dimension).
@@ -200,12 +202,13 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedWeights, WeightsError> 
 }
 
 /// Serialize `model` to safetensors bytes (deterministic: no timestamps, one metadata key).
-pub fn to_safetensors(model: &DigitCnn) -> Result<Vec<u8>, String> {
+pub fn to_safetensors(model: &DigitCnn) -> Result<Vec<u8>, WeightsError> {
+    let encode = |e: &dyn std::fmt::Display| WeightsError::Encode(e.to_string());
     let mut store = SafetensorsStore::from_bytes(None)
         .clear_metadata()
         .metadata("producer", "ember-serve");
-    model.save_into(&mut store).map_err(|e| e.to_string())?;
-    store.get_bytes().map_err(|e| e.to_string())
+    model.save_into(&mut store).map_err(|e| encode(&e))?;
+    store.get_bytes().map_err(|e| encode(&e))
 }
 
 /// Write the weights and a manifest pinning their sha256 into `dir`.
@@ -219,7 +222,7 @@ pub fn save(
         reason,
     };
     let weights_path = dir.join(&manifest.weights_file);
-    let bytes = to_safetensors(model).map_err(|e| write_err(&weights_path, e))?;
+    let bytes = to_safetensors(model)?;
     manifest.sha256 = sha256_hex(&bytes);
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e.to_string()))?;
     std::fs::write(&weights_path, &bytes).map_err(|e| write_err(&weights_path, e.to_string()))?;

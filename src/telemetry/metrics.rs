@@ -31,24 +31,29 @@ const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
 
-static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+/// Why the Prometheus recorder could not be installed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("installing the Prometheus recorder failed: {0}")]
+pub struct RecorderError(String);
+
+static HANDLE: OnceLock<Result<PrometheusHandle, RecorderError>> = OnceLock::new();
 
 /// The process-wide recorder, installed on first use (the `metrics` facade has one global
 /// recorder per process, so every app built in this process shares it).
-pub fn handle() -> Result<PrometheusHandle, String> {
+pub fn handle() -> Result<PrometheusHandle, RecorderError> {
     HANDLE.get_or_init(install).clone()
 }
 
-fn install() -> Result<PrometheusHandle, String> {
+fn install() -> Result<PrometheusHandle, RecorderError> {
     let latency = |name: &str| Matcher::Full(name.to_string());
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(latency(HTTP_DURATION), LATENCY_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(latency(QUEUE_WAIT), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(FORWARD_DURATION), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(BATCH_SIZE), BATCH_BUCKETS))
-        .map_err(|e| e.to_string())?
+        .map_err(|e| RecorderError(e.to_string()))?
         .install_recorder()
-        .map_err(|e| format!("installing the Prometheus recorder failed: {e}"))?;
+        .map_err(|e| RecorderError(e.to_string()))?;
     describe();
     Ok(handle)
 }

@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use clap::Parser;
 use ember_serve::app;
 use ember_serve::config::{Cli, ServeArgs};
-use ember_serve::http::{AppState, router};
+use ember_serve::http::router;
+use ember_serve::service::ModelService;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -23,7 +24,6 @@ pub fn read(rel: &str) -> String {
     std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
 /// The backend `--device cpu` resolves to in this build (`flex` where compiled in, else `ndarray`).
 #[allow(dead_code)] // not every test binary asks
 pub fn cpu_backend() -> &'static str {
@@ -32,6 +32,7 @@ pub fn cpu_backend() -> &'static str {
         .unwrap_or("none")
 }
 
+/// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
 pub fn args(extra: &[&str]) -> ServeArgs {
     let weights = repo_path("weights");
     let mut argv = vec![
@@ -46,14 +47,15 @@ pub fn args(extra: &[&str]) -> ServeArgs {
 }
 
 /// The app, started but not warmed up.
-pub fn cold_app(extra: &[&str]) -> (Router, Arc<AppState>) {
+pub fn cold_app(extra: &[&str]) -> (Router, Arc<ModelService>) {
     let a = args(extra);
-    let built = app::build(&a).unwrap();
-    (router(built.state.clone(), a.body_limit), built.state)
+    let started = app::start(&a).unwrap();
+    let app = router(started.service.clone(), started.metrics, a.body_limit);
+    (app, started.service)
 }
 
 /// The app after a successful warm-up (ready).
-pub async fn ready_app(extra: &[&str]) -> (Router, Arc<AppState>) {
+pub async fn ready_app(extra: &[&str]) -> (Router, Arc<ModelService>) {
     let (router, state) = cold_app(extra);
     state.warm_up().await.unwrap();
     (router, state)
@@ -112,6 +114,13 @@ pub async fn post_json(router: &Router, uri: &str, body: impl Into<Body>) -> Rep
             .unwrap(),
     )
     .await
+}
+
+/// The committed weights on `device`, as the server loads them.
+pub fn classifier(device: &burn::tensor::Device) -> ember_serve::model::Classifier {
+    ember_serve::model::Classifier::load(&repo_path("weights"), device)
+        .unwrap()
+        .0
 }
 
 /// Rows and labels of the first `n` images of the shipped data set.

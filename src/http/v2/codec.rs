@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value, json};
 
+pub use super::datatype::Datatype;
 use super::error::V2Error;
 use super::types::{InferRequest, InputTensor, OutputName, OutputParameters, Tensor};
-use crate::http::routes::validate;
 use crate::inference::Prediction;
-use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::model::{INPUT_LEN, NUM_CLASSES, input};
 
 /// Header naming the length of the JSON part of a binary request or response.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -37,39 +37,13 @@ pub fn split_body<'a>(
     Ok(body.split_at(n))
 }
 
-fn element_size(datatype: &str) -> Option<usize> {
-    Some(match datatype {
-        "INT8" | "UINT8" => 1,
-        "INT16" | "UINT16" => 2,
-        "FP32" | "INT32" | "UINT32" => 4,
-        "FP64" | "INT64" | "UINT64" => 8,
-        _ => return None,
-    })
-}
-
-/// Decode little-endian elements of `datatype` into f64 (exact for every accepted type within
-/// the pixel range; range and losslessness are checked afterwards).
-fn decode_binary(datatype: &str, bytes: &[u8]) -> Vec<f64> {
-    macro_rules! le {
-        ($t:ty) => {
-            bytes
-                .chunks_exact(std::mem::size_of::<$t>())
-                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
-                .collect()
-        };
-    }
-    match datatype {
-        "INT8" => le!(i8),
-        "UINT8" => le!(u8),
-        "INT16" => le!(i16),
-        "UINT16" => le!(u16),
-        "FP32" => le!(f32),
-        "INT32" => le!(i32),
-        "UINT32" => le!(u32),
-        "FP64" => le!(f64),
-        "INT64" => le!(i64),
-        "UINT64" => le!(u64),
-        _ => Vec::new(),
+impl OutputName {
+    /// The datatype of the output tensor (classification results are BYTES instead).
+    pub fn datatype(self) -> Datatype {
+        match self {
+            Self::Probabilities => Datatype::FP32,
+            Self::Label => Datatype::INT64,
+        }
     }
 }
 
@@ -129,11 +103,12 @@ pub fn decode_inputs(
             )));
         }
     };
-    let size = element_size(datatype).ok_or_else(|| {
+    let dtype = Datatype::input(datatype).ok_or_else(|| {
         V2Error::bad_request(format!(
             "datatype {datatype} is not accepted; use FP32, FP64, INT8..INT64 or UINT8..UINT64"
         ))
     })?;
+    let size = dtype.size();
     let expected = batch * INPUT_LEN;
     let values = match (binary_size(parameters)?, data) {
         (Some(_), Some(_)) => {
@@ -156,7 +131,7 @@ pub fn decode_inputs(
             }
             let (chunk, rest) = binary.split_at(n);
             binary = rest;
-            decode_binary(datatype, chunk)
+            dtype.decode(chunk)
         }
         (None, Some(data)) => {
             let mut out = Vec::with_capacity(expected);
@@ -167,7 +142,7 @@ pub fn decode_inputs(
                     out.len()
                 )));
             }
-            if datatype.contains("INT") && out.iter().any(|v| v.fract() != 0.0) {
+            if dtype.is_integer() && out.iter().any(|v| v.fract() != 0.0) {
                 return Err(V2Error::bad_request(format!(
                     "{datatype} data must be integers"
                 )));
@@ -186,7 +161,7 @@ pub fn decode_inputs(
             binary.len()
         )));
     }
-    if datatype == "FP64"
+    if dtype == Datatype::FP64
         && let Some(v) = values
             .iter()
             .find(|v| (**v as f32) as f64 != **v && v.is_finite())
@@ -195,8 +170,7 @@ pub fn decode_inputs(
             "FP64 value {v} does not convert to FP32 without loss"
         )));
     }
-    let rows: Vec<Vec<f64>> = values.chunks(INPUT_LEN).map(<[f64]>::to_vec).collect();
-    validate(&rows, max_batch).map_err(|e| V2Error::bad_request(e.to_string()))
+    Ok(input::images_from_flat(&values, max_batch)?)
 }
 
 /// A boolean entry of the request's `parameters`, if present.
@@ -272,7 +246,7 @@ pub fn requested_outputs(request: &InferRequest) -> Result<Vec<RequestedOutput>,
 /// prefixed with their length as a little-endian u32, as the binary tensor extension says).
 struct Encoded {
     shape: Vec<i64>,
-    datatype: &'static str,
+    datatype: Datatype,
     values: Value,
     bytes: Vec<u8>,
 }
@@ -284,7 +258,7 @@ fn encode(predictions: &[Prediction], output: &RequestedOutput, labels: &[String
             let classes: Vec<i64> = predictions.iter().map(|p| p.label as i64).collect();
             Encoded {
                 shape: vec![n],
-                datatype: "INT64",
+                datatype: OutputName::Label.datatype(),
                 bytes: classes.iter().flat_map(|l| l.to_le_bytes()).collect(),
                 values: json!(classes),
             }
@@ -293,7 +267,7 @@ fn encode(predictions: &[Prediction], output: &RequestedOutput, labels: &[String
             let probs: Vec<f32> = predictions.iter().flat_map(|p| p.probabilities).collect();
             Encoded {
                 shape: vec![n, NUM_CLASSES as i64],
-                datatype: "FP32",
+                datatype: OutputName::Probabilities.datatype(),
                 bytes: probs.iter().flat_map(|p| p.to_le_bytes()).collect(),
                 values: json!(probs),
             }
@@ -310,7 +284,7 @@ fn encode(predictions: &[Prediction], output: &RequestedOutput, labels: &[String
             }
             Encoded {
                 shape: vec![n, k as i64],
-                datatype: "BYTES",
+                datatype: Datatype::BYTES,
                 bytes,
                 values: json!(strings),
             }
@@ -351,7 +325,7 @@ pub fn encode_outputs(
             let mut tensor = Tensor {
                 name: output.name.as_str().to_string(),
                 shape: encoded.shape,
-                datatype: encoded.datatype.to_string(),
+                datatype: encoded.datatype.as_str().to_string(),
                 parameters: None,
                 data: None,
             };

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::types::ErrorBody;
 use crate::http::ApiError;
+use crate::model::InputError;
+use crate::service::PredictError;
 
 #[derive(Debug)]
 pub struct V2Error {
@@ -49,6 +51,18 @@ impl From<ApiError> for V2Error {
             status,
             message: e.to_string(),
         }
+    }
+}
+
+impl From<PredictError> for V2Error {
+    fn from(e: PredictError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<InputError> for V2Error {
+    fn from(e: InputError) -> Self {
+        Self::bad_request(e.to_string())
     }
 }
 

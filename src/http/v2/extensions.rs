@@ -8,12 +8,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 
+use super::codec::{Datatype, INPUT_NAME};
 use super::error::V2Error;
+use super::model::{ModelPath, check_model, protocol_version};
 use super::types::*;
-use super::{ModelPath, check_model, protocol_version};
-use crate::http::state::AppState;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
 use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::service::ModelService;
 
 /// The model's configuration in Triton's terms, with this server's real batching settings.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/config", tag = "kserve-v2",
@@ -23,15 +24,15 @@ use crate::model::{INPUT_LEN, NUM_CLASSES};
         (status = 404, description = "Unknown model or version", body = ErrorBody),
     ))]
 pub async fn model_config(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelConfig>, V2Error> {
     check_model(&state, &path)?;
     let model = &state.model;
     let queue = state.queue.config();
-    let tensor = |name: &str, data_type: &str, dims: Vec<i64>| ConfigTensor {
+    let tensor = |name: &str, datatype: Datatype, dims: Vec<i64>| ConfigTensor {
         name: name.into(),
-        data_type: data_type.into(),
+        data_type: datatype.config_name(),
         dims,
         reshape: None,
     };
@@ -62,21 +63,21 @@ pub async fn model_config(
         platform: String::new(),
         backend: "burn".into(),
         max_batch_size: model.max_batch_size as u64,
-        input: vec![tensor(
-            super::codec::INPUT_NAME,
-            "TYPE_FP32",
-            vec![INPUT_LEN as i64],
-        )],
+        input: vec![tensor(INPUT_NAME, Datatype::FP32, vec![INPUT_LEN as i64])],
         output: vec![
             tensor(
                 OutputName::Probabilities.as_str(),
-                "TYPE_FP32",
+                OutputName::Probabilities.datatype(),
                 vec![NUM_CLASSES as i64],
             ),
             // One number per input: Triton writes a batched scalar as dims [1] reshaped to [].
             ConfigTensor {
                 reshape: Some(ConfigReshape { shape: vec![] }),
-                ..tensor(OutputName::Label.as_str(), "TYPE_INT64", vec![1])
+                ..tensor(
+                    OutputName::Label.as_str(),
+                    OutputName::Label.datatype(),
+                    vec![1],
+                )
             },
         ],
         dynamic_batching: DynamicBatching {
@@ -89,7 +90,7 @@ pub async fn model_config(
         instance_group: vec![InstanceGroup {
             name: model.name.clone(),
             kind: kind.into(),
-            count: queue.workers as u64,
+            count: queue.threads as u64,
         }],
         parameters,
     }))
@@ -102,7 +103,7 @@ fn duration(t: TimedSnapshot) -> StatisticDuration {
     }
 }
 
-fn statistics(state: &AppState) -> StatisticsResponse {
+fn statistics(state: &ModelService) -> StatisticsResponse {
     let StatisticsSnapshot {
         last_inference_ms,
         inference_count,
@@ -148,7 +149,7 @@ fn statistics(state: &AppState) -> StatisticsResponse {
 /// Statistics of every model this server serves (the one model).
 #[utoipa::path(get, path = "/v2/models/stats", tag = "kserve-v2",
     responses((status = 200, description = "Cumulative statistics since start", body = StatisticsResponse)))]
-pub async fn server_stats(State(state): State<Arc<AppState>>) -> Json<StatisticsResponse> {
+pub async fn server_stats(State(state): State<Arc<ModelService>>) -> Json<StatisticsResponse> {
     Json(statistics(&state))
 }
 
@@ -160,7 +161,7 @@ pub async fn server_stats(State(state): State<Arc<AppState>>) -> Json<Statistics
         (status = 404, description = "Unknown model or version", body = ErrorBody),
     ))]
 pub async fn model_stats(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<StatisticsResponse>, V2Error> {
     check_model(&state, &path)?;

@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::codec::{self, HEADER_LENGTH};
 use super::error::V2Error;
+use super::model::{ModelPath, check_model, protocol_version};
 use super::types::*;
-use super::{ModelPath, check_model, protocol_version};
 use crate::http::ApiError;
 use crate::http::extract::{BodyLimit, body_rejection};
-use crate::http::state::AppState;
+use crate::service::ModelService;
 
 /// Run inference. JSON in and out by default; with the binary tensor data extension, the body
 /// is a JSON header of `Inference-Header-Content-Length` bytes followed by raw tensor bytes,
@@ -43,7 +43,7 @@ use crate::http::state::AppState;
         (status = 504, description = "Not answered within --request-timeout", body = ErrorBody),
     ))]
 pub async fn infer(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
     Extension(BodyLimit(limit)): Extension<BodyLimit>,
     headers: HeaderMap,

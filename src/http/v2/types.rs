@@ -137,7 +137,7 @@ pub struct RequestOutput {
     "id": "42",
     "inputs": [{
         "name": "input", "shape": [1, 64], "datatype": "FP32",
-        "data": [0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]
+        "data": &crate::http::types::EXAMPLE_DIGIT[..]
     }],
     "outputs": [{"name": "label"}, {"name": "probabilities"}]
 }))]
@@ -164,23 +164,6 @@ pub enum InputName {
     Input,
 }
 
-/// Input datatypes accepted: FP32, and types whose values convert to FP32 without loss.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[schema(as = V2InputDatatype)]
-#[allow(clippy::upper_case_acronyms)]
-pub enum InputDatatype {
-    FP32,
-    FP64,
-    INT8,
-    INT16,
-    INT32,
-    INT64,
-    UINT8,
-    UINT16,
-    UINT32,
-    UINT64,
-}
-
 /// What an input's `parameters` may say.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2InputParameters)]
@@ -199,7 +182,7 @@ pub struct InputTensor {
     pub name: String,
     #[schema(min_items = 2, max_items = 2)]
     pub shape: Vec<i64>,
-    #[schema(value_type = InputDatatype)]
+    #[schema(schema_with = super::datatype::input_schema)]
     pub datatype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<InputParameters>)]

@@ -1,0 +1,131 @@
+//! Server and model metadata and health: what a client asks before it sends inferences.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::codec::{Datatype, INPUT_NAME};
+use super::error::V2Error;
+use super::model::{ModelPath, check_model, protocol_version};
+use super::types::*;
+use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::service::ModelService;
+
+/// Extensions advertised in `GET /v2`: exactly those this server implements.
+pub const EXTENSIONS: &[&str] = &[
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+];
+
+/// Server name, version and the protocol extensions it implements.
+#[utoipa::path(get, path = "/v2", tag = "kserve-v2",
+    responses((status = 200, description = "Server metadata", body = ServerMetadata)))]
+pub async fn server_metadata() -> Json<ServerMetadata> {
+    Json(ServerMetadata {
+        name: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+    })
+}
+
+/// Server liveness (200 = live).
+#[utoipa::path(get, path = "/v2/health/live", tag = "kserve-v2",
+    responses((status = 200, description = "Live", body = Health, example = json!({"live": true}))))]
+pub async fn server_live() -> Json<Health> {
+    Json(Health {
+        live: Some(true),
+        ready: None,
+    })
+}
+
+/// Server readiness (200 = ready, 400 = warming up or shutting down).
+#[utoipa::path(get, path = "/v2/health/ready", tag = "kserve-v2",
+    responses(
+        (status = 200, description = "Ready", body = Health, example = json!({"ready": true})),
+        (status = 400, description = "Not ready", body = Health, example = json!({"ready": false})),
+    ))]
+pub async fn server_ready(State(state): State<Arc<ModelService>>) -> Response {
+    let ready = state.is_ready();
+    // The protocol signals "false" with a 4xx status.
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let body = Health {
+        live: None,
+        ready: Some(ready),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Model metadata: inputs and outputs with datatypes and shapes.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "kserve-v2",
+    params(ModelPath),
+    responses(
+        (status = 200, description = "Model metadata", body = ModelMetadata),
+        (status = 404, description = "Unknown model or version", body = ErrorBody),
+    ))]
+pub async fn model_metadata(
+    State(state): State<Arc<ModelService>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<ModelMetadata>, V2Error> {
+    check_model(&state, &path)?;
+    let tensor = |name: &str, datatype: Datatype, shape: Vec<i64>| TensorMetadata {
+        name: name.into(),
+        datatype: datatype.as_str().into(),
+        shape,
+    };
+    Ok(Json(ModelMetadata {
+        name: state.model.name.clone(),
+        versions: vec![protocol_version(&state.model.version).to_string()],
+        platform: format!("burn_{}", state.model.backend),
+        inputs: vec![tensor(
+            INPUT_NAME,
+            Datatype::FP32,
+            vec![-1, INPUT_LEN as i64],
+        )],
+        outputs: vec![
+            tensor(
+                OutputName::Probabilities.as_str(),
+                OutputName::Probabilities.datatype(),
+                vec![-1, NUM_CLASSES as i64],
+            ),
+            tensor(
+                OutputName::Label.as_str(),
+                OutputName::Label.datatype(),
+                vec![-1],
+            ),
+        ],
+    }))
+}
+
+/// Model readiness (200 = ready, 400 = not ready).
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "kserve-v2",
+    params(ModelPath),
+    responses(
+        (status = 200, description = "Ready", body = ModelReady),
+        (status = 400, description = "Not ready", body = ModelReady),
+        (status = 404, description = "Unknown model or version", body = ErrorBody),
+    ))]
+pub async fn model_ready(
+    State(state): State<Arc<ModelService>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Response, V2Error> {
+    check_model(&state, &path)?;
+    let body = ModelReady {
+        name: state.model.name.clone(),
+        ready: state.is_ready(),
+    };
+    let status = if body.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok((status, Json(body)).into_response())
+}

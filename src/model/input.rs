@@ -1,0 +1,128 @@
+//! What the model accepts, checked once for every surface: a batch of 1 to `max_batch` images,
+//! each 64 pixel values in 0..=16. `/v1/predict` sends rows, the V2 surfaces a flat tensor; both
+//! get the same checks and the same wording.
+
+use super::cnn::{INPUT_LEN, PIXEL_MAX};
+
+/// What is wrong with a batch of images, naming the offending image and pixel.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("`inputs` is empty; send at least one image")]
+    Empty,
+    #[error(
+        "`inputs` has {count} images; at most {max_batch} are accepted per request (--max-batch)"
+    )]
+    TooMany { count: usize, max_batch: usize },
+    #[error(
+        "inputs[{image}] has {len} values; each input must have exactly {INPUT_LEN} (an 8×8 image, row-major)"
+    )]
+    WrongLength { image: usize, len: usize },
+    #[error(
+        "inputs[{image}][{pixel}] = {value} is outside 0..=16 (pixel values count \"on\" bits in a 4×4 block)"
+    )]
+    OutOfRange {
+        image: usize,
+        pixel: usize,
+        value: f64,
+    },
+}
+
+/// Check a batch given as one row per image.
+pub fn images_from_rows<'a>(
+    rows: impl ExactSizeIterator<Item = &'a [f64]>,
+    max_batch: usize,
+) -> Result<Vec<[f32; INPUT_LEN]>, InputError> {
+    let count = rows.len();
+    if count == 0 {
+        return Err(InputError::Empty);
+    }
+    if count > max_batch {
+        return Err(InputError::TooMany { count, max_batch });
+    }
+    rows.enumerate().map(|(i, row)| image(i, row)).collect()
+}
+
+/// Check a batch given as a flat, row-major tensor of images (its length a multiple of 64).
+pub fn images_from_flat(
+    values: &[f64],
+    max_batch: usize,
+) -> Result<Vec<[f32; INPUT_LEN]>, InputError> {
+    let chunks = values.chunks(INPUT_LEN);
+    images_from_rows(chunks, max_batch)
+}
+
+fn image(index: usize, row: &[f64]) -> Result<[f32; INPUT_LEN], InputError> {
+    if row.len() != INPUT_LEN {
+        return Err(InputError::WrongLength {
+            image: index,
+            len: row.len(),
+        });
+    }
+    let mut out = [0.0f32; INPUT_LEN];
+    for (j, (&v, o)) in row.iter().zip(out.iter_mut()).enumerate() {
+        if !v.is_finite() || !(0.0..=PIXEL_MAX as f64).contains(&v) {
+            return Err(InputError::OutOfRange {
+                image: index,
+                pixel: j,
+                value: v,
+            });
+        }
+        *o = v as f32;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(v: f64) -> Vec<f64> {
+        vec![v; 64]
+    }
+
+    fn check(rows: &[Vec<f64>], max_batch: usize) -> Result<Vec<[f32; 64]>, InputError> {
+        images_from_rows(rows.iter().map(Vec::as_slice), max_batch)
+    }
+
+    #[test]
+    fn errors_name_the_image_and_pixel() {
+        let detail = |e: InputError| e.to_string();
+        assert!(check(&[row(0.0), row(16.0)], 2).is_ok());
+        assert!(detail(check(&[], 2).unwrap_err()).contains("empty"));
+        assert!(
+            detail(check(&[row(1.0), row(1.0), row(1.0)], 2).unwrap_err()).contains("at most 2")
+        );
+        assert!(detail(check(&[vec![1.0; 63]], 2).unwrap_err()).contains("inputs[0] has 63"));
+        let mut bad = row(1.0);
+        bad[5] = 16.5;
+        assert!(detail(check(&[row(1.0), bad], 2).unwrap_err()).contains("inputs[1][5] = 16.5"));
+        assert!(check(&[row(-0.1)], 2).is_err());
+        assert!(check(&[row(f64::NAN)], 2).is_err());
+        assert!(check(&[row(f64::INFINITY)], 2).is_err());
+    }
+
+    #[test]
+    fn a_flat_tensor_is_checked_image_by_image() {
+        let mut flat = vec![2.0; 128];
+        let images = images_from_flat(&flat, 2).unwrap();
+        assert_eq!(images.len(), 2);
+        assert!(images.iter().flatten().all(|&v| v == 2.0));
+        flat[64 + 3] = 17.0;
+        assert_eq!(
+            images_from_flat(&flat, 2),
+            Err(InputError::OutOfRange {
+                image: 1,
+                pixel: 3,
+                value: 17.0
+            })
+        );
+        assert_eq!(
+            images_from_flat(&flat, 1),
+            Err(InputError::TooMany {
+                count: 2,
+                max_batch: 1
+            })
+        );
+        assert_eq!(images_from_flat(&[], 4), Err(InputError::Empty));
+    }
+}

@@ -1,0 +1,166 @@
+//! The model as a service: what every protocol surface calls to get predictions.
+//!
+//! It owns the rules that do not depend on the wire format: nothing is served before a warm-up
+//! pass has succeeded, readiness turns off when shutdown begins, `--request-timeout` bounds the
+//! wait, and refusals and predictions are counted. The HTTP surfaces (and any other) only
+//! translate requests into [`ModelService::predict`] calls and its answers into their format.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::inference::{InferenceError, InferenceQueue, Prediction};
+use crate::model::INPUT_LEN;
+use crate::model::weights::TensorSpec;
+use crate::telemetry::metrics as m;
+
+/// The served model as clients see it: what it takes and gives, and where it runs.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(as = ModelMetadata)]
+pub struct ServedModel {
+    #[schema(example = "digits-cnn")]
+    pub name: String,
+    #[schema(example = "2.0.0")]
+    pub version: String,
+    #[schema(value_type = Object)]
+    pub input: TensorSpec,
+    #[schema(value_type = Object)]
+    pub output: TensorSpec,
+    pub labels: Vec<String>,
+    /// Backend the model runs on (`flex`, `ndarray` or `wgpu`).
+    pub backend: String,
+    /// `cpu` or the GPU adapter's name.
+    pub device: String,
+    /// Most inputs accepted in one request.
+    pub max_batch_size: usize,
+    /// sha256 of the weights file, as verified at start-up.
+    pub weights_sha256: String,
+    /// Accuracy on the held-out 20 % of the data set, as recorded at training time.
+    pub held_out_accuracy: f64,
+}
+
+/// Why a request got no predictions from the service.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PredictError {
+    #[error("the model is not ready yet")]
+    NotReady,
+    #[error("no answer within the request timeout of {0:?} (--request-timeout)")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// Why the warm-up pass did not make the service ready.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WarmUpError {
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error("warm-up probabilities sum to {0}, not 1")]
+    NotAProbability(f32),
+}
+
+pub struct ModelService {
+    pub queue: InferenceQueue,
+    pub model: ServedModel,
+    /// `--request-timeout`, if set.
+    pub request_timeout: Option<Duration>,
+    /// A warm-up forward pass has succeeded.
+    warm: AtomicBool,
+    /// A shutdown signal has arrived.
+    draining: AtomicBool,
+}
+
+impl ModelService {
+    /// Not ready until [`ModelService::warm_up`] has succeeded.
+    pub fn new(
+        queue: InferenceQueue,
+        model: ServedModel,
+        request_timeout: Option<Duration>,
+    ) -> std::sync::Arc<Self> {
+        metrics::gauge!(m::READY).set(0.0);
+        std::sync::Arc::new(Self {
+            queue,
+            model,
+            request_timeout,
+            warm: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Ready for new traffic: warmed up and not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.is_warm() && !self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The model has answered a warm-up pass. Requests are served from then on, also while
+    /// draining: a request that reaches a handler during shutdown was accepted before it.
+    pub fn is_warm(&self) -> bool {
+        self.warm.load(Ordering::SeqCst)
+    }
+
+    /// Ready without a warm-up pass, for a queue that cannot run one (started with no threads).
+    pub fn mark_warm(&self) {
+        self.warm.store(true, Ordering::SeqCst);
+        self.publish_readiness();
+    }
+
+    /// Readiness turns off from now on; in-flight and already-connected requests still run.
+    pub fn begin_shutdown(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.publish_readiness();
+    }
+
+    fn publish_readiness(&self) {
+        metrics::gauge!(m::READY).set(if self.is_ready() { 1.0 } else { 0.0 });
+    }
+
+    /// Queue `rows` and await their predictions, within `--request-timeout` if one is set. A
+    /// request that times out is dropped from its batch if its forward pass has not started.
+    /// Every surface answers through here, so predictions are counted here, by label.
+    pub async fn predict(
+        &self,
+        rows: Vec<[f32; INPUT_LEN]>,
+    ) -> Result<Vec<Prediction>, PredictError> {
+        if !self.is_warm() {
+            return Err(PredictError::NotReady);
+        }
+        let answer = self.queue.predict(rows);
+        let predictions = match self.request_timeout {
+            None => answer.await?,
+            Some(limit) => match tokio::time::timeout(limit, answer).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    metrics::counter!(m::REJECTED, "reason" => "timeout").increment(1);
+                    return Err(PredictError::Timeout(limit));
+                }
+            },
+        };
+        for p in &predictions {
+            metrics::counter!(m::PREDICTIONS, "label" => self.label(p.label)).increment(1);
+        }
+        Ok(predictions)
+    }
+
+    /// The label of class `class` (its index where the manifest names none).
+    pub fn label(&self, class: usize) -> String {
+        self.model
+            .labels
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| class.to_string())
+    }
+
+    /// One forward pass through the whole queue; readiness turns on only if it succeeds.
+    pub async fn warm_up(&self) -> Result<(), WarmUpError> {
+        let probe = vec![[0.0f32; INPUT_LEN]];
+        let preds = self.queue.predict(probe).await?;
+        let sum: f32 = preds.first().map_or(0.0, |p| p.probabilities.iter().sum());
+        if !(0.99..=1.01).contains(&sum) {
+            return Err(WarmUpError::NotAProbability(sum));
+        }
+        self.mark_warm();
+        Ok(())
+    }
+}
