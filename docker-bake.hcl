@@ -20,7 +20,7 @@ variable "REVISION" {
 variable "CREATED" {
   default = ""
 }
-// Base images: exact tags; see RUNBOOK.md ("Dependency pinning") for digest pinning.
+// Base images: exact tags; docs/RELEASING.md ("Pinning base images") says how to pin digests.
 variable "BUILDER_IMAGE" {
   default = "rust:1.95.0-slim-bookworm"
 }

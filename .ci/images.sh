@@ -1,35 +1,18 @@
 #!/usr/bin/env bash
-# Container checks, run by .ci/run: lint the Dockerfiles, scan the repo's config for
-# misconfigurations and secrets, then build both bake targets with real BuildKit (base images
-# swapped for local stand-ins by ../shared/tools/offline-docker) and run them.
-#
-# Usage: .ci/containers lint | build
+# Build both bake targets with real BuildKit (base images swapped for local stand-ins by
+# ../shared/tools/offline-docker) and run them: read-only, non-root, healthy, a right answer,
+# a clean exit on SIGTERM, the CPU image under its size target. Run by .ci/run, which has that
+# stand-in daemon; on GitHub the candidate job builds the same bake targets and the smoke job
+# (.ci/release/smoke.sh) runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR
+source .ci/lib.sh
 
 OD=../shared/tools/offline-docker
 VERSION=${VERSION:-ci}
 REGISTRY=${REGISTRY:-ghcr.io/owner}
 export VERSION REGISTRY
-
-lint() {
-  echo "--- hadolint"
-  hadolint docker/Dockerfile docker/Dockerfile.gpu docker/base-images.Dockerfile
-  echo "--- trivy config (HIGH/CRITICAL fail)"
-  trivy config --quiet --skip-check-update --severity HIGH,CRITICAL --exit-code 1 .
-  echo "--- trivy secret scan"
-  trivy fs --quiet --scanners secret --skip-dirs target --exit-code 1 .
-}
-
-wait_ready() {
-  local url=$1
-  for _ in $(seq 1 120); do
-    if curl -fsS "$url/health/ready" >/dev/null 2>&1; then return 0; fi
-    sleep 0.5
-  done
-  echo "never ready: $url" >&2
-  return 1
-}
 
 predict_zero() {
   local url=$1
@@ -53,7 +36,7 @@ build() {
 
   echo "--- cpu image: read-only root filesystem, non-root"
   docker run -d --name ember-ci-cpu --read-only -p 127.0.0.1:18080:8080 "$cpu" >/dev/null
-  wait_ready http://127.0.0.1:18080
+  wait_ready http://127.0.0.1:18080 60
   predict_zero http://127.0.0.1:18080
   user=$(docker inspect -f '{{.Config.User}}' "$cpu")
   [ "$user" = "65532:65532" ] || { echo "cpu image runs as '$user', not 65532" >&2; exit 1; }
@@ -73,7 +56,7 @@ build() {
 
   echo "--- gpu image: no adapter here, so --device auto falls back to the CPU"
   docker run -d --name ember-ci-gpu --read-only -p 127.0.0.1:18081:8080 "$gpu" >/dev/null
-  wait_ready http://127.0.0.1:18081
+  wait_ready http://127.0.0.1:18081 60
   predict_zero http://127.0.0.1:18081
   # Logs into a variable first: with pipefail, `docker logs | grep -m1` fails whenever grep exits
   # before docker logs has written everything (SIGPIPE), even though the line was found.
@@ -90,8 +73,4 @@ build() {
   [ "$cpu_size" -le 40000000 ] || { echo "cpu image is $cpu_size bytes, over the 40 MB target" >&2; exit 1; }
 }
 
-case "${1:-}" in
-  lint) lint ;;
-  build) build ;;
-  *) echo "usage: $0 lint|build" >&2; exit 2 ;;
-esac
+build

@@ -17,6 +17,8 @@
 # load.png; prints a table. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 FEATURES=${FEATURES:-flex,mimalloc}
@@ -37,13 +39,6 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-wait_ready() {
-  for _ in $(seq 1 2000); do
-    curl -fs -o /dev/null "http://127.0.0.1:$PORT/health/ready" && return 0
-    sleep 0.005
-  done
-  return 1
-}
 to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
@@ -66,7 +61,7 @@ start() { # mode
     ceiling)      "$BIN/ceiling" "127.0.0.1:$PORT" 2>/dev/null & ;;
   esac
   server=$!
-  if [ "$1" = ceiling ]; then sleep 0.3; else wait_ready; fi
+  if [ "$1" = ceiling ]; then sleep 0.3; else wait_ready "http://127.0.0.1:$PORT" 20 kill -0 "$server"; fi
 }
 
 echo "round,mode,concurrency,requests_per_s,p50_ms,p99_ms,errors" > "$OUT/load-rounds.csv"

@@ -17,6 +17,8 @@
 # x86-64 Linux only. Targets loopback addresses only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
 
 TRITONCLIENT=2.41.0
 CUDART=12.3.101
@@ -105,10 +107,7 @@ sweep() { # [URL]
     target/release/ember-serve --host 127.0.0.1 --port 18181 --device cpu --log-level warn &
     server=$!
     trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-    for _ in $(seq 1 200); do
-      curl -fs -o /dev/null "http://$url/health/ready" && break
-      sleep 0.05
-    done
+    wait_ready "http://$url" 60 kill -0 "$server"
   fi
   mkdir -p "$OUT"
   csv=$OUT/perf_analyzer.csv

@@ -7,6 +7,8 @@ set -euo pipefail
 RELEASE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$RELEASE_DIR/../.." && pwd)
 export RELEASE_DIR REPO_ROOT
+# shellcheck source=.ci/lib.sh
+source "$REPO_ROOT/.ci/lib.sh"
 
 log() { printf '[release] %s\n' "$*" >&2; }
 die() {

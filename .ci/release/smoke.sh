@@ -25,6 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Whether container $1 is still running (wait_ready gives up as soon as it is not).
+running() { [ "$(docker inspect -f "{{.State.Running}}" "$1" 2>/dev/null)" = true ]; }
+
 smoke_one() {
   local platform=$1 machine
   machine=$(uname_machine "$platform")
@@ -59,23 +62,14 @@ smoke_one() {
   [ "$user" = "65532:65532" ] || die "$platform image runs as '$user', not 65532:65532"
 
   cid=$(docker run -d --platform "$platform" --read-only -p 127.0.0.1::8080 "$ref")
-  local port="" url="" deadline=$((SECONDS + ${SMOKE_READY_TIMEOUT:-180}))
-  until [ -n "$url" ] && curl -fsS "$url/health/ready" >/dev/null 2>&1; do
-    # A container that has exited has no published port any more: check that first.
-    if [ "$(docker inspect -f '{{.State.Running}}' "$cid")" != true ]; then
-      docker logs "$cid" 2>&1 | tail -n 20 >&2
-      die "$platform container exited ($(docker inspect -f '{{.State.ExitCode}}' "$cid")) before it was ready"
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      docker logs "$cid" 2>&1 | tail -n 20 >&2
-      die "$platform container not ready after ${SMOKE_READY_TIMEOUT:-180}s"
-    fi
-    if [ -z "$url" ]; then
-      port=$(docker port "$cid" 8080/tcp 2>/dev/null | sed -n '1s/.*://p')
-      if [ -n "$port" ]; then url="http://127.0.0.1:$port"; fi
-    fi
-    sleep 1
-  done
+  local port url
+  # An exited container has no published port: wait_ready's liveness check then says so.
+  port=$(docker port "$cid" 8080/tcp 2>/dev/null | sed -n '1s/.*://p' || true)
+  url="http://127.0.0.1:$port"
+  if ! wait_ready "$url" "${SMOKE_READY_TIMEOUT:-180}" running "$cid"; then
+    docker logs "$cid" 2>&1 | tail -n 20 >&2
+    die "$platform container not ready (running: $(docker inspect -f '{{.State.Running}} exit {{.State.ExitCode}}' "$cid"))"
+  fi
   local answer
   answer=$(curl -fsS "$url/v1/predict" -H 'content-type: application/json' --data-binary "@$body") \
     || die "$platform: /v1/predict failed"

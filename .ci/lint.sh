@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Static checks, run by both CI definitions (.ci/run and .github/workflows/build.yml): Rust
+# formatting and clippy, the workflows and shell scripts, Prometheus config and alert rules,
+# the Dockerfiles, Trivy's config and secret scans, and the Kubernetes manifests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n--- %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (default features)"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "clippy (all features)"
+cargo clippy --locked --all-targets --all-features -- -D warnings
+
+step "actionlint, shellcheck"
+actionlint
+shellcheck -x .ci/run .ci/*.sh .ci/containers .ci/release/*.sh benches/*.sh
+
+step "promtool: scrape config and alert rules"
+promtool check config docker/prometheus.yml
+promtool check rules docker/prometheus-rules.yml
+promtool test rules docker/prometheus-rules.test.yml
+
+step "hadolint"
+hadolint docker/Dockerfile docker/Dockerfile.gpu docker/base-images.Dockerfile
+
+step "trivy config (HIGH/CRITICAL fail)"
+trivy config --quiet --skip-check-update --severity HIGH,CRITICAL --exit-code 1 .
+
+step "trivy secret scan"
+trivy fs --quiet --scanners secret --skip-dirs target --exit-code 1 .
+
+step "Kubernetes: render every overlay, validate strictly, checkov"
+bash .ci/kubernetes.sh

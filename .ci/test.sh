@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The tests, run by both CI definitions: README.md's test command, then stock third-party
+# clients against a real server (Triton's HTTP client and perf_analyzer, a schema fuzzer, a
+# headless browser). Whatever fails, the server started here is stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR
+source .ci/lib.sh
+step() { printf '\n--- %s\n' "$*"; }
+
+step "cargo test (README.md's test command)"
+cargo test --locked --all-features
+
+ADDR=127.0.0.1:18095
+server=""
+stop() {
+  if [ -n "$server" ]; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  server=""
+}
+trap stop EXIT
+./target/debug/ember-serve --host 127.0.0.1 --port 18095 --device cpu --log-level warn &
+server=$!
+wait_ready "http://$ADDR" 60 kill -0 "$server"
+
+step "tritonclient.http (stock client: binary tensors, config, statistics, classification, gzip)"
+python3 tests/clients/triton_http.py "$ADDR"
+
+step "perf_analyzer 2.41 (HTTP, binary data, c=1 and c=16)"
+bash benches/perf_analyzer.sh check "$ADDR"
+
+step "schemathesis --checks all against /api-docs/openapi.json (schemathesis.toml; fixed seed)"
+schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no-color
+
+step "the drawing page in headless Chromium (screenshots: target/browser/)"
+python3 tests/browser/page.py "$ADDR" target/browser/page.png
+
+stop
