@@ -1,7 +1,7 @@
 # Not built. Dependabot's docker ecosystem reads base images only from FROM lines, never from
 # ARG defaults, so the pins live here too: when dependabot bumps a line below, tests/packaging.rs
 # fails until the same value is copied into the ARG defaults of docker/Dockerfile and
-# docker/Dockerfile.gpu and the variables of docker-bake.hcl (RUNBOOK.md, "Dependency pinning").
+# docker/Dockerfile.gpu and the variables of docker-bake.hcl (docs/RELEASING.md, "Pinning").
 FROM rust:1.95.0-slim-bookworm AS builder
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 FROM debian:bookworm-slim AS gpu-runtime
