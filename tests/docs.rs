@@ -53,6 +53,12 @@ fn the_runbook_stays_short_and_leaves_measurements_to_the_benchmarks() {
         !runbook.contains("req/s") && !runbook.contains("median"),
         "benchmark numbers belong in benches/README.md"
     );
-    assert_eq!(anchor("503 overloaded or 504 timeout"), "503-overloaded-or-504-timeout");
-    assert_eq!(anchor("5xx: the forward pass failed"), "5xx-the-forward-pass-failed");
+    assert_eq!(
+        anchor("503 overloaded or 504 timeout"),
+        "503-overloaded-or-504-timeout"
+    );
+    assert_eq!(
+        anchor("5xx: the forward pass failed"),
+        "5xx-the-forward-pass-failed"
+    );
 }

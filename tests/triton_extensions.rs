@@ -336,6 +336,10 @@ async fn compressed_requests_and_responses() {
     let batch = rows(4);
     let plain = post_json(&app, "/v1/predict", json!({"inputs": batch}).to_string()).await;
     assert_eq!(plain.status, 200);
+    assert!(
+        !plain.headers.contains_key("content-encoding"),
+        "compressed for a client that did not ask"
+    );
 
     // gzip and deflate (zlib, as HTTP means it) request bodies, on both APIs.
     let v1_json = json!({"inputs": batch}).to_string();
@@ -449,6 +453,14 @@ async fn the_body_limit_applies_to_the_inflated_body() {
     .await;
     assert_eq!(br.status, 415);
     assert!(error_of(&br).contains("\"br\""));
+    // Requests that name an encoding take their own path through the router: still counted.
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(
+        metrics.contains(
+            r#"ember_http_requests_total{route="/v2/models/{name}/infer",method="POST",status="415"}"#
+        ),
+        "the refused encoded request is not in the metrics"
+    );
     // A corrupt gzip stream is a 400, not a hang or a 500.
     let corrupt = send(
         &app,

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use utoipa_swagger_ui::SwaggerUi;
@@ -30,7 +31,7 @@ use crate::telemetry::metrics as m;
 pub fn router(service: Arc<ModelService>, metrics: PrometheusHandle, body_limit: usize) -> Router {
     let docs = openapi::document(service.model.max_batch_size);
     let state = ApiState { service, metrics };
-    Router::new()
+    let app = Router::new()
         .route("/", get(routes::index))
         .route("/ui/app.js", get(page::app_js))
         .route("/ui/style.css", get(page::style_css))
@@ -49,14 +50,31 @@ pub fn router(service: Arc<ModelService>, metrics: PrometheusHandle, body_limit:
             in_api_shape(&uri, ApiError::MethodNotAllowed)
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(Extension(BodyLimit(body_limit)))
-        // Compressed request bodies (tritonclient's request_compression_algorithm) are inflated
-        // as the handler reads them, so --body-limit bounds the inflated size too; responses
-        // are compressed for clients that send Accept-Encoding.
+        .layer(Extension(BodyLimit(body_limit)));
+    // Compressed request bodies (tritonclient's request_compression_algorithm) are inflated as
+    // the handler reads them, so --body-limit bounds the inflated size too; responses are
+    // compressed for clients that send Accept-Encoding. Wrapping every body costs throughput,
+    // so only requests that name an encoding take that path.
+    let coded = app
+        .clone()
         .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
         .layer(middleware::from_fn(explain_unsupported_encoding))
         .layer(CompressionLayer::new().gzip(true).deflate(true))
-        .layer(middleware::from_fn(track))
+        .layer(middleware::from_fn(track));
+    let plain = app.layer(middleware::from_fn(track));
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let app = if names_an_encoding(req.headers()) {
+            coded.clone()
+        } else {
+            plain.clone()
+        };
+        app.oneshot(req)
+    }))
+}
+
+/// Whether a request sends a compressed body or accepts a compressed answer.
+fn names_an_encoding(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::ACCEPT_ENCODING)
 }
 
 /// An error in the shape of the API its path belongs to: `{"error": ...}` under `/v2`, problem
