@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests, run by both CI definitions: README.md's test command, then stock third-party
-# clients against a real server (Triton's HTTP client and perf_analyzer, a schema fuzzer, a
-# headless browser). Whatever fails, the server started here is stopped.
+# clients against a real server (Triton's HTTP and gRPC clients and perf_analyzer over both, a
+# schema fuzzer, a headless browser). Whatever fails, the server started here is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source-path=SCRIPTDIR
@@ -12,6 +12,7 @@ step "cargo test (README.md's test command)"
 cargo test --locked --all-features
 
 ADDR=127.0.0.1:18095
+GRPC=127.0.0.1:18096
 server=""
 stop() {
   if [ -n "$server" ]; then
@@ -21,7 +22,8 @@ stop() {
   server=""
 }
 trap stop EXIT
-./target/debug/ember-serve --host 127.0.0.1 --port 18095 --device cpu --log-level warn &
+./target/debug/ember-serve --host 127.0.0.1 --port 18095 --grpc-port 18096 --device cpu \
+  --log-level warn &
 server=$!
 wait_ready "http://$ADDR" 60 kill -0 "$server"
 
@@ -30,6 +32,12 @@ python3 tests/clients/triton_http.py "$ADDR"
 
 step "perf_analyzer 2.41 (HTTP, binary data, c=1 and c=16)"
 bash benches/perf_analyzer.sh check "$ADDR"
+
+step "tritonclient.grpc (stock client: raw tensors, config, statistics, classification, health)"
+python3 tests/clients/triton_grpc.py "$GRPC" "$ADDR"
+
+step "perf_analyzer 2.41 over gRPC (-i grpc, c=1 and c=16)"
+PROTOCOL=grpc bash benches/perf_analyzer.sh check "$GRPC"
 
 step "schemathesis --checks all against /api-docs/openapi.json (schemathesis.toml; fixed seed)"
 schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no-color

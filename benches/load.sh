@@ -55,9 +55,9 @@ trap 'stop; rm -f "$lua"' EXIT
 
 start() { # mode
   case "$1" in
-    batching-on)  "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn & ;;
-    window-1ms)   "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --batch-wait 1ms & ;;
-    batching-off) "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --max-batch 1 --batch-wait 0ms & ;;
+    batching-on)  "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --grpc-port 0 & ;;
+    window-1ms)   "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --grpc-port 0 --batch-wait 1ms & ;;
+    batching-off) "$BIN/ember-serve" --host 127.0.0.1 --port $PORT --device cpu --log-level warn --grpc-port 0 --max-batch 1 --batch-wait 0ms & ;;
     ceiling)      "$BIN/ceiling" "127.0.0.1:$PORT" 2>/dev/null & ;;
   esac
   server=$!

@@ -3,11 +3,13 @@
 # metadata and configuration, sends binary tensors, and reads the statistics extension to split
 # server latency into queue and compute time.
 #
-#   bash benches/perf_analyzer.sh check HOST:PORT    # what .ci/run runs: c=1 and c=16, 2 s windows
+#   bash benches/perf_analyzer.sh check HOST:PORT    # what .ci/test.sh runs: c=1 and c=16, 2 s windows
 #   bash benches/perf_analyzer.sh sweep [HOST:PORT]  # c=1,4,16,64 x batch 1 and 8 (~3 min)
+#   PROTOCOL=grpc bash benches/perf_analyzer.sh ...  # the same over gRPC (HOST:PORT: the gRPC port)
 #
 # `sweep` without an address builds and starts a release server like benches/load.sh (features
-# flex,mimalloc, as the images) on 127.0.0.1:18181 and writes benches/results/perf_analyzer.csv.
+# flex,mimalloc, as the images) on 127.0.0.1:18181 (gRPC 18182) and writes
+# benches/results/perf_analyzer.csv (perf_analyzer-grpc.csv over gRPC).
 # Inputs are real digits from tests/data/digits.csv.gz (perf_analyzer's default random data is
 # outside the model's 0..=16 pixel range, and the server rightly refuses it).
 #
@@ -23,6 +25,8 @@ source .ci/lib.sh
 TRITONCLIENT=2.41.0
 CUDART=12.3.101
 HOME_DIR=${PA_HOME:-target/perf_analyzer}
+# PROTOCOL=grpc speaks KServe V2 over gRPC (HOST:PORT is then the gRPC port).
+PROTOCOL=${PROTOCOL:-http}
 PA=$HOME_DIR/bin/perf_analyzer
 OUT=benches/results
 
@@ -70,7 +74,7 @@ PY
 run_pa() { # URL, then perf_analyzer options
   local url=$1
   shift
-  LD_LIBRARY_PATH="$HOME_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PA" -u "$url" -i http \
+  LD_LIBRARY_PATH="$HOME_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PA" -u "$url" -i "$PROTOCOL" \
     -m digits-cnn --input-data "$HOME_DIR/digits.json" "$@"
 }
 
@@ -96,21 +100,24 @@ check() { # URL
     exit 1
   fi
   rm -f "$log"
-  echo "perf_analyzer $TRITONCLIENT: OK against $url (c=1 and c=16, server queue/compute breakdown present)"
+  echo "perf_analyzer $TRITONCLIENT ($PROTOCOL): OK against $url (c=1 and c=16, server queue/compute breakdown present)"
 }
 
 sweep() { # [URL]
   local url=${1:-} server="" csv
   if [ -z "$url" ]; then
     cargo build --release --locked --features flex,mimalloc --bin ember-serve >&2
-    url=127.0.0.1:18181
-    target/release/ember-serve --host 127.0.0.1 --port 18181 --device cpu --log-level warn &
+    target/release/ember-serve --host 127.0.0.1 --port 18181 --grpc-port 18182 --device cpu \
+      --log-level warn &
     server=$!
     trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-    wait_ready "http://$url" 60 kill -0 "$server"
+    wait_ready "http://127.0.0.1:18181" 60 kill -0 "$server"
+    url=127.0.0.1:18181
+    if [ "$PROTOCOL" = grpc ]; then url=127.0.0.1:18182; fi
   fi
   mkdir -p "$OUT"
   csv=$OUT/perf_analyzer.csv
+  if [ "$PROTOCOL" = grpc ]; then csv=$OUT/perf_analyzer-grpc.csv; fi
   : >"$csv"
   for batch in 1 8; do
     local part

@@ -11,6 +11,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::ServeArgs;
+use crate::grpc;
 use crate::http;
 use crate::inference::{InferenceQueue, QueueConfig};
 use crate::model::{Classifier, DeviceError, WeightsError, device};
@@ -35,6 +36,8 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Grpc(#[from] crate::grpc::GrpcError),
 }
 
 /// A started (not yet warmed-up) model service, and the threads that run its forward passes.
@@ -153,6 +156,17 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .map_err(|source| StartError::Listen { addr, source })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "listening");
+    let grpc_listener = match args.grpc_addr() {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let addr = listener.local_addr().map_err(StartError::Serve)?;
+            tracing::info!(%addr, "gRPC listening (inference.GRPCInferenceService, health, reflection)");
+            Some(listener)
+        }
+    };
 
     let warm = service.clone();
     tokio::spawn(async move {
@@ -165,16 +179,39 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         }
     });
 
-    let app = http::router(service.clone(), metrics, args.body_limit);
-    http::serve(
-        listener,
-        app,
-        service,
-        http::server::shutdown_signal(),
-        args.shutdown_delay,
-    )
-    .await
-    .map_err(StartError::Serve)?;
+    // One signal stops both surfaces: each keeps serving for --shutdown-delay after it, then
+    // stops accepting and lets in-flight calls finish.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        http::server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let signalled = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let (delay, body_limit) = (args.shutdown_delay, args.body_limit);
+    let grpc_service = service.clone();
+    let grpc_shutdown = signalled();
+    // Each surface owns its handle on the service, so once both have stopped the last queue
+    // handle is gone and the inference threads drain and stop.
+    let grpc = async move {
+        let Some(listener) = grpc_listener else {
+            return Ok(());
+        };
+        let shutdown = async move {
+            grpc_shutdown.await;
+            tokio::time::sleep(delay).await;
+        };
+        grpc::serve(listener, grpc_service, body_limit, shutdown).await
+    };
+    let app = http::router(service.clone(), metrics, body_limit);
+    let rest = http::serve(listener, app, service, signalled(), delay);
+    let (rest, grpc) = tokio::join!(rest, grpc);
+    rest.map_err(StartError::Serve)?;
+    grpc?;
 
     // The router (and with it the last queue handle) is gone: the threads drain and stop.
     for thread in inference_threads {

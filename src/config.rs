@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one and logs it).
     #[arg(long, env = "EMBER_PORT", default_value_t = 8080)]
     pub port: u16,
+    /// Port for KServe V2 over gRPC (`inference.GRPCInferenceService`, with gRPC health checking
+    /// and reflection); 0 turns gRPC off.
+    #[arg(long, env = "EMBER_GRPC_PORT", default_value_t = 8081)]
+    pub grpc_port: u16,
     /// Directory holding manifest.json and the safetensors file it names.
     #[arg(long, env = "EMBER_WEIGHTS", default_value = "weights")]
     pub weights: PathBuf,
@@ -95,6 +99,11 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
+    }
+
+    /// Where gRPC listens, unless it is off.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        (self.grpc_port != 0).then(|| SocketAddr::new(self.host, self.grpc_port))
     }
 }
 
@@ -158,6 +167,12 @@ mod tests {
         let cli = Cli::try_parse_from(["ember-serve"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.addr().to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            cli.serve.grpc_addr().map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:8081")
+        );
+        let off = Cli::try_parse_from(["ember-serve", "--grpc-port", "0"]).unwrap();
+        assert_eq!(off.serve.grpc_addr(), None);
         assert_eq!(cli.serve.weights, PathBuf::from("weights"));
         assert_eq!(cli.serve.device, DeviceChoice::Auto);
         assert_eq!(cli.serve.max_batch, 64);

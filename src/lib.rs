@@ -8,10 +8,12 @@
 
 pub mod app;
 pub mod config;
+pub mod grpc;
 pub mod healthcheck;
 pub mod http;
 pub mod inference;
 pub mod model;
+pub mod protocol;
 pub mod service;
 pub mod telemetry;
 pub mod version;

@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -70,6 +72,8 @@ pub struct ModelService {
     warm: AtomicBool,
     /// A shutdown signal has arrived.
     draining: AtomicBool,
+    /// [`ModelService::is_ready`], for surfaces that push it (gRPC health checking).
+    readiness: watch::Sender<bool>,
 }
 
 impl ModelService {
@@ -86,6 +90,7 @@ impl ModelService {
             request_timeout,
             warm: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            readiness: watch::Sender::new(false),
         })
     }
 
@@ -113,7 +118,14 @@ impl ModelService {
     }
 
     fn publish_readiness(&self) {
-        metrics::gauge!(m::READY).set(if self.is_ready() { 1.0 } else { 0.0 });
+        let ready = self.is_ready();
+        metrics::gauge!(m::READY).set(if ready { 1.0 } else { 0.0 });
+        self.readiness.send_replace(ready);
+    }
+
+    /// Readiness now and every change of it from now on.
+    pub fn watch_readiness(&self) -> watch::Receiver<bool> {
+        self.readiness.subscribe()
     }
 
     /// Queue `rows` and await their predictions, within `--request-timeout` if one is set. A

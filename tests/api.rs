@@ -2,16 +2,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use ember_serve::http::router;
-use ember_serve::inference::{InferenceQueue, QueueConfig};
-use ember_serve::model::{DeviceChoice, device};
-use ember_serve::service::ModelService;
 use serde_json::{Value, json};
 
 fn assert_problem(reply: &Reply, status: u16, slug: &str, detail_contains: &str) {
@@ -379,25 +374,6 @@ async fn unknown_routes_and_methods_are_problems() {
         "method-not-allowed",
         "not allowed",
     );
-}
-
-/// The real app's model and metrics over a paused queue (no inference thread): requests can
-/// only queue, fill it, or time out.
-fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (axum::Router, Arc<ModelService>) {
-    let (_, real) = cold_app(&[]);
-    let dev = device::select(DeviceChoice::Cpu).unwrap().device;
-    let classifier = Arc::new(classifier(&dev));
-    let config = QueueConfig {
-        max_batch: 64,
-        batch_wait: Duration::ZERO,
-        max_queue,
-        threads: 0,
-    };
-    let (queue, _) = InferenceQueue::start(classifier, config).unwrap();
-    let service = ModelService::new(queue, real.model.clone(), timeout);
-    service.mark_warm();
-    let metrics = ember_serve::telemetry::metrics::handle().unwrap();
-    (router(service.clone(), metrics, 1 << 20), service)
 }
 
 #[tokio::test]

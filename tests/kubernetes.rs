@@ -96,6 +96,37 @@ async fn probes_answer_on_the_real_router_and_ports_agree() {
         // The Service sends traffic to the named container port.
         let service = of_kind(&docs, "Service")[0];
         assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+        // gRPC: the container port the server listens on, reachable through the Service and
+        // allowed by the NetworkPolicy.
+        let default_grpc = Cli::try_parse_from(["ember-serve"])
+            .unwrap()
+            .serve
+            .grpc_port;
+        let grpc_port = env(c, "EMBER_GRPC_PORT").map_or(default_grpc, |p| p.parse().unwrap());
+        let grpc = c["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "grpc")
+            .unwrap_or_else(|| panic!("{overlay}: no grpc container port"));
+        assert_eq!(grpc["containerPort"], grpc_port, "{overlay}");
+        assert!(
+            service["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["targetPort"] == "grpc"),
+            "{overlay}: the Service has no gRPC port"
+        );
+        let policy = of_kind(&docs, "NetworkPolicy")[0];
+        assert!(
+            policy["spec"]["ingress"][0]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == "grpc"),
+            "{overlay}: the NetworkPolicy blocks gRPC"
+        );
         // The HPA scales this Deployment.
         let hpa = of_kind(&docs, "HorizontalPodAutoscaler")[0];
         assert_eq!(

@@ -35,6 +35,12 @@ fn start(extra: &[&str]) -> Server {
             "--weights",
         ])
         .arg(common::repo_path("weights"))
+        // Tests run side by side: gRPC (default 8081) is off unless a test asks for it.
+        .args(if extra.contains(&"--grpc-port") {
+            &[][..]
+        } else {
+            &["--grpc-port", "0"][..]
+        })
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -142,6 +148,83 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+/// A free loopback port (bound, read, released: another process could take it in between, which
+/// this test would report as a failure to start, not as a wrong answer).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_binary_serves_grpc_beside_http_and_stops_both_on_sigterm() {
+    use ember_serve::grpc::pb;
+    let port = free_port().to_string();
+    let mut server = start(&["--grpc-port", &port, "--shutdown-delay", "300ms"]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut grpc = pb::grpc_inference_service_client::GrpcInferenceServiceClient::connect(url)
+        .await
+        .unwrap();
+    assert!(
+        grpc.server_ready(pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let pixels: Vec<f32> = common::digits(1)[0].0.iter().map(|&v| v as f32).collect();
+    let reply = grpc
+        .model_infer(pb::ModelInferRequest {
+            model_name: "digits-cnn".into(),
+            inputs: vec![pb::model_infer_request::InferInputTensor {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 64],
+                contents: Some(pb::InferTensorContents {
+                    fp32_contents: pixels,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.raw_output_contents[1], 0i64.to_le_bytes(), "not a 0");
+
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        // The client stays connected: its connection task must run to answer the server's
+        // GOAWAY and PING, as a live client's does.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "the gRPC port is still open"
+    );
 }
 
 #[tokio::test]

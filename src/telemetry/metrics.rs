@@ -19,6 +19,8 @@ pub const FORWARD_ERRORS: &str = "ember_inference_forward_errors_total";
 pub const BATCH_SIZE: &str = "ember_inference_batch_size";
 pub const PREDICTIONS: &str = "ember_predictions_total";
 pub const REJECTED: &str = "ember_inference_rejected_total";
+pub const GRPC_REQUESTS: &str = "ember_grpc_requests_total";
+pub const GRPC_DURATION: &str = "ember_grpc_request_duration_seconds";
 pub const BUILD_INFO: &str = "ember_build_info";
 pub const READY: &str = "ember_ready";
 
@@ -48,6 +50,7 @@ fn install() -> Result<PrometheusHandle, RecorderError> {
     let latency = |name: &str| Matcher::Full(name.to_string());
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(latency(HTTP_DURATION), LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(latency(GRPC_DURATION), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(QUEUE_WAIT), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(FORWARD_DURATION), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(BATCH_SIZE), BATCH_BUCKETS))
@@ -69,6 +72,15 @@ fn describe() {
         "Time to answer an HTTP request, by route."
     );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being answered now.");
+    describe_counter!(
+        GRPC_REQUESTS,
+        "gRPC calls answered, by method and status code."
+    );
+    describe_histogram!(
+        GRPC_DURATION,
+        Unit::Seconds,
+        "Time to answer a gRPC call, by method."
+    );
     describe_gauge!(QUEUE_DEPTH, "Requests waiting in the inference queue.");
     describe_histogram!(
         QUEUE_WAIT,

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -114,6 +115,26 @@ pub async fn post_json(router: &Router, uri: &str, body: impl Into<Body>) -> Rep
             .unwrap(),
     )
     .await
+}
+
+/// The real app's model and metrics over a paused queue (no inference thread): requests can
+/// only queue, fill it, or time out.
+pub fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (Router, Arc<ModelService>) {
+    use ember_serve::inference::{InferenceQueue, QueueConfig};
+    use ember_serve::model::{DeviceChoice, device};
+    let (_, real) = cold_app(&[]);
+    let dev = device::select(DeviceChoice::Cpu).unwrap().device;
+    let config = QueueConfig {
+        max_batch: 64,
+        batch_wait: Duration::ZERO,
+        max_queue,
+        threads: 0,
+    };
+    let (queue, _) = InferenceQueue::start(Arc::new(classifier(&dev)), config).unwrap();
+    let service = ModelService::new(queue, real.model.clone(), timeout);
+    service.mark_warm();
+    let metrics = ember_serve::telemetry::metrics::handle().unwrap();
+    (router(service.clone(), metrics, 1 << 20), service)
 }
 
 /// The committed weights on `device`, as the server loads them.

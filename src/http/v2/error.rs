@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::types::ErrorBody;
 use crate::http::ApiError;
 use crate::model::InputError;
+use crate::protocol::ModelLookupError;
+use crate::protocol::tensors::TensorError;
 use crate::service::PredictError;
 
 #[derive(Debug)]
@@ -57,6 +59,18 @@ impl From<ApiError> for V2Error {
 impl From<PredictError> for V2Error {
     fn from(e: PredictError) -> Self {
         ApiError::from(e).into()
+    }
+}
+
+impl From<TensorError> for V2Error {
+    fn from(e: TensorError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
+impl From<ModelLookupError> for V2Error {
+    fn from(e: ModelLookupError) -> Self {
+        Self::not_found(e.to_string())
     }
 }
 

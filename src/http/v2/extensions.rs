@@ -8,12 +8,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 
-use super::codec::{Datatype, INPUT_NAME};
 use super::error::V2Error;
-use super::model::{ModelPath, check_model, protocol_version};
+use super::model::{ModelPath, check_model};
 use super::types::*;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
 use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::protocol::protocol_version;
+use crate::protocol::{Datatype, INPUT_NAME, OutputName};
 use crate::service::ModelService;
 
 /// The model's configuration in Triton's terms, with this server's real batching settings.

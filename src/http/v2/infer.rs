@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::codec::{self, HEADER_LENGTH};
 use super::error::V2Error;
-use super::model::{ModelPath, check_model, protocol_version};
+use super::model::{ModelPath, check_model};
 use super::types::*;
 use crate::http::ApiError;
 use crate::http::extract::{BodyLimit, body_rejection};
+use crate::protocol::protocol_version;
 use crate::service::ModelService;
 
 /// Run inference. JSON in and out by default; with the binary tensor data extension, the body

@@ -7,20 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::codec::{Datatype, INPUT_NAME};
 use super::error::V2Error;
-use super::model::{ModelPath, check_model, protocol_version};
+use super::model::{ModelPath, check_model};
 use super::types::*;
 use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::protocol::protocol_version;
+use crate::protocol::{Datatype, INPUT_NAME, OutputName};
 use crate::service::ModelService;
-
-/// Extensions advertised in `GET /v2`: exactly those this server implements.
-pub const EXTENSIONS: &[&str] = &[
-    "binary_tensor_data",
-    "classification",
-    "model_configuration",
-    "statistics",
-];
 
 /// Server name, version and the protocol extensions it implements.
 #[utoipa::path(get, path = "/v2", tag = "kserve-v2",
@@ -29,7 +22,10 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+        extensions: crate::protocol::EXTENSIONS
+            .iter()
+            .map(|e| e.to_string())
+            .collect(),
     })
 }
 

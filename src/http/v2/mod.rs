@@ -8,7 +8,6 @@
 //! (`openapi.rs`), so the two cannot drift apart.
 
 pub mod codec;
-mod datatype;
 pub mod error;
 mod extensions;
 mod infer;

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+pub use crate::protocol::OutputName;
+
 /// `GET /v2`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "ember-serve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}))]
@@ -86,26 +88,6 @@ fn output_data_schema() -> utoipa::openapi::Array {
     ArrayBuilder::new().items(element).build()
 }
 
-/// The outputs this model produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[schema(as = V2OutputName)]
-pub enum OutputName {
-    /// FP32 `[batch, 10]`: the probability of each class.
-    Probabilities,
-    /// INT64 `[batch]`: the most probable class.
-    Label,
-}
-
-impl OutputName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Probabilities => "probabilities",
-            Self::Label => "label",
-        }
-    }
-}
-
 /// What a requested output's `parameters` may say.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2OutputParameters)]
@@ -182,7 +164,7 @@ pub struct InputTensor {
     pub name: String,
     #[schema(min_items = 2, max_items = 2)]
     pub shape: Vec<i64>,
-    #[schema(schema_with = super::datatype::input_schema)]
+    #[schema(schema_with = crate::protocol::datatype::input_schema)]
     pub datatype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<InputParameters>)]

@@ -1,0 +1,107 @@
+//! gRPC status codes for every refusal, with the same wording REST uses, and the client's
+//! deadline (`grpc-timeout`) read from the call's metadata.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+use crate::inference::InferenceError;
+use crate::protocol::ModelLookupError;
+use crate::protocol::tensors::TensorError;
+use crate::service::PredictError;
+
+impl From<TensorError> for Status {
+    fn from(e: TensorError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+impl From<ModelLookupError> for Status {
+    fn from(e: ModelLookupError) -> Self {
+        Status::not_found(e.to_string())
+    }
+}
+
+impl From<PredictError> for Status {
+    fn from(e: PredictError) -> Self {
+        let code = match &e {
+            PredictError::NotReady => Code::Unavailable,
+            PredictError::Timeout(_) => Code::DeadlineExceeded,
+            PredictError::Inference(InferenceError::QueueFull(_)) => Code::ResourceExhausted,
+            PredictError::Inference(InferenceError::Stopped) => Code::Unavailable,
+            PredictError::Inference(InferenceError::Failed(_)) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(error = %e, "gRPC call failed");
+        }
+        let message = match e {
+            PredictError::Inference(InferenceError::QueueFull(_)) => format!("{e}; retry shortly"),
+            PredictError::Inference(InferenceError::Stopped) => {
+                "the server is shutting down".to_string()
+            }
+            _ => e.to_string(),
+        };
+        Status::new(code, message)
+    }
+}
+
+/// The deadline a client set (`grpc-timeout: <up to 8 digits><H|M|S|m|u|n>`), if any.
+pub fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at(split);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout(v: &str) -> Option<Duration> {
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("grpc-timeout", v.parse().unwrap());
+        client_timeout(&m)
+    }
+
+    #[test]
+    fn client_deadlines_are_read_in_every_unit() {
+        assert_eq!(timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(timeout("123456789S"), None, "more than 8 digits");
+        assert_eq!(timeout("S"), None);
+        assert_eq!(timeout("10x"), None);
+        assert_eq!(client_timeout(&tonic::metadata::MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn refusals_get_the_codes_clients_retry_on() {
+        let status = |e: PredictError| Status::from(e).code();
+        assert_eq!(
+            status(InferenceError::QueueFull(3).into()),
+            Code::ResourceExhausted
+        );
+        assert_eq!(
+            status(PredictError::Timeout(Duration::from_secs(1))),
+            Code::DeadlineExceeded
+        );
+        assert_eq!(status(PredictError::NotReady), Code::Unavailable);
+        assert_eq!(
+            status(InferenceError::Failed("x".into()).into()),
+            Code::Internal
+        );
+    }
+}

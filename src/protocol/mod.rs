@@ -1,0 +1,107 @@
+//! The Open Inference Protocol (KServe V2) apart from its transports: which model and version a
+//! request names, the tensors this model takes and gives, and the checks and encodings that
+//! REST (`crate::http::v2`) and gRPC (`crate::grpc`) share, so both answer alike, word for word.
+
+pub mod datatype;
+pub mod tensors;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use self::datatype::Datatype;
+use crate::service::ServedModel;
+
+/// Extensions this server implements, as `GET /v2` and gRPC `ServerMetadata` list them.
+pub const EXTENSIONS: &[&str] = &[
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+];
+
+/// The one input this model takes.
+pub const INPUT_NAME: &str = "input";
+
+/// The outputs this model produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = V2OutputName)]
+pub enum OutputName {
+    /// FP32 `[batch, 10]`: the probability of each class.
+    Probabilities,
+    /// INT64 `[batch]`: the most probable class.
+    Label,
+}
+
+impl OutputName {
+    pub const ALL: [OutputName; 2] = [Self::Probabilities, Self::Label];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Probabilities => "probabilities",
+            Self::Label => "label",
+        }
+    }
+
+    /// An output by its name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The datatype of the output tensor (classification results are BYTES instead).
+    pub fn datatype(self) -> Datatype {
+        match self {
+            Self::Probabilities => Datatype::FP32,
+            Self::Label => Datatype::INT64,
+        }
+    }
+}
+
+/// The model version as the protocol names it: the major version, because Triton's tools
+/// (perf_analyzer) parse versions as integers. The full semantic version is accepted too.
+pub fn protocol_version(semver: &str) -> &str {
+    semver.split('.').next().unwrap_or(semver)
+}
+
+/// A request named a model or version this server does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelLookupError {
+    #[error("unknown model '{asked}'; this server serves '{served}'")]
+    UnknownModel { asked: String, served: String },
+    #[error(
+        "unknown version '{asked}' of model '{model}'; the served version is '{major}' ({full})"
+    )]
+    UnknownVersion {
+        asked: String,
+        model: String,
+        major: String,
+        full: String,
+    },
+}
+
+/// Ok if `name` (and `version`, if given and not empty) names the served model.
+pub fn check_model(
+    served: &ServedModel,
+    name: &str,
+    version: Option<&str>,
+) -> Result<(), ModelLookupError> {
+    if name != served.name {
+        return Err(ModelLookupError::UnknownModel {
+            asked: name.to_string(),
+            served: served.name.clone(),
+        });
+    }
+    match version {
+        Some(v)
+            if !v.is_empty() && v != protocol_version(&served.version) && v != served.version =>
+        {
+            Err(ModelLookupError::UnknownVersion {
+                asked: v.to_string(),
+                model: name.to_string(),
+                major: protocol_version(&served.version).to_string(),
+                full: served.version.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
