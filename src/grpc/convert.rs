@@ -10,9 +10,9 @@ use super::pb;
 use super::pb::infer_parameter::ParameterChoice;
 use crate::inference::Prediction;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
-use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::model::INPUT_LEN;
 use crate::protocol::tensors::{EncodedOutput, InputHeader, OutputKind, TensorError};
-use crate::protocol::{Datatype, INPUT_NAME, OutputName, protocol_version};
+use crate::protocol::{self, Datatype, OutputName, protocol_version};
 use crate::service::ModelService;
 
 /// The request's images, checked exactly as REST checks them.
@@ -146,35 +146,18 @@ pub fn response(
 
 /// Inputs and outputs with their datatypes and shapes (`-1`: any batch size).
 pub fn metadata(service: &ModelService) -> pb::ModelMetadataResponse {
-    let tensor = |name: &str, datatype: Datatype, shape: Vec<i64>| {
-        pb::model_metadata_response::TensorMetadata {
-            name: name.into(),
-            datatype: datatype.as_str().into(),
-            shape,
-        }
+    let tensor = |t: protocol::TensorDescription| pb::model_metadata_response::TensorMetadata {
+        name: t.name.into(),
+        datatype: t.datatype.as_str().into(),
+        shape: t.shape,
     };
     let model = &service.model;
     pb::ModelMetadataResponse {
         name: model.name.clone(),
         versions: vec![protocol_version(&model.version).to_string()],
         platform: format!("burn_{}", model.backend),
-        inputs: vec![tensor(
-            INPUT_NAME,
-            Datatype::FP32,
-            vec![-1, INPUT_LEN as i64],
-        )],
-        outputs: vec![
-            tensor(
-                OutputName::Probabilities.as_str(),
-                OutputName::Probabilities.datatype(),
-                vec![-1, NUM_CLASSES as i64],
-            ),
-            tensor(
-                OutputName::Label.as_str(),
-                OutputName::Label.datatype(),
-                vec![-1],
-            ),
-        ],
+        inputs: protocol::inputs().into_iter().map(tensor).collect(),
+        outputs: protocol::outputs().into_iter().map(tensor).collect(),
     }
 }
 
@@ -201,27 +184,30 @@ pub fn config(service: &ModelService) -> pb::ModelConfig {
         platform: String::new(),
         backend: "burn".into(),
         max_batch_size: i32::try_from(model.max_batch_size).unwrap_or(i32::MAX),
-        input: vec![pb::ModelInput {
-            name: INPUT_NAME.into(),
-            data_type: data_type(Datatype::FP32),
-            dims: vec![INPUT_LEN as i64],
-            reshape: None,
-        }],
-        output: vec![
-            pb::ModelOutput {
-                name: OutputName::Probabilities.as_str().into(),
-                data_type: data_type(OutputName::Probabilities.datatype()),
-                dims: vec![NUM_CLASSES as i64],
-                reshape: None,
-            },
-            // One number per input: Triton writes a batched scalar as dims [1] reshaped to [].
-            pb::ModelOutput {
-                name: OutputName::Label.as_str().into(),
-                data_type: data_type(OutputName::Label.datatype()),
-                dims: vec![1],
-                reshape: Some(pb::ModelTensorReshape { shape: vec![] }),
-            },
-        ],
+        input: protocol::inputs()
+            .into_iter()
+            .map(|t| {
+                let (dims, reshape) = t.config_dims();
+                pb::ModelInput {
+                    name: t.name.into(),
+                    data_type: data_type(t.datatype),
+                    dims,
+                    reshape: reshape.map(|shape| pb::ModelTensorReshape { shape }),
+                }
+            })
+            .collect(),
+        output: protocol::outputs()
+            .into_iter()
+            .map(|t| {
+                let (dims, reshape) = t.config_dims();
+                pb::ModelOutput {
+                    name: t.name.into(),
+                    data_type: data_type(t.datatype),
+                    dims,
+                    reshape: reshape.map(|shape| pb::ModelTensorReshape { shape }),
+                }
+            })
+            .collect(),
         instance_group: vec![pb::ModelInstanceGroup {
             name: model.name.clone(),
             count: i32::try_from(queue.threads).unwrap_or(i32::MAX),
@@ -258,36 +244,26 @@ fn duration(t: TimedSnapshot) -> Option<pb::StatisticDuration> {
 
 /// Cumulative statistics of the served model (REST's `/stats`, in Triton's gRPC shape).
 pub fn statistics(service: &ModelService) -> pb::ModelStatisticsResponse {
-    let StatisticsSnapshot {
-        last_inference_ms,
-        inference_count,
-        execution_count,
-        success,
-        fail,
-        queue,
-        compute_input,
-        compute_infer,
-        compute_output,
-        batches,
-    } = service.queue.statistics().snapshot();
+    let stats: StatisticsSnapshot = service.queue.statistics().snapshot();
     pb::ModelStatisticsResponse {
         model_stats: vec![pb::ModelStatistics {
             name: service.model.name.clone(),
             version: protocol_version(&service.model.version).to_string(),
-            last_inference: last_inference_ms,
-            inference_count,
-            execution_count,
+            last_inference: stats.last_inference_ms,
+            inference_count: stats.inference_count,
+            execution_count: stats.execution_count,
             inference_stats: Some(pb::InferStatistics {
-                success: duration(success),
-                fail: duration(fail),
-                queue: duration(queue),
-                compute_input: duration(compute_input),
-                compute_infer: duration(compute_infer),
-                compute_output: duration(compute_output),
+                success: duration(stats.success),
+                fail: duration(stats.fail),
+                queue: duration(stats.queue),
+                compute_input: duration(stats.compute_input),
+                compute_infer: duration(stats.compute_infer),
+                compute_output: duration(stats.compute_output),
                 cache_hit: duration(TimedSnapshot::default()),
                 cache_miss: duration(TimedSnapshot::default()),
             }),
-            batch_stats: batches
+            batch_stats: stats
+                .batches
                 .into_iter()
                 .map(|b| pb::InferBatchStatistics {
                     batch_size: b.batch_size as u64,

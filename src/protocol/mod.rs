@@ -57,6 +57,51 @@ impl OutputName {
     }
 }
 
+/// A tensor the model takes or gives, as metadata and configuration describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorDescription {
+    pub name: &'static str,
+    pub datatype: Datatype,
+    /// With the batch dimension first, as `-1`.
+    pub shape: Vec<i64>,
+}
+
+impl TensorDescription {
+    /// Triton's model configuration: dimensions without the batch dimension, and the reshape
+    /// that makes a batched scalar (`[-1]`, dims `[1]`) one number per input again.
+    pub fn config_dims(&self) -> (Vec<i64>, Option<Vec<i64>>) {
+        match &self.shape[1..] {
+            [] => (vec![1], Some(vec![])),
+            dims => (dims.to_vec(), None),
+        }
+    }
+}
+
+/// The model's input: FP32 `[-1, 64]`.
+pub fn inputs() -> Vec<TensorDescription> {
+    vec![TensorDescription {
+        name: INPUT_NAME,
+        datatype: Datatype::FP32,
+        shape: vec![-1, crate::model::INPUT_LEN as i64],
+    }]
+}
+
+/// The model's outputs: `probabilities` FP32 `[-1, 10]` and `label` INT64 `[-1]`.
+pub fn outputs() -> Vec<TensorDescription> {
+    let describe = |name: OutputName, shape: Vec<i64>| TensorDescription {
+        name: name.as_str(),
+        datatype: name.datatype(),
+        shape,
+    };
+    vec![
+        describe(
+            OutputName::Probabilities,
+            vec![-1, crate::model::NUM_CLASSES as i64],
+        ),
+        describe(OutputName::Label, vec![-1]),
+    ]
+}
+
 /// The model version as the protocol names it: the major version, because Triton's tools
 /// (perf_analyzer) parse versions as integers. The full semantic version is accepted too.
 pub fn protocol_version(semver: &str) -> &str {

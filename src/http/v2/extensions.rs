@@ -12,9 +12,8 @@ use super::error::V2Error;
 use super::model::{ModelPath, check_model};
 use super::types::*;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
-use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::protocol;
 use crate::protocol::protocol_version;
-use crate::protocol::{Datatype, INPUT_NAME, OutputName};
 use crate::service::ModelService;
 
 /// The model's configuration in Triton's terms, with this server's real batching settings.
@@ -31,11 +30,14 @@ pub async fn model_config(
     check_model(&state, &path)?;
     let model = &state.model;
     let queue = state.queue.config();
-    let tensor = |name: &str, datatype: Datatype, dims: Vec<i64>| ConfigTensor {
-        name: name.into(),
-        data_type: datatype.config_name(),
-        dims,
-        reshape: None,
+    let tensor = |t: protocol::TensorDescription| {
+        let (dims, reshape) = t.config_dims();
+        ConfigTensor {
+            name: t.name.into(),
+            data_type: t.datatype.config_name(),
+            dims,
+            reshape: reshape.map(|shape| ConfigReshape { shape }),
+        }
     };
     let parameter = |value: String| ConfigParameter {
         string_value: value,
@@ -64,23 +66,8 @@ pub async fn model_config(
         platform: String::new(),
         backend: "burn".into(),
         max_batch_size: model.max_batch_size as u64,
-        input: vec![tensor(INPUT_NAME, Datatype::FP32, vec![INPUT_LEN as i64])],
-        output: vec![
-            tensor(
-                OutputName::Probabilities.as_str(),
-                OutputName::Probabilities.datatype(),
-                vec![NUM_CLASSES as i64],
-            ),
-            // One number per input: Triton writes a batched scalar as dims [1] reshaped to [].
-            ConfigTensor {
-                reshape: Some(ConfigReshape { shape: vec![] }),
-                ..tensor(
-                    OutputName::Label.as_str(),
-                    OutputName::Label.datatype(),
-                    vec![1],
-                )
-            },
-        ],
+        input: protocol::inputs().into_iter().map(tensor).collect(),
+        output: protocol::outputs().into_iter().map(tensor).collect(),
         dynamic_batching: DynamicBatching {
             max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
             preferred_batch_size: vec![],

@@ -10,9 +10,8 @@ use axum::response::{IntoResponse, Response};
 use super::error::V2Error;
 use super::model::{ModelPath, check_model};
 use super::types::*;
-use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::protocol;
 use crate::protocol::protocol_version;
-use crate::protocol::{Datatype, INPUT_NAME, OutputName};
 use crate::service::ModelService;
 
 /// Server name, version and the protocol extensions it implements.
@@ -72,32 +71,17 @@ pub async fn model_metadata(
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelMetadata>, V2Error> {
     check_model(&state, &path)?;
-    let tensor = |name: &str, datatype: Datatype, shape: Vec<i64>| TensorMetadata {
-        name: name.into(),
-        datatype: datatype.as_str().into(),
-        shape,
+    let tensor = |t: protocol::TensorDescription| TensorMetadata {
+        name: t.name.into(),
+        datatype: t.datatype.as_str().into(),
+        shape: t.shape,
     };
     Ok(Json(ModelMetadata {
         name: state.model.name.clone(),
         versions: vec![protocol_version(&state.model.version).to_string()],
         platform: format!("burn_{}", state.model.backend),
-        inputs: vec![tensor(
-            INPUT_NAME,
-            Datatype::FP32,
-            vec![-1, INPUT_LEN as i64],
-        )],
-        outputs: vec![
-            tensor(
-                OutputName::Probabilities.as_str(),
-                OutputName::Probabilities.datatype(),
-                vec![-1, NUM_CLASSES as i64],
-            ),
-            tensor(
-                OutputName::Label.as_str(),
-                OutputName::Label.datatype(),
-                vec![-1],
-            ),
-        ],
+        inputs: protocol::inputs().into_iter().map(tensor).collect(),
+        outputs: protocol::outputs().into_iter().map(tensor).collect(),
     }))
 }
 
