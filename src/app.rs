@@ -87,6 +87,13 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         compiled = ?device::compiled_backends(),
         "device selected"
     );
+    if let Some(reason) = &selected.fallback {
+        if device::compiled_backends().contains(&"wgpu") {
+            tracing::warn!(%reason, "--device auto: no usable GPU, serving on the CPU");
+        } else {
+            tracing::info!(%reason, "--device auto: serving on the CPU");
+        }
+    }
     if selected.software {
         tracing::warn!(device = %selected.name, "this GPU adapter is a software renderer: expect CPU-speed or slower inference");
     }
@@ -130,6 +137,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         labels: manifest.labels,
         backend: selected.backend.to_string(),
         device: selected.name,
+        device_fallback: selected.fallback,
         max_batch_size: max_batch,
         weights_sha256: manifest.sha256,
         held_out_accuracy: manifest.held_out_accuracy,

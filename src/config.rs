@@ -91,8 +91,9 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "EMBER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log filter: a level (`info`) or a tracing directive (`ember_serve=debug,tower_http=info`).
-    #[arg(long, env = "EMBER_LOG_LEVEL", default_value = "info")]
+    /// Log filter: a level (`info`) or a tracing directive (`ember_serve=debug,wgpu_core=info`).
+    /// The default keeps dependencies (wgpu, cubecl, tonic) to warnings.
+    #[arg(long, env = "EMBER_LOG_LEVEL", default_value = "warn,ember_serve=info")]
     pub log_level: String,
 }
 
@@ -177,6 +178,7 @@ mod tests {
         assert_eq!(cli.serve.device, DeviceChoice::Auto);
         assert_eq!(cli.serve.max_batch, 64);
         assert_eq!(cli.serve.body_limit, 1 << 20);
+        assert_eq!(cli.serve.log_level, "warn,ember_serve=info");
         assert_eq!(
             cli.serve.batch_wait, None,
             "resolved per device at start-up"

@@ -35,6 +35,9 @@ pub struct ServedModel {
     pub backend: String,
     /// `cpu` or the GPU adapter's name.
     pub device: String,
+    /// Why `--device auto` runs on the CPU (no GPU backend, no adapter, only a software one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_fallback: Option<String>,
     /// Most inputs accepted in one request.
     pub max_batch_size: usize,
     /// sha256 of the weights file, as verified at start-up.

@@ -438,3 +438,19 @@ async fn a_request_past_its_deadline_is_504() {
         0
     );
 }
+
+/// `--device auto` that settles for the CPU says why, in `/v1/models`; `--device cpu` says nothing.
+#[tokio::test]
+async fn models_say_why_auto_chose_the_cpu() {
+    let (app, _) = cold_app(&["--device", "auto"]);
+    let model = get(&app, "/v1/models").await.json()["models"][0].clone();
+    if model["backend"] == "wgpu" {
+        assert!(model.get("device_fallback").is_none(), "{model}");
+    } else {
+        let reason = model["device_fallback"].as_str().unwrap_or_default();
+        assert!(!reason.is_empty(), "{model}");
+    }
+    let (app, _) = cold_app(&[]);
+    let model = get(&app, "/v1/models").await.json()["models"][0].clone();
+    assert!(model.get("device_fallback").is_none(), "{model}");
+}

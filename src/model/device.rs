@@ -28,7 +28,7 @@ pub enum DeviceError {
     #[error("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)")]
     NoGpuBackend,
     #[error(
-        "--device gpu: no wgpu adapter found (is a Vulkan, Metal or DX12 driver installed and visible to this process?)"
+        "--device gpu: no wgpu adapter found (is a Vulkan, Metal or DX12 driver installed and visible to this process? VK_LOADER_DEBUG=error,warn makes the Vulkan loader say why it found none)"
     )]
     NoAdapter,
     #[error("probing wgpu adapters panicked (broken Vulkan loader or driver?)")]
@@ -45,6 +45,8 @@ pub struct SelectedDevice {
     pub name: String,
     /// A wgpu adapter that is not a card (e.g. Mesa lavapipe).
     pub software: bool,
+    /// Why `--device auto` settled for a CPU backend, when it did.
+    pub fallback: Option<String>,
 }
 
 impl SelectedDevice {
@@ -69,11 +71,34 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
                 .ok_or(DeviceError::NoAdapter)
         }
         DeviceChoice::Auto => {
-            let adapters = gpu_adapters().unwrap_or_default();
+            let (adapters, probe_error) = match gpu_adapters() {
+                Ok(adapters) => (adapters, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
             if let Some(hw) = adapters.iter().find(|a| !a.software) {
                 return Ok(hw.clone());
             }
-            cpu().or_else(|cpu_err| adapters.first().cloned().ok_or(cpu_err))
+            let reason = match (probe_error, adapters.as_slice()) {
+                (Some(e), _) => e.to_string(),
+                (None, []) => DeviceError::NoAdapter
+                    .to_string()
+                    .replacen("--device gpu: ", "", 1),
+                (None, software) => format!(
+                    "only software GPU adapters found ({}), slower than the CPU backend",
+                    software
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            match cpu() {
+                Ok(cpu) => Ok(SelectedDevice {
+                    fallback: Some(reason),
+                    ..cpu
+                }),
+                Err(cpu_err) => adapters.first().cloned().ok_or(cpu_err),
+            }
         }
     }
 }
@@ -102,6 +127,7 @@ pub fn cpu_backends() -> Vec<SelectedDevice> {
         backend: "flex",
         name: "cpu".into(),
         software: false,
+        fallback: None,
     });
     #[cfg(feature = "ndarray")]
     {
@@ -114,6 +140,7 @@ pub fn cpu_backends() -> Vec<SelectedDevice> {
             backend: "ndarray",
             name: "cpu".into(),
             software: false,
+            fallback: None,
         });
     }
     out
@@ -142,6 +169,7 @@ fn gpu_adapters() -> Result<Vec<SelectedDevice>, DeviceError> {
                     name: identity.name,
                     device,
                     backend: "wgpu",
+                    fallback: None,
                 })
             })
             .collect::<Vec<_>>()
@@ -160,6 +188,23 @@ fn gpu_adapters() -> Result<Vec<SelectedDevice>, DeviceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_says_why_it_chose_the_cpu() {
+        let chosen = select(DeviceChoice::Auto).unwrap();
+        if chosen.is_cpu_backend() {
+            let reason = chosen.fallback.expect("a CPU fallback without a reason");
+            assert!(
+                reason.contains("GPU backend")
+                    || reason.contains("adapter")
+                    || reason.contains("panicked"),
+                "{reason}"
+            );
+        } else {
+            assert!(chosen.fallback.is_none());
+        }
+        assert_eq!(select(DeviceChoice::Cpu).unwrap().fallback, None);
+    }
 
     #[test]
     fn every_cpu_backend_says_so() {

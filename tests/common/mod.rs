@@ -36,13 +36,10 @@ pub fn cpu_backend() -> &'static str {
 /// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
 pub fn args(extra: &[&str]) -> ServeArgs {
     let weights = repo_path("weights");
-    let mut argv = vec![
-        "ember-serve",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ];
+    let mut argv = vec!["ember-serve", "--weights", weights.to_str().unwrap()];
+    if !extra.contains(&"--device") {
+        argv.extend_from_slice(&["--device", "cpu"]);
+    }
     argv.extend_from_slice(extra);
     Cli::try_parse_from(argv).unwrap().serve
 }
