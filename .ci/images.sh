@@ -64,6 +64,10 @@ build() {
   grep -m1 '"device selected"' <<<"$gpu_logs" || { echo "no device log line" >&2; exit 1; }
   user=$(docker inspect -f '{{.Config.User}}' "$gpu")
   [ "$user" = "65532:65532" ] || { echo "gpu image runs as '$user'" >&2; exit 1; }
+  # What the NVIDIA Vulkan ICD loads besides the driver's own files: the loader and libglvnd.
+  echo "--- gpu image: the Vulkan loader and libglvnd the NVIDIA ICD needs are installed"
+  docker run --rm --entrypoint dpkg-query "$gpu" -W -f '${Package} ${Version}\n' \
+    libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libopengl0 libgles2
 
   echo "--- image sizes (linux/amd64, uncompressed, stand-in bases)"
   for img in "$cpu" "$gpu"; do

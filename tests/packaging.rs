@@ -211,3 +211,41 @@ fn compose_runs_the_server_and_a_prometheus_that_scrapes_it() {
         serde_json::json!(["ember-serve:8080"])
     );
 }
+
+/// The GPU image installs what the NVIDIA Vulkan ICD loads besides the driver's own files (the
+/// Vulkan loader and libglvnd's libraries): without libglvnd the ICD fails to load silently and
+/// `--device auto` serves on the CPU. `.ci/images.sh` checks the built image has them.
+#[test]
+fn the_gpu_image_carries_what_the_nvidia_icd_needs() {
+    let dockerfile = read("docker/Dockerfile.gpu");
+    let runtime = dockerfile
+        .split("FROM ${GPU_RUNTIME_IMAGE}")
+        .nth(1)
+        .expect("no runtime stage");
+    let installed: Vec<&str> = runtime
+        .split("apt-get install")
+        .nth(1)
+        .expect("the runtime stage installs nothing")
+        .split("&&")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter(|w| !w.starts_with('-') && *w != "\\")
+        .collect();
+    for package in [
+        "libvulkan1",
+        "libglvnd0",
+        "libegl1",
+        "libgl1",
+        "libglx0",
+        "libopengl0",
+        "libgles2",
+    ] {
+        assert!(
+            installed.contains(&package),
+            "{package} not in {installed:?}"
+        );
+    }
+    let checked = read(".ci/images.sh");
+    assert!(checked.contains("dpkg-query") && checked.contains("libglvnd0"));
+}
