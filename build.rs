@@ -11,6 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // The client is generic over its channel: the tests bring tonic's transport, the
+        // server binary does not.
+        .build_transport(false)
         .file_descriptor_set_path(out.join("inference_descriptor.bin"))
         .compile_protos(&["proto/inference.proto"], &["proto"])?;
     Ok(())

@@ -33,9 +33,12 @@ async fn serve_with(
             .await
             .unwrap();
     });
-    let client = GrpcInferenceServiceClient::connect(addr.clone())
+    let channel = Channel::from_shared(addr.clone())
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let client = GrpcInferenceServiceClient::new(channel);
     (client, server, addr)
 }
 

@@ -168,9 +168,12 @@ async fn the_binary_serves_grpc_beside_http_and_stops_both_on_sigterm() {
     let client = reqwest::Client::new();
     wait_ready(&client, &server.base).await;
     let url = format!("http://127.0.0.1:{port}");
-    let mut grpc = pb::grpc_inference_service_client::GrpcInferenceServiceClient::connect(url)
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let mut grpc = pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel);
     assert!(
         grpc.server_ready(pb::ServerReadyRequest {})
             .await
