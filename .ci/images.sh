@@ -67,7 +67,7 @@ build() {
   # What the NVIDIA Vulkan ICD loads besides the driver's own files: the loader and libglvnd.
   echo "--- gpu image: the Vulkan loader and libglvnd the NVIDIA ICD needs are installed"
   docker run --rm --entrypoint dpkg-query "$gpu" -W -f '${Package} ${Version}\n' \
-    libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libopengl0 libgles2
+    libvulkan1 libglvnd0 libegl1
 
   echo "--- image sizes (linux/amd64, uncompressed, stand-in bases)"
   for img in "$cpu" "$gpu"; do

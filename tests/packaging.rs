@@ -213,8 +213,9 @@ fn compose_runs_the_server_and_a_prometheus_that_scrapes_it() {
 }
 
 /// The GPU image installs what the NVIDIA Vulkan ICD loads besides the driver's own files (the
-/// Vulkan loader and libglvnd's libraries): without libglvnd the ICD fails to load silently and
-/// `--device auto` serves on the CPU. `.ci/images.sh` checks the built image has them.
+/// Vulkan loader, libglvnd's dispatch library, EGL): without libglvnd the ICD fails to load
+/// silently and `--device auto` serves on the CPU. `.ci/images.sh` checks the built image has
+/// them. Mesa's GL stack (libgl1, libglx0 and their drivers) stays out: it doubled the image.
 #[test]
 fn the_gpu_image_carries_what_the_nvidia_icd_needs() {
     let dockerfile = read("docker/Dockerfile.gpu");
@@ -232,18 +233,21 @@ fn the_gpu_image_carries_what_the_nvidia_icd_needs() {
         .split_whitespace()
         .filter(|w| !w.starts_with('-') && *w != "\\")
         .collect();
-    for package in [
-        "libvulkan1",
-        "libglvnd0",
-        "libegl1",
-        "libgl1",
-        "libglx0",
-        "libopengl0",
-        "libgles2",
-    ] {
+    for package in ["libvulkan1", "libglvnd0", "libegl1"] {
         assert!(
             installed.contains(&package),
             "{package} not in {installed:?}"
+        );
+    }
+    for heavy in [
+        "libgl1",
+        "libglx0",
+        "libgl1-mesa-dri",
+        "mesa-vulkan-drivers",
+    ] {
+        assert!(
+            !installed.contains(&heavy),
+            "{heavy} pulls in Mesa's drivers"
         );
     }
     let checked = read(".ci/images.sh");
