@@ -26,3 +26,12 @@ wait_ready() {
     sleep 0.01
   done
 }
+
+# stop_server: SIGTERM the background server whose PID is in $server, wait for it, forget it.
+stop_server() {
+  if [ -n "${server:-}" ]; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  server=""
+}

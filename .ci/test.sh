@@ -14,14 +14,7 @@ cargo test --locked --all-features
 ADDR=127.0.0.1:18095
 GRPC=127.0.0.1:18096
 server=""
-stop() {
-  if [ -n "$server" ]; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  server=""
-}
-trap stop EXIT
+trap stop_server EXIT
 ./target/debug/ember-serve --host 127.0.0.1 --port 18095 --grpc-port 18096 --device cpu \
   --log-level warn &
 server=$!
@@ -45,4 +38,4 @@ schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no
 step "the drawing page in headless Chromium (screenshots: target/browser/)"
 python3 tests/browser/page.py "$ADDR" target/browser/page.png
 
-stop
+stop_server

@@ -44,14 +44,7 @@ to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
 }
 
 server=""
-stop() {
-  if [ -n "$server" ]; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  server=""
-}
-trap 'stop; rm -f "$lua"' EXIT
+trap 'stop_server; rm -f "$lua"' EXIT
 
 start() { # mode
   case "$1" in
@@ -91,7 +84,7 @@ for round in $(seq 1 "$ROUNDS"); do
         peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
       fi
     done
-    stop
+    stop_server
   done
   echo "$round,$cold_start_ms,$peak_rss_kib" >> "$OUT/load-start.csv"
   echo "round $round of $ROUNDS done" >&2

@@ -75,24 +75,6 @@ fn raw_request(rows: &[Vec<f64>]) -> ModelInferRequest {
     }
 }
 
-fn images(n: usize) -> Vec<Vec<f64>> {
-    digits(n).into_iter().map(|(r, _)| r).collect()
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn i64s(bytes: &[u8]) -> Vec<i64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
 /// What the V2 REST surface says about the same request, as `{"error": ...}`'s text.
 async fn rest_error(app: &axum::Router, body: serde_json::Value) -> String {
     let reply = post_json(app, "/v2/models/digits-cnn/infer", body.to_string()).await;
@@ -194,7 +176,7 @@ async fn metadata_config_statistics_health_and_reflection() {
         }
     };
     let before = stats(&mut client).await;
-    client.model_infer(raw_request(&images(3))).await.unwrap();
+    client.model_infer(raw_request(&rows(3))).await.unwrap();
     assert_eq!(stats(&mut client).await, before + 3);
 
     // gRPC health checking follows readiness.
@@ -284,7 +266,7 @@ async fn health_is_not_serving_until_warm_up() {
 async fn inferences_agree_with_rest_in_every_encoding() {
     let (app, service) = ready_app(&[]).await;
     let mut client = serve(service).await;
-    let rows = images(16);
+    let rows = rows(16);
     let rest = post_json(&app, "/v1/predict", json!({"inputs": rows}).to_string())
         .await
         .json();
@@ -379,7 +361,7 @@ async fn inferences_agree_with_rest_in_every_encoding() {
 async fn bad_requests_get_invalid_argument_or_not_found_with_rests_wording() {
     let (app, service) = ready_app(&[]).await;
     let mut client = serve(service).await;
-    let rows = images(1);
+    let rows = rows(1);
 
     let mut unknown = raw_request(&rows);
     unknown.model_name = "mnist".into();
@@ -436,7 +418,7 @@ async fn bad_requests_get_invalid_argument_or_not_found_with_rests_wording() {
     assert!(status.message().contains("unknown output 'logits'"));
 
     // More images than --max-batch.
-    let many = images(65);
+    let many = common::rows(65);
     let status = client.model_infer(raw_request(&many)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
@@ -452,23 +434,20 @@ async fn messages_over_the_body_limit_are_refused() {
     let (mut client, _server, _) = serve_with(service, 4096, std::future::pending()).await;
     // 64 images of 64 FP32 values: 16 KiB.
     let status = client
-        .model_infer(raw_request(&images(64)))
+        .model_infer(raw_request(&rows(64)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     assert!(status.message().contains("4096"), "{}", status.message());
     // A request under the limit still works on the same connection.
-    client.model_infer(raw_request(&images(2))).await.unwrap();
+    client.model_infer(raw_request(&rows(2))).await.unwrap();
 }
 
 #[tokio::test]
 async fn not_ready_is_unavailable() {
     let (_, service) = cold_app(&[]);
     let mut client = serve(service).await;
-    let status = client
-        .model_infer(raw_request(&images(1)))
-        .await
-        .unwrap_err();
+    let status = client.model_infer(raw_request(&rows(1))).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert!(
         !client
@@ -486,12 +465,9 @@ async fn a_full_queue_is_resource_exhausted() {
     let mut client = serve(service).await;
     // The first call fills the one-slot queue and waits there (no inference thread).
     let mut waiting = client.clone();
-    let first = tokio::spawn(async move { waiting.model_infer(raw_request(&images(1))).await });
+    let first = tokio::spawn(async move { waiting.model_infer(raw_request(&rows(1))).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = client
-        .model_infer(raw_request(&images(1)))
-        .await
-        .unwrap_err();
+    let status = client.model_infer(raw_request(&rows(1))).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(
         status.message().contains("queue is full"),
@@ -506,10 +482,7 @@ async fn server_and_client_deadlines_are_deadline_exceeded() {
     // --request-timeout.
     let (_, service) = paused_app(8, Some(Duration::from_millis(100)));
     let mut client = serve(service).await;
-    let status = client
-        .model_infer(raw_request(&images(1)))
-        .await
-        .unwrap_err();
+    let status = client.model_infer(raw_request(&rows(1))).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert!(
         status.message().contains("--request-timeout"),
@@ -521,7 +494,7 @@ async fn server_and_client_deadlines_are_deadline_exceeded() {
     // router in-process, since a tonic client would also time the call itself and cancel it.
     let (_, service) = paused_app(8, None);
     let grpc = ember_serve::grpc::router(service.clone(), 1 << 20).unwrap();
-    let message = prost::Message::encode_to_vec(&raw_request(&images(1)));
+    let message = prost::Message::encode_to_vec(&raw_request(&rows(1)));
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(&message);
@@ -574,7 +547,7 @@ async fn shutdown_answers_the_call_in_flight_before_the_server_stops() {
     })
     .await;
     let mut caller = client.clone();
-    let call = tokio::spawn(async move { caller.model_infer(raw_request(&images(1))).await });
+    let call = tokio::spawn(async move { caller.model_infer(raw_request(&rows(1))).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;

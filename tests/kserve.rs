@@ -10,10 +10,6 @@ use serde_json::{Value, json};
 
 const HEADER: &str = "inference-header-content-length";
 
-fn rows(n: usize) -> Vec<Vec<f64>> {
-    digits(n).into_iter().map(|(r, _)| r).collect()
-}
-
 fn flat(rows: &[Vec<f64>]) -> Vec<f64> {
     rows.iter().flatten().copied().collect()
 }
@@ -56,20 +52,6 @@ fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|o| o["name"] == name)
         .unwrap_or_else(|| panic!("no output {name}: {body}"))
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn i64s(bytes: &[u8]) -> Vec<i64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
 }
 
 /// The reference answer: `/v1/predict` on the same rows.

@@ -66,6 +66,23 @@ fn start(extra: &[&str]) -> Server {
     }
 }
 
+/// The server's exit status, within 15 s of a signal. Waits without blocking the runtime: a
+/// client still connected must have its connection task run to answer the server's GOAWAY and
+/// PING, as a live client's does.
+async fn exit_status(server: &mut Server) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -136,17 +153,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains(r#""label":"0""#), "{reply}");
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_status(&mut server).await;
     assert_eq!(status.code(), Some(0));
 }
 
@@ -210,19 +217,7 @@ async fn the_binary_serves_grpc_beside_http_and_stops_both_on_sigterm() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after SIGTERM"
-        );
-        // The client stays connected: its connection task must run to answer the server's
-        // GOAWAY and PING, as a live client's does.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_status(&mut server).await;
     assert_eq!(status.code(), Some(0));
     assert!(
         std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),

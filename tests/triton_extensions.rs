@@ -16,10 +16,6 @@ use serde_json::{Value, json};
 
 const HEADER: &str = "inference-header-content-length";
 
-fn rows(n: usize) -> Vec<Vec<f64>> {
-    digits(n).into_iter().map(|(r, _)| r).collect()
-}
-
 fn infer_body(rows: &[Vec<f64>], outputs: Value) -> Value {
     let data: Vec<f64> = rows.iter().flatten().copied().collect();
     json!({

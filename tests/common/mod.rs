@@ -151,3 +151,24 @@ pub fn digits(n: usize) -> Vec<(Vec<f64>, usize)> {
         .map(|s| (s.pixels.iter().map(|&p| p as f64).collect(), s.label))
         .collect()
 }
+
+/// The pixel rows of the first `n` images of the shipped data set.
+pub fn rows(n: usize) -> Vec<Vec<f64>> {
+    digits(n).into_iter().map(|(r, _)| r).collect()
+}
+
+/// Little-endian FP32 values (a raw output tensor).
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Little-endian INT64 values (a raw output tensor).
+pub fn i64s(bytes: &[u8]) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
