@@ -1,8 +1,9 @@
-//! Start-up: wire config → device → verified weights → inference queue → model service → HTTP,
-//! in that order, and run the server until a shutdown signal.
+//! Start-up: wire config → device → verified weights → inference queue → model service → HTTP
+//! and gRPC, in that order, and run the server until a shutdown signal; then drain, within
+//! `--shutdown-timeout`.
 //!
-//! Everything that can refuse to start (bad weights, no device) fails here, before the port is
-//! bound, with a message naming the cause.
+//! Everything that can refuse to start (bad weights, no device, an unreadable key file) fails
+//! here, before the port is bound, with a message naming the cause.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -10,9 +11,13 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use tokio::time::Instant;
+
+use crate::auth::{ApiKeys, KeyFileError};
 use crate::config::ServeArgs;
+use crate::connections::{self, ConnectionLimits, ServeError};
 use crate::grpc;
-use crate::http;
+use crate::http::{self, RouterOptions};
 use crate::inference::{InferenceQueue, QueueConfig};
 use crate::model::{Classifier, DeviceError, WeightsError, device};
 use crate::service::{ModelService, ServedModel};
@@ -38,6 +43,12 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error(transparent)]
     Grpc(#[from] crate::grpc::GrpcError),
+    #[error(transparent)]
+    ApiKeys(#[from] KeyFileError),
+    #[error("--shutdown-timeout ({timeout:?}) must be longer than --shutdown-delay ({delay:?})")]
+    ShutdownTimeout { timeout: Duration, delay: Duration },
+    #[error("shutdown: {0}")]
+    Drain(#[from] ServeError),
 }
 
 /// A started (not yet warmed-up) model service, and the threads that run its forward passes.
@@ -45,6 +56,19 @@ pub struct Started {
     pub service: Arc<ModelService>,
     pub metrics: PrometheusHandle,
     pub inference_threads: Vec<JoinHandle<()>>,
+    /// The keys `--api-key`/`--api-key-file` require, if any.
+    pub api_keys: Option<Arc<ApiKeys>>,
+}
+
+impl Started {
+    /// The HTTP router's options, as the flags set them.
+    pub fn router_options(&self, args: &ServeArgs) -> RouterOptions {
+        RouterOptions {
+            body_limit: args.body_limit,
+            api_keys: self.api_keys.clone(),
+            cors_allow_origins: args.cors_allow_origins.clone(),
+        }
+    }
 }
 
 /// What `--workers` and `--batch-wait` mean when not given, on a CPU backend or a GPU.
@@ -77,6 +101,14 @@ impl QueueDefaults {
 /// Install the metrics recorder, choose the device, load and verify the weights, and start the
 /// inference threads: everything that can refuse to start, before any port is bound.
 pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
+    if !args.shutdown_timeout.is_zero() && args.shutdown_timeout <= args.shutdown_delay {
+        return Err(StartError::ShutdownTimeout {
+            timeout: args.shutdown_timeout,
+            delay: args.shutdown_delay,
+        });
+    }
+    let keys: Vec<String> = args.api_keys.iter().map(|k| k.0.clone()).collect();
+    let api_keys = ApiKeys::load(&keys, args.api_key_file.as_deref())?;
     let metrics = m::handle()?;
     let selected = device::select(args.device)?;
     tracing::info!(
@@ -115,6 +147,10 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             batch_wait,
             max_queue: args.max_queue as usize,
             threads,
+            labels: m::ModelLabels {
+                model: manifest.name.clone(),
+                version: manifest.version.clone(),
+            },
         },
     )
     .map_err(StartError::Threads)?;
@@ -147,29 +183,32 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         service: ModelService::new(queue, model, timeout),
         metrics,
         inference_threads,
+        api_keys,
     })
 }
 
-/// Run the server until SIGTERM/SIGINT; returns once in-flight requests have finished.
+/// Run the server until SIGTERM/SIGINT; returns once in-flight requests have finished, or with
+/// [`StartError::Drain`] when some were still running at the `--shutdown-timeout` deadline.
 pub async fn run(args: ServeArgs) -> Result<(), StartError> {
+    let started = start(&args)?;
+    let options = started.router_options(&args);
     let Started {
         service,
         metrics,
         inference_threads,
-    } = start(&args)?;
+        api_keys,
+    } = started;
     m::spawn_upkeep(metrics.clone());
-    let addr = args.addr();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
+    if let Some(keys) = &api_keys {
+        crate::auth::reload_on_sighup(keys.clone());
+    }
+    let listener = bind(args.addr()).await?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "listening");
     let grpc_listener = match args.grpc_addr() {
         None => None,
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen { addr, source })?;
+            let listener = bind(addr).await?;
             let addr = listener.local_addr().map_err(StartError::Serve)?;
             tracing::info!(%addr, "gRPC listening (inference.GRPCInferenceService, health, reflection)");
             Some(listener)
@@ -187,46 +226,101 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         }
     });
 
-    // One signal stops both surfaces: each keeps serving for --shutdown-delay after it, then
-    // stops accepting and lets in-flight calls finish.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // One signal stops both surfaces: readiness turns 503 at once, each listener stays open for
+    // --shutdown-delay (so load balancers notice), then closes, and in-flight calls get until
+    // the --shutdown-timeout deadline, counted from the signal.
+    let (stop, stopped) = tokio::sync::watch::channel(None::<Instant>);
+    let (delay, timeout) = (args.shutdown_delay, args.shutdown_timeout);
+    let draining = service.clone();
     tokio::spawn(async move {
-        http::server::shutdown_signal().await;
-        let _ = stop.send(true);
+        shutdown_signal().await;
+        draining.begin_shutdown();
+        tracing::info!(delay = ?delay, timeout = ?timeout, "shutdown requested: readiness is now 503, draining");
+        let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
+        let _ = stop.send(deadline);
     });
-    let signalled = move || {
+    let close = move || {
         let mut stopped = stopped.clone();
         async move {
-            let _ = stopped.wait_for(|s| *s).await;
+            let deadline = stopped
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|d| *d);
+            tokio::time::sleep(delay).await;
+            deadline
         }
     };
-    let (delay, body_limit) = (args.shutdown_delay, args.body_limit);
-    let grpc_service = service.clone();
-    let grpc_shutdown = signalled();
+    let limits = |listener| ConnectionLimits {
+        listener,
+        client_timeout: args.client_timeout,
+        max_connections: args
+            .max_connections
+            .map_or_else(connections::default_max_connections, |n| n as usize),
+    };
     // Each surface owns its handle on the service, so once both have stopped the last queue
     // handle is gone and the inference threads drain and stop.
-    let grpc = async move {
-        let Some(listener) = grpc_listener else {
-            return Ok(());
-        };
-        let shutdown = async move {
-            grpc_shutdown.await;
-            tokio::time::sleep(delay).await;
-        };
-        grpc::serve(listener, grpc_service, body_limit, shutdown).await
+    let grpc = {
+        let (service, limits, close) = (service.clone(), limits("grpc"), close());
+        let keys = api_keys.clone();
+        async move {
+            let Some(listener) = grpc_listener else {
+                return Ok(());
+            };
+            let app = grpc::router(service, args.body_limit, keys)?;
+            connections::serve(listener, app, limits, close).await?;
+            Ok::<_, StartError>(())
+        }
     };
-    let app = http::router(service.clone(), metrics, body_limit);
-    let rest = http::serve(listener, app, service, signalled(), delay);
+    let app = http::router(service, metrics, &options);
+    let rest = connections::serve(listener, app, limits("http"), close());
     let (rest, grpc) = tokio::join!(rest, grpc);
-    rest.map_err(StartError::Serve)?;
-    grpc?;
+    let abandoned = [rest.err().map(StartError::from), grpc.err()];
+    if let Some(e) = abandoned.into_iter().flatten().next() {
+        // The inference threads may be stuck in the abandoned work: exit without them.
+        return Err(e);
+    }
 
-    // The router (and with it the last queue handle) is gone: the threads drain and stop.
+    // The routers (and with them the last queue handles) are gone: the threads drain and stop.
     for thread in inference_threads {
         let _ = thread.join();
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }
 
 #[cfg(test)]

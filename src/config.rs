@@ -88,6 +88,41 @@ pub struct ServeArgs {
     /// always finish.
     #[arg(long, env = "EMBER_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
+    /// After SIGTERM/SIGINT, how long in-flight requests may run (counted from the signal, the
+    /// shutdown delay included); any still running then are abandoned, counted in the log, and
+    /// the process exits 1. `0s`: wait as long as they take.
+    #[arg(long, env = "EMBER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's headers, and again its body, before it
+    /// gets 408 and its connection is closed; also how long an idle keep-alive connection stays
+    /// open.
+    #[arg(long, env = "EMBER_CLIENT_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub client_timeout: Duration,
+    /// Most open connections per listener; one more is answered 503 and closed. Default: the
+    /// open-file limit less room for the server's own files.
+    #[arg(long, env = "EMBER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Require `Authorization: Bearer <key>` on /v1 and /v2 routes and gRPC inference calls
+    /// (health, metrics and docs stay open). Repeatable; EMBER_API_KEY takes a comma-separated
+    /// list. Prefer the variable or --api-key-file: arguments show in `ps`.
+    #[arg(
+        long = "api-key",
+        env = "EMBER_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<ApiKey>,
+    /// File with one API key per line (`#` comments), re-read on SIGHUP.
+    #[arg(long, env = "EMBER_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Answer CORS requests from this origin (`https://app.example.com`, or `*` for any).
+    /// Repeatable; EMBER_CORS_ALLOW_ORIGIN takes a comma-separated list. No CORS headers without it.
+    #[arg(long = "cors-allow-origin", env = "EMBER_CORS_ALLOW_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allow_origins: Vec<String>,
+    /// Export OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://otel-collector:4318` (`/v1/traces` is added unless the URL names a path).
+    #[arg(long, env = "EMBER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Log format.
     #[arg(long, env = "EMBER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -106,6 +141,52 @@ impl ServeArgs {
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         (self.grpc_port != 0).then(|| SocketAddr::new(self.host, self.grpc_port))
     }
+}
+
+/// An API key as given on the command line; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.trim().to_string()))
+    }
+}
+
+/// A CORS origin: `*`, or a scheme and host (and port) without a path.
+fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let shaped = s == "*"
+        || ((s.starts_with("http://") || s.starts_with("https://"))
+            && !s
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/')));
+    if shaped && axum::http::HeaderValue::from_str(s).is_ok() {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not an origin: use `*` or scheme://host[:port], e.g. https://app.example.com"
+        ))
+    }
+}
+
+/// A duration above zero.
+fn parse_positive_duration(s: &str) -> Result<Duration, DurationError> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(DurationError::Range {
+            input: s.to_string(),
+            reason: "must be more than zero".into(),
+        });
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,5 +268,47 @@ mod tests {
         assert_eq!(cli.serve.batch_wait, Some(Duration::ZERO));
         assert!(Cli::try_parse_from(["ember-serve", "--device", "tpu"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--max-batch", "0"]).is_err());
+    }
+
+    #[test]
+    fn production_switches_are_off_by_default_and_bounded_where_they_must_be() {
+        let s = Cli::try_parse_from(["ember-serve"]).unwrap().serve;
+        assert!(s.api_keys.is_empty() && s.api_key_file.is_none());
+        assert!(s.cors_allow_origins.is_empty() && s.otlp_endpoint.is_none());
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.client_timeout, Duration::from_secs(30));
+        assert_eq!(s.max_connections, None);
+        assert!(Cli::try_parse_from(["ember-serve", "--client-timeout", "0s"]).is_err());
+        assert!(Cli::try_parse_from(["ember-serve", "--max-connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn origins_and_keys_parse_and_keys_never_print() {
+        let s = Cli::try_parse_from([
+            "ember-serve",
+            "--cors-allow-origin",
+            "https://a.example.com",
+            "--cors-allow-origin",
+            "*",
+            "--api-key",
+            "secret-0123456789",
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(s.cors_allow_origins, ["https://a.example.com", "*"]);
+        assert_eq!(s.api_keys, [ApiKey("secret-0123456789".into())]);
+        assert!(!format!("{s:?}").contains("secret-0123456789"));
+        for bad in [
+            "a.example.com",
+            "https://a.example.com/path",
+            "https://",
+            "ftp://x",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_origin("http://localhost:3000").as_deref(),
+            Ok("http://localhost:3000")
+        );
     }
 }

@@ -3,11 +3,15 @@
 //! Data flows one way through the crate: [`config`] is read once at start-up, [`model`] loads and
 //! verifies the weights and picks a device, [`inference`] owns the model on its own thread(s) and
 //! batches queued requests into forward passes, [`service`] holds the rules every surface shares
-//! (readiness, timeouts), and [`http`] turns requests into service calls and results into JSON.
-//! [`app`] wires them together at start-up. [`telemetry`] (logs and Prometheus metrics) is observed by all of them.
+//! (readiness, timeouts), and [`http`] and [`grpc`] turn requests into service calls and results
+//! into their wire formats, behind [`auth`] (API keys) and [`connections`] (the accept loop with
+//! its limits and bounded drain). [`app`] wires them together at start-up. [`telemetry`] (logs,
+//! Prometheus metrics, OpenTelemetry traces) is observed by all of them.
 
 pub mod app;
+pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod grpc;
 pub mod healthcheck;
 pub mod http;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ember_serve::config::{Cli, Command};
+use ember_serve::telemetry::traces;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -29,7 +30,22 @@ fn main() -> ExitCode {
         None => {}
     }
     let args = cli.serve;
-    if let Err(e) = ember_serve::telemetry::logging::init(args.log_format, &args.log_level) {
+    // Before the async runtime starts: the OTLP exporter's HTTP client runs its own.
+    let traces = match args
+        .otlp_endpoint
+        .as_deref()
+        .map(traces::export)
+        .transpose()
+    {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("ember-serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (export, tracer) = traces.unzip();
+    if let Err(e) = ember_serve::telemetry::logging::init(args.log_format, &args.log_level, tracer)
+    {
         eprintln!("ember-serve: {e}");
         return ExitCode::from(2);
     }
@@ -43,7 +59,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(ember_serve::app::run(args)) {
+    let result = runtime.block_on(ember_serve::app::run(args));
+    // Abandoned requests' tasks are dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Some(export) = export {
+        export.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

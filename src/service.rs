@@ -77,6 +77,8 @@ pub struct ModelService {
     draining: AtomicBool,
     /// [`ModelService::is_ready`], for surfaces that push it (gRPC health checking).
     readiness: watch::Sender<bool>,
+    /// Inputs classified, one counter per class.
+    predictions: Vec<metrics::Counter>,
 }
 
 impl ModelService {
@@ -87,7 +89,18 @@ impl ModelService {
         request_timeout: Option<Duration>,
     ) -> std::sync::Arc<Self> {
         metrics::gauge!(m::READY).set(0.0);
+        let predictions = (0..crate::model::NUM_CLASSES)
+            .map(|class| {
+                let label = model
+                    .labels
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| class.to_string());
+                queue.metrics().predictions(&label)
+            })
+            .collect();
         std::sync::Arc::new(Self {
+            predictions,
             queue,
             model,
             request_timeout,
@@ -147,13 +160,15 @@ impl ModelService {
             Some(limit) => match tokio::time::timeout(limit, answer).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    metrics::counter!(m::REJECTED, "reason" => "timeout").increment(1);
+                    self.queue.metrics().rejected("timeout").increment(1);
                     return Err(PredictError::Timeout(limit));
                 }
             },
         };
         for p in &predictions {
-            metrics::counter!(m::PREDICTIONS, "label" => self.label(p.label)).increment(1);
+            if let Some(counter) = self.predictions.get(p.label) {
+                counter.increment(1);
+            }
         }
         Ok(predictions)
     }

@@ -30,6 +30,7 @@ async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
     let (queue, _threads) = InferenceQueue::start(
         model,
         QueueConfig {
+            labels: Default::default(),
             max_batch: 64,
             batch_wait: Duration::from_millis(200),
             max_queue: 64,
@@ -74,6 +75,7 @@ async fn batches_never_exceed_max_batch() {
     let (queue, _threads) = InferenceQueue::start(
         classifier(),
         QueueConfig {
+            labels: Default::default(),
             max_batch: 4,
             batch_wait: Duration::from_millis(100),
             max_queue: 64,
@@ -111,6 +113,7 @@ async fn a_lone_request_does_not_wait_for_the_batch_window() {
     let (queue, _threads) = InferenceQueue::start(
         classifier(),
         QueueConfig {
+            labels: Default::default(),
             max_batch: 64,
             batch_wait: Duration::from_secs(5),
             max_queue: 8,
@@ -135,6 +138,7 @@ async fn threads_stop_when_the_last_handle_is_dropped() {
     let (queue, threads) = InferenceQueue::start(
         classifier(),
         QueueConfig {
+            labels: Default::default(),
             max_batch: 8,
             batch_wait: Duration::ZERO,
             max_queue: 8,
@@ -155,6 +159,7 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
     let (queue, _threads) = InferenceQueue::start(
         classifier(),
         QueueConfig {
+            labels: Default::default(),
             max_batch: 4,
             batch_wait: Duration::ZERO,
             max_queue: 1,

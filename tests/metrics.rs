@@ -46,6 +46,9 @@ async fn metrics_are_complete_and_pass_promtool() {
         "ember_predictions_total",
         "ember_build_info",
         "ember_ready",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
     ] {
         assert!(
             text.contains(&format!("# HELP {family} ")),
@@ -67,6 +70,28 @@ async fn metrics_are_complete_and_pass_promtool() {
     ));
     let backend = common::cpu_backend();
     assert!(text.contains(&format!(r#"backend="{backend}",device="cpu",arch=""#)));
+    // Inference metrics say which model and version they are about.
+    let manifest: serde_json::Value = serde_json::from_str(&read("weights/manifest.json")).unwrap();
+    let model = format!("model={},version={}", manifest["name"], manifest["version"]);
+    for family in [
+        "ember_inference_forward_duration_seconds_count",
+        "ember_inference_batch_size_count",
+        "ember_inference_queue_wait_seconds_count",
+    ] {
+        assert!(
+            text.contains(&format!("{family}{{{model}}} ")),
+            "{family} without {model}"
+        );
+    }
+    // Sampled from the process itself: it has some memory and some open files.
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(sample("process_resident_memory_bytes") > 1e6);
+    assert!(sample("process_open_fds") >= 3.0);
     assert!(text.contains("ember_ready 1"));
 
     let Ok(mut promtool) = Command::new("promtool")
@@ -97,10 +122,15 @@ async fn metrics_are_complete_and_pass_promtool() {
     );
 }
 
-/// `ember_predictions_total{label="<label>"}` in `/metrics` (0 before the first).
+/// `ember_predictions_total{model="digits-cnn",version="<v>",label="<label>"}` in `/metrics`
+/// (0 before the first).
 async fn predictions(app: &axum::Router, label: &str) -> u64 {
     let text = get(app, "/metrics").await.text();
-    let prefix = format!("ember_predictions_total{{label=\"{label}\"}} ");
+    let model: serde_json::Value = serde_json::from_str(&read("weights/manifest.json")).unwrap();
+    let prefix = format!(
+        "ember_predictions_total{{model={},version={},label=\"{label}\"}} ",
+        model["name"], model["version"]
+    );
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0, |v| v.trim().parse().unwrap())

@@ -306,6 +306,8 @@ fn the_module_graph_has_no_cycles() {
         "app",
         "grpc",
         "http",
+        "connections",
+        "auth",
         "protocol",
         "service",
         "inference",

@@ -11,6 +11,8 @@ mod common;
 struct Server {
     child: Child,
     base: String,
+    /// Every line the server has written to stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -48,6 +50,8 @@ fn start(extra: &[&str]) -> Server {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
@@ -55,6 +59,7 @@ fn start(extra: &[&str]) -> Server {
             {
                 let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
             }
+            lines.lock().unwrap().push(line);
         }
     });
     let addr = rx
@@ -63,7 +68,19 @@ fn start(extra: &[&str]) -> Server {
     Server {
         child,
         base: format!("http://{addr}"),
+        log,
     }
+}
+
+fn sigterm(server: &Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 /// The server's exit status, within 15 s of a signal. Waits without blocking the runtime: a
@@ -155,6 +172,97 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
 
     let status = exit_status(&mut server).await;
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_request_stuck_past_the_shutdown_timeout_is_abandoned_and_the_exit_is_non_zero() {
+    use std::io::Write;
+    let mut server = start(&["--shutdown-timeout", "1s", "--client-timeout", "60s"]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    // Headers and the start of a body that never finishes: in flight until abandoned.
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stuck,
+        "POST /v1/predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"inputs\""
+    )
+    .unwrap();
+    stuck.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let signalled = Instant::now();
+    sigterm(&server);
+    let status = exit_status(&mut server).await;
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let log = server.log.lock().unwrap().join("\n");
+    let abandoned = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("drain deadline"))
+        });
+    let abandoned = abandoned.unwrap_or_else(|| panic!("no abandonment logged:\n{log}"));
+    assert_eq!(abandoned["abandoned"], 1, "{abandoned}");
+    assert_eq!(abandoned["level"], "ERROR");
+}
+
+#[tokio::test]
+async fn otlp_endpoint_exports_the_request_spans_and_flushes_them_on_exit() {
+    use axum::body::Bytes;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: Bytes| async move {
+            let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+            let spans = request
+                .resource_spans
+                .into_iter()
+                .flat_map(|r| r.scope_spans)
+                .flat_map(|s| s.spans);
+            sink.lock().unwrap().extend(spans);
+            ""
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let mut server = start(&["--otlp-endpoint", &endpoint]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let reply = client
+        .post(format!("{}/v1/predict", server.base))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .header("content-type", "application/json")
+        .body(common::read("tests/data/predict-zero.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    sigterm(&server);
+    assert_eq!(exit_status(&mut server).await.code(), Some(0));
+
+    let spans = received.lock().unwrap().clone();
+    let names: Vec<_> = spans
+        .iter()
+        .filter(|s| hex::encode(&s.trace_id) == trace)
+        .map(|s| s.name.as_str())
+        .collect();
+    for expected in ["POST /v1/predict", "queue wait", "forward pass"] {
+        assert!(names.contains(&expected), "{expected} not in {names:?}");
+    }
 }
 
 /// A free loopback port (bound, read, released: another process could take it in between, which

@@ -53,7 +53,8 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     .unwrap();
     let started = ember_serve::app::start(&args).unwrap();
     started.service.warm_up().await.unwrap();
-    let app = ember_serve::http::router(started.service.clone(), started.metrics, args.body_limit);
+    let options = started.router_options(&args);
+    let app = ember_serve::http::router(started.service.clone(), started.metrics, &options);
     let models = common::get(&app, "/v1/models").await.json();
     assert_eq!(models["models"][0]["backend"], "wgpu");
     assert_eq!(models["models"][0]["device"], gpu.name.as_str());

@@ -15,11 +15,18 @@ mod status;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::ApiKeys;
+use crate::connections::{self, ConnectionLimits};
+use crate::http::request_id;
 use crate::service::ModelService;
 
 pub use self::service::InferenceService;
@@ -33,11 +40,17 @@ pub enum GrpcError {
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server: {0}")]
-    Serve(#[from] std::io::Error),
+    Serve(#[from] connections::ServeError),
 }
 
-/// Every gRPC service this server offers, as one router.
-pub fn router(service: Arc<ModelService>, body_limit: usize) -> Result<axum::Router, GrpcError> {
+/// Every gRPC service this server offers, as one router. With `api_keys`, inference and
+/// metadata calls need `authorization: Bearer <key>` metadata; the liveness/readiness RPCs,
+/// health checking and reflection stay open, as their REST twins do.
+pub fn router(
+    service: Arc<ModelService>,
+    body_limit: usize,
+    api_keys: Option<Arc<ApiKeys>>,
+) -> Result<axum::Router, GrpcError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(follow_readiness(service.clone(), reporter));
     let reflection = || {
@@ -50,25 +63,69 @@ pub fn router(service: Arc<ModelService>, body_limit: usize) -> Result<axum::Rou
     )
     // The same bound as --body-limit puts on a REST body.
     .max_decoding_message_size(body_limit);
-    Ok(tonic::service::Routes::new(inference)
+    let app = tonic::service::Routes::new(inference)
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .into_axum_router())
+        .into_axum_router();
+    let app = match api_keys {
+        Some(keys) => app.layer(middleware::from_fn_with_state(keys, require_api_key)),
+        None => app,
+    };
+    Ok(app.layer(middleware::from_fn(request_id::middleware)))
 }
 
-/// Serve gRPC on `listener` until `shutdown` resolves, then let in-flight calls finish.
+/// Serve gRPC on `listener`, without API keys and with a 30 s client timeout, until `shutdown`
+/// resolves; in-flight calls finish first. (The server binary sets these from its flags.)
 pub async fn serve(
     listener: TcpListener,
     service: Arc<ModelService>,
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GrpcError> {
-    let app = router(service, body_limit)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = router(service, body_limit, None)?;
+    let limits = ConnectionLimits {
+        listener: "grpc",
+        client_timeout: Duration::from_secs(30),
+        max_connections: connections::default_max_connections(),
+    };
+    connections::serve(listener, app, limits, async move {
+        shutdown.await;
+        None
+    })
+    .await?;
     Ok(())
+}
+
+/// Calls that answer without a key: whether the server is up, as `/v2/health/*` does over REST.
+const OPEN_METHODS: [&str; 3] = ["ServerLive", "ServerReady", "ModelReady"];
+
+/// UNAUTHENTICATED for an inference service call without a valid key.
+async fn require_api_key(State(keys): State<Arc<ApiKeys>>, req: Request, next: Next) -> Response {
+    let method = req
+        .uri()
+        .path()
+        .strip_prefix("/inference.GRPCInferenceService/")
+        .map(str::to_string);
+    let open = method.as_deref().is_none_or(|m| OPEN_METHODS.contains(&m));
+    if open {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match keys.verify(presented) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            metrics::counter!(crate::telemetry::metrics::GRPC_REQUESTS,
+                "method" => method.unwrap_or_default(), "code" => "UNAUTHENTICATED")
+            .increment(1);
+            tonic::Status::unauthenticated(e.to_string())
+                .into_http::<axum::body::Body>()
+                .into_response()
+        }
+    }
 }
 
 /// Keep `grpc.health.v1` in step with readiness, for the server as a whole ("") and for the

@@ -153,7 +153,11 @@ impl GrpcInferenceService for InferenceService {
                 // The client gives up at its deadline: so does the request, and it leaves its
                 // batch if its pass has not started.
                 Some(limit) => tokio::time::timeout(limit, answer).await.map_err(|_| {
-                    metrics::counter!(m::REJECTED, "reason" => "client_deadline").increment(1);
+                    self.service
+                        .queue
+                        .metrics()
+                        .rejected("client_deadline")
+                        .increment(1);
                     Status::deadline_exceeded(format!(
                         "no answer within the client's deadline of {limit:?}"
                     ))

@@ -3,10 +3,11 @@
 //! Bodies are RFC 9457 problem details (`application/problem+json`) with a stable `type` URI per
 //! error class, so clients can branch on it without parsing the human-readable `detail`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::types::Problem;
+use crate::auth::AuthError;
 use crate::inference::InferenceError;
 use crate::model::InputError;
 use crate::service::PredictError;
@@ -41,6 +42,11 @@ pub enum ApiError {
     Timeout(std::time::Duration),
     #[error("{0}")]
     Internal(String),
+    #[error(transparent)]
+    Unauthorized(AuthError),
+    /// The client sent the body too slowly (`--client-timeout`).
+    #[error(transparent)]
+    ClientTimeout(#[from] crate::connections::BodyTimeout),
 }
 
 impl ApiError {
@@ -83,7 +89,44 @@ impl ApiError {
                 "internal",
                 "Internal error",
             ),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ClientTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
         }
+    }
+
+    /// The status code this error is answered with, on either API.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// Headers the answer must carry whatever its body shape: how to authenticate, when to
+    /// retry, and that a connection whose body never arrived is closed.
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        match self {
+            ApiError::Overloaded(_) | ApiError::NotReady(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized(e) => {
+                let challenge = match e {
+                    AuthError::Missing => r#"Bearer realm="ember-serve""#,
+                    AuthError::Invalid => r#"Bearer realm="ember-serve", error="invalid_token""#,
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            ApiError::ClientTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        headers
     }
 
     /// The problem-details body this error is answered with.
@@ -94,6 +137,7 @@ impl ApiError {
             title: title.to_string(),
             status: status.as_u16(),
             detail: self.to_string(),
+            request_id: super::request_id::current(),
         }
     }
 }
@@ -128,15 +172,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, ..) = self.parts();
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        let mut response = (status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
+        let mut response = (status, self.headers(), body).into_response();
+        response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if matches!(self, ApiError::Overloaded(_) | ApiError::NotReady(_)) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
         if matches!(self, ApiError::Internal(_)) {
             tracing::error!(error = %self, "request failed");
         }

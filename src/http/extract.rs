@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::connections::BodyTimeout;
 
 pub struct ApiJson<T>(pub T);
 
@@ -40,9 +41,17 @@ where
     }
 }
 
-/// What a body that could not be read becomes, on both APIs: 413 past `--body-limit` (checked on
-/// the decompressed bytes when the body was compressed), else 400 naming the cause.
+/// What a body that could not be read becomes, on both APIs: 408 when the client sent it too
+/// slowly, 413 past `--body-limit` (checked on the decompressed bytes when the body was
+/// compressed), else 400 naming the cause.
 pub fn body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(e) = cause {
+        if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
+            return ApiError::ClientTimeout(BodyTimeout(timeout.0));
+        }
+        cause = e.source();
+    }
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(limit)
     } else {

@@ -5,8 +5,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod openapi;
 pub mod page;
+pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -14,5 +16,5 @@ pub mod types;
 pub mod v2;
 
 pub use error::ApiError;
-pub use server::{router, serve};
+pub use server::{RouterOptions, router};
 pub use state::ApiState;

@@ -97,11 +97,48 @@ fn limit_batch(doc: &mut utoipa::openapi::OpenApi, max_batch: usize) {
     }
 }
 
+const BEARER: &str = "bearer";
+
+/// Declare the bearer scheme (so Swagger UI offers "Authorize"), and when keys are required,
+/// require it on every operation that needs one, with its 401 answer.
+fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let scheme = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some(
+            "An API key, when the server runs with --api-key or --api-key-file.",
+        ))
+        .build();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    if !required {
+        return;
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !super::guard::needs_key(path) {
+            continue;
+        }
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+            op.responses.responses.insert(
+                "401".into(),
+                RefOr::T(utoipa::openapi::Response::new(
+                    "Missing or invalid API key (`Authorization: Bearer <key>`)",
+                )),
+            );
+        }
+    }
+}
+
 /// The document served at `/api-docs/openapi.json`, for a server taking up to `max_batch`
-/// inputs per request.
-pub fn document(max_batch: usize) -> utoipa::openapi::OpenApi {
+/// inputs per request and requiring an API key where `keys_required`.
+pub fn document(max_batch: usize, keys_required: bool) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     unversioned_aliases(&mut doc);
     limit_batch(&mut doc, max_batch);
+    bearer_auth(&mut doc, keys_required);
     doc
 }

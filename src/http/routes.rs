@@ -138,6 +138,6 @@ pub async fn metrics(State(metrics): State<PrometheusHandle>) -> impl IntoRespon
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(),
+        crate::telemetry::metrics::render(&metrics),
     )
 }

@@ -1,17 +1,16 @@
-//! The router (routes, body limit, metrics middleware, Swagger UI) and the serve loop with
-//! graceful shutdown.
+//! The router: routes, body limit, metrics middleware, Swagger UI, and the switches around them
+//! (request ids, CORS, API keys, compression).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -24,12 +23,42 @@ use super::page;
 use super::routes;
 use super::state::ApiState;
 use super::v2;
+use super::{guard, request_id};
+use crate::auth::ApiKeys;
 use crate::service::ModelService;
 use crate::telemetry::metrics as m;
+use crate::telemetry::traces;
+
+/// What the router is built with besides the model: limits and the switches that are off
+/// unless given.
+#[derive(Debug, Clone, Default)]
+pub struct RouterOptions {
+    /// Largest request body, in bytes (inflated size for compressed bodies).
+    pub body_limit: usize,
+    /// Keys the inference and model routes require; `None`: open.
+    pub api_keys: Option<Arc<ApiKeys>>,
+    /// Origins answered with CORS headers; empty: none.
+    pub cors_allow_origins: Vec<String>,
+}
+
+impl RouterOptions {
+    /// No keys, no CORS.
+    pub fn new(body_limit: usize) -> Self {
+        Self {
+            body_limit,
+            ..Self::default()
+        }
+    }
+}
 
 /// The whole HTTP surface, ready to serve.
-pub fn router(service: Arc<ModelService>, metrics: PrometheusHandle, body_limit: usize) -> Router {
-    let docs = openapi::document(service.model.max_batch_size);
+pub fn router(
+    service: Arc<ModelService>,
+    metrics: PrometheusHandle,
+    options: &RouterOptions,
+) -> Router {
+    let body_limit = options.body_limit;
+    let docs = openapi::document(service.model.max_batch_size, options.api_keys.is_some());
     let state = ApiState { service, metrics };
     let app = Router::new()
         .route("/", get(routes::index))
@@ -43,14 +72,21 @@ pub fn router(service: Arc<ModelService>, metrics: PrometheusHandle, body_limit:
         .merge(super::v2::routes())
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", docs))
-        .fallback(
-            |uri: Uri| async move { in_api_shape(&uri, ApiError::NotFound(uri.path().into())) },
-        )
+        .fallback(|uri: Uri| async move {
+            v2::error::in_api_shape(&uri, ApiError::NotFound(uri.path().into()))
+        })
         .method_not_allowed_fallback(|uri: Uri| async move {
-            in_api_shape(&uri, ApiError::MethodNotAllowed)
+            v2::error::in_api_shape(&uri, ApiError::MethodNotAllowed)
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)));
+    let app = match &options.api_keys {
+        Some(keys) => app.layer(middleware::from_fn_with_state(
+            keys.clone(),
+            guard::require_api_key,
+        )),
+        None => app,
+    };
     // Compressed request bodies (tritonclient's request_compression_algorithm) are inflated as
     // the handler reads them, so --body-limit bounds the inflated size too; responses are
     // compressed for clients that send Accept-Encoding. Wrapping every body costs throughput,
@@ -62,29 +98,26 @@ pub fn router(service: Arc<ModelService>, metrics: PrometheusHandle, body_limit:
         .layer(CompressionLayer::new().gzip(true).deflate(true))
         .layer(middleware::from_fn(track));
     let plain = app.layer(middleware::from_fn(track));
-    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+    let steered = Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let app = if names_an_encoding(req.headers()) {
             coded.clone()
         } else {
             plain.clone()
         };
         app.oneshot(req)
-    }))
+    }));
+    // Outermost: CORS answers preflights before any key is asked for, and every response,
+    // preflights included, carries the request id.
+    let steered = match guard::cors(&options.cors_allow_origins) {
+        Some(cors) => steered.layer(cors),
+        None => steered,
+    };
+    steered.layer(middleware::from_fn(request_id::middleware))
 }
 
 /// Whether a request sends a compressed body or accepts a compressed answer.
 fn names_an_encoding(headers: &HeaderMap) -> bool {
     headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::ACCEPT_ENCODING)
-}
-
-/// An error in the shape of the API its path belongs to: `{"error": ...}` under `/v2`, problem
-/// details elsewhere.
-fn in_api_shape(uri: &Uri, error: ApiError) -> Response {
-    if v2::is_v2_path(uri.path()) {
-        v2::error::V2Error::from(error).into_response()
-    } else {
-        error.into_response()
-    }
 }
 
 /// The decompression layer refuses an unknown `Content-Encoding` with a bare 415; say why, in
@@ -99,7 +132,7 @@ async fn explain_unsupported_encoding(req: Request, next: Next) -> Response {
                 && !response.headers().contains_key(header::CONTENT_TYPE) =>
         {
             let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
-            in_api_shape(&uri, ApiError::UnsupportedEncoding(encoding))
+            v2::error::in_api_shape(&uri, ApiError::UnsupportedEncoding(encoding))
         }
         _ => response,
     }
@@ -112,6 +145,7 @@ async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    traces::record_route(&method, &route);
     let started = Instant::now();
     let in_flight = metrics::gauge!(m::HTTP_IN_FLIGHT);
     in_flight.increment(1.0);
@@ -123,51 +157,4 @@ async fn track(req: Request, next: Next) -> Response {
     metrics::counter!(m::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
-}
-
-/// Serve until `shutdown` resolves. Readiness turns 503 at once, the listener stays open for
-/// `delay` (so load balancers notice), then closes; in-flight requests finish before this returns.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    service: Arc<ModelService>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    delay: Duration,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            service.begin_shutdown();
-            tracing::info!(delay = ?delay, "shutdown requested: readiness is now 503, draining");
-            tokio::time::sleep(delay).await;
-        })
-        .await
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -109,4 +109,8 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong and how to fix it.
     pub detail: String,
+    /// The request's id (the `X-Request-Id` response header), for matching a report to the
+    /// server's logs and traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }

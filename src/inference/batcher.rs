@@ -11,7 +11,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::{InferenceStatistics, PassTimes};
 use crate::model::{Classifier, argmax};
-use crate::telemetry::metrics as m;
+use crate::telemetry::metrics::InferenceMetrics;
+use crate::telemetry::traces;
 
 /// What an inference thread needs; each thread gets a clone.
 #[derive(Clone)]
@@ -20,6 +21,7 @@ pub(super) struct Worker {
     pub classifier: Arc<Classifier>,
     pub stats: Arc<QueueStats>,
     pub statistics: Arc<InferenceStatistics>,
+    pub metrics: InferenceMetrics,
     pub max_batch: usize,
     pub batch_wait: Duration,
 }
@@ -57,9 +59,9 @@ impl Worker {
     fn taken(&self, job: Job) -> Job {
         self.stats.held.fetch_add(1, Ordering::SeqCst);
         self.stats.depth.fetch_sub(1, Ordering::SeqCst);
-        metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
+        self.metrics.queue_depth.decrement(1.0);
         let waited = job.enqueued.elapsed();
-        metrics::histogram!(m::QUEUE_WAIT).record(waited.as_secs_f64());
+        self.metrics.queue_wait.record(waited.as_secs_f64());
         self.statistics.record_queued(waited);
         job
     }
@@ -103,25 +105,39 @@ impl Worker {
 
     fn answer(&self, batch: Vec<Job>) {
         // Drop jobs whose caller has gone away (client disconnected) before spending a pass.
-        let batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        let mut batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
         if batch.is_empty() {
             return;
         }
         let gathering = Instant::now();
         let rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
+        // Their wait ends here; the pass is one span for the whole batch.
+        for spans in batch.iter_mut().filter_map(|j| j.spans.as_mut()) {
+            spans.wait = None;
+        }
+        let requests: Vec<_> = batch
+            .iter()
+            .filter_map(|j| j.spans.as_ref())
+            .map(|s| &s.request)
+            .collect();
+        let pass = traces::forward_pass(&requests, rows.len());
         let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows)))
+        let result = pass
+            .in_scope(|| catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows))))
             .map_or_else(
                 |panic| Err(panic_message(&panic)),
                 |r| r.map_err(|e| e.to_string()),
             );
+        drop(pass);
         let mut times = PassTimes {
             input: started - gathering,
             infer: started.elapsed(),
             output: Duration::ZERO,
         };
-        metrics::histogram!(m::FORWARD_DURATION).record(times.infer.as_secs_f64());
-        metrics::histogram!(m::BATCH_SIZE).record(rows.len() as f64);
+        self.metrics
+            .forward_duration
+            .record(times.infer.as_secs_f64());
+        self.metrics.batch_size.record(rows.len() as f64);
 
         match result {
             Ok(probs) => {
@@ -154,7 +170,7 @@ impl Worker {
             }
             Err(reason) => {
                 tracing::error!(%reason, inputs = rows.len(), "forward pass failed");
-                metrics::counter!(m::FORWARD_ERRORS).increment(1);
+                self.metrics.forward_errors.increment(1);
                 for job in batch {
                     let _ = job.reply.send(Err(InferenceError::Failed(reason.clone())));
                 }
@@ -192,6 +208,7 @@ mod tests {
             classifier: Arc::new(classifier),
             stats,
             statistics: Arc::new(InferenceStatistics::new(64)),
+            metrics: crate::telemetry::metrics::InferenceMetrics::new(&Default::default()),
             max_batch: 64,
             batch_wait: Duration::ZERO,
         }
@@ -207,6 +224,7 @@ mod tests {
         let job = Job {
             rows: vec![[1.0; 64]; rows],
             enqueued: Instant::now(),
+            spans: None,
             reply,
         };
         (job, answer)

@@ -7,6 +7,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use crate::model::{INPUT_LEN, NUM_CLASSES};
+use crate::telemetry::traces::JobSpans;
 
 /// One input's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,8 @@ pub enum InferenceError {
 pub(super) struct Job {
     pub rows: Vec<[f32; INPUT_LEN]>,
     pub enqueued: Instant,
+    /// The request's spans, when traces are exported.
+    pub spans: Option<JobSpans>,
     pub reply: oneshot::Sender<Result<Vec<Prediction>, InferenceError>>,
 }
 

@@ -12,7 +12,8 @@ use super::batcher::{self, Worker};
 use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::InferenceStatistics;
 use crate::model::{Classifier, INPUT_LEN};
-use crate::telemetry::metrics as m;
+use crate::telemetry::metrics::{InferenceMetrics, ModelLabels};
+use crate::telemetry::traces;
 
 /// Queue and batching settings.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct QueueConfig {
     /// Inference threads. 0 starts none: requests wait until the queue is full (a paused queue,
     /// which is how the backpressure path is tested).
     pub threads: usize,
+    /// The model and version the queue's metrics are labelled with.
+    pub labels: ModelLabels,
 }
 
 /// Counts a request in `in_flight` for as long as its caller waits, and in the statistics as a
@@ -73,7 +76,10 @@ pub struct InferenceQueue {
     _rx: Receiver<Job>,
     stats: Arc<QueueStats>,
     statistics: Arc<InferenceStatistics>,
+    metrics: InferenceMetrics,
     config: QueueConfig,
+    /// What a new inference thread starts from.
+    worker: Worker,
 }
 
 impl InferenceQueue {
@@ -85,7 +91,9 @@ impl InferenceQueue {
         let (tx, rx) = bounded(config.max_queue.max(1));
         let stats = Arc::new(QueueStats::default());
         let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
+        let metrics = InferenceMetrics::new(&config.labels);
         let worker = Worker {
+            metrics: metrics.clone(),
             rx: rx.clone(),
             classifier,
             stats: stats.clone(),
@@ -93,12 +101,14 @@ impl InferenceQueue {
             max_batch: config.max_batch.max(1),
             batch_wait: config.batch_wait,
         };
-        let threads = batcher::spawn(worker, config.threads)?;
+        let threads = batcher::spawn(worker.clone(), config.threads)?;
         let queue = Self {
+            worker,
             tx,
             _rx: rx,
             stats,
             statistics,
+            metrics,
             config,
         };
         Ok((queue, threads))
@@ -111,6 +121,16 @@ impl InferenceQueue {
     /// Cumulative request and forward-pass statistics (the V2 statistics extension).
     pub fn statistics(&self) -> &InferenceStatistics {
         &self.statistics
+    }
+
+    /// Start `threads` more inference threads on this queue (on a paused queue: resume it).
+    pub fn add_threads(&self, threads: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
+        batcher::spawn(self.worker.clone(), threads)
+    }
+
+    /// The model's inference metrics.
+    pub fn metrics(&self) -> &InferenceMetrics {
+        &self.metrics
     }
 
     /// The settings the queue and its threads were started with.
@@ -129,18 +149,19 @@ impl InferenceQueue {
         let job = Job {
             rows,
             enqueued: Instant::now(),
+            spans: traces::queued(),
             reply,
         };
         // Count before sending so a fast worker never decrements below zero; the gauge moves by
         // increments only, so its updates commute with the worker's.
         self.stats.depth.fetch_add(1, Ordering::SeqCst);
         match self.tx.try_send(job) {
-            Ok(()) => metrics::gauge!(m::QUEUE_DEPTH).increment(1.0),
+            Ok(()) => self.metrics.queue_depth.increment(1.0),
             Err(e) => {
                 self.stats.depth.fetch_sub(1, Ordering::SeqCst);
                 return in_flight.finish(Err(match e {
                     TrySendError::Full(_) => {
-                        metrics::counter!(m::REJECTED, "reason" => "queue_full").increment(1);
+                        self.metrics.rejected_queue_full.increment(1);
                         InferenceError::QueueFull(self.config.max_queue)
                     }
                     TrySendError::Disconnected(_) => InferenceError::Stopped,

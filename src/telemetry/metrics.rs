@@ -6,7 +6,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{
+    Counter, Gauge, Histogram, Label, Unit, describe_counter, describe_gauge, describe_histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "ember_http_requests_total";
@@ -21,6 +23,11 @@ pub const PREDICTIONS: &str = "ember_predictions_total";
 pub const REJECTED: &str = "ember_inference_rejected_total";
 pub const GRPC_REQUESTS: &str = "ember_grpc_requests_total";
 pub const GRPC_DURATION: &str = "ember_grpc_request_duration_seconds";
+pub const CONNECTIONS_OPEN: &str = "ember_connections_open";
+pub const CONNECTIONS_REFUSED: &str = "ember_connections_refused_total";
+pub const CLIENT_TIMEOUTS: &str = "ember_client_timeouts_total";
+pub const API_KEYS: &str = "ember_api_keys";
+pub const API_KEY_RELOADS: &str = "ember_api_key_reloads_total";
 pub const BUILD_INFO: &str = "ember_build_info";
 pub const READY: &str = "ember_ready";
 
@@ -81,6 +88,20 @@ fn describe() {
         Unit::Seconds,
         "Time to answer a gRPC call, by method."
     );
+    describe_gauge!(CONNECTIONS_OPEN, "Open client connections, by listener.");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections answered 503 and closed because --max-connections were open, by listener."
+    );
+    describe_counter!(
+        CLIENT_TIMEOUTS,
+        "Requests answered 408 because the client sent its headers or body too slowly (--client-timeout), by listener and phase."
+    );
+    describe_gauge!(API_KEYS, "API keys accepted now.");
+    describe_counter!(
+        API_KEY_RELOADS,
+        "Reloads of --api-key-file on SIGHUP, by result."
+    );
     describe_gauge!(QUEUE_DEPTH, "Requests waiting in the inference queue.");
     describe_histogram!(
         QUEUE_WAIT,
@@ -107,6 +128,99 @@ fn describe() {
         READY,
         "1 when the model is loaded, warmed up and not shutting down."
     );
+}
+
+/// The served model's name and version: labels on every inference metric, so a canary's
+/// numbers can be told from the stable version's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelLabels {
+    pub model: String,
+    pub version: String,
+}
+
+impl ModelLabels {
+    fn labels(&self) -> Vec<Label> {
+        vec![
+            Label::new("model", self.model.clone()),
+            Label::new("version", self.version.clone()),
+        ]
+    }
+}
+
+/// The inference metrics of one model, registered once: recording through a handle costs an
+/// atomic update, not a registry lookup.
+#[derive(Clone)]
+pub struct InferenceMetrics {
+    labels: Vec<Label>,
+    pub queue_depth: Gauge,
+    pub queue_wait: Histogram,
+    pub forward_duration: Histogram,
+    pub forward_errors: Counter,
+    pub batch_size: Histogram,
+    pub rejected_queue_full: Counter,
+}
+
+impl InferenceMetrics {
+    pub fn new(model: &ModelLabels) -> Self {
+        let labels = model.labels();
+        Self {
+            queue_depth: metrics::gauge!(QUEUE_DEPTH, labels.clone()),
+            queue_wait: metrics::histogram!(QUEUE_WAIT, labels.clone()),
+            forward_duration: metrics::histogram!(FORWARD_DURATION, labels.clone()),
+            forward_errors: metrics::counter!(FORWARD_ERRORS, labels.clone()),
+            batch_size: metrics::histogram!(BATCH_SIZE, labels.clone()),
+            rejected_queue_full: metrics::counter!(
+                REJECTED,
+                Self::with(&labels, "reason", "queue_full")
+            ),
+            labels,
+        }
+    }
+
+    /// Requests refused for `reason`.
+    pub fn rejected(&self, reason: &'static str) -> Counter {
+        metrics::counter!(REJECTED, Self::with(&self.labels, "reason", reason))
+    }
+
+    /// Inputs classified as `label`.
+    pub fn predictions(&self, label: &str) -> Counter {
+        metrics::counter!(
+            PREDICTIONS,
+            Self::with(&self.labels, "label", label.to_string())
+        )
+    }
+
+    fn with(
+        labels: &[Label],
+        key: &'static str,
+        value: impl Into<metrics::SharedString>,
+    ) -> Vec<Label> {
+        let mut all = labels.to_vec();
+        all.push(Label::new(key, value));
+        all
+    }
+}
+
+impl std::fmt::Debug for InferenceMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceMetrics")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `/metrics`: the process's own metrics (CPU, memory, open files, threads), sampled now, and
+/// everything recorded.
+pub fn render(handle: &PrometheusHandle) -> String {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    PROCESS
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+    handle.render()
 }
 
 /// Drain histogram buffers periodically (the 0.18 exporter spawns no upkeep task).

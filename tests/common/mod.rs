@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use clap::Parser;
 use ember_serve::app;
 use ember_serve::config::{Cli, ServeArgs};
-use ember_serve::http::router;
+use ember_serve::http::{RouterOptions, router};
 use ember_serve::service::ModelService;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -48,7 +48,8 @@ pub fn args(extra: &[&str]) -> ServeArgs {
 pub fn cold_app(extra: &[&str]) -> (Router, Arc<ModelService>) {
     let a = args(extra);
     let started = app::start(&a).unwrap();
-    let app = router(started.service.clone(), started.metrics, a.body_limit);
+    let options = started.router_options(&a);
+    let app = router(started.service.clone(), started.metrics, &options);
     (app, started.service)
 }
 
@@ -122,6 +123,7 @@ pub fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (Router, Arc<M
     let (_, real) = cold_app(&[]);
     let dev = device::select(DeviceChoice::Cpu).unwrap().device;
     let config = QueueConfig {
+        labels: Default::default(),
         max_batch: 64,
         batch_wait: Duration::ZERO,
         max_queue,
@@ -131,7 +133,10 @@ pub fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (Router, Arc<M
     let service = ModelService::new(queue, real.model.clone(), timeout);
     service.mark_warm();
     let metrics = ember_serve::telemetry::metrics::handle().unwrap();
-    (router(service.clone(), metrics, 1 << 20), service)
+    (
+        router(service.clone(), metrics, &RouterOptions::new(1 << 20)),
+        service,
+    )
 }
 
 /// The committed weights on `device`, as the server loads them.

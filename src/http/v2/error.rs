@@ -2,7 +2,7 @@
 //! input, 404 for an unknown model or version; 413/503/504 only for limits and load.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::types::ErrorBody;
@@ -16,6 +16,9 @@ use crate::service::PredictError;
 pub struct V2Error {
     pub status: StatusCode,
     pub message: String,
+    /// Headers the answer carries besides the body (Retry-After, WWW-Authenticate, ...); boxed,
+    /// as most errors have none and a `HeaderMap` would triple the error's size.
+    pub headers: Option<Box<HeaderMap>>,
 }
 
 impl V2Error {
@@ -23,12 +26,14 @@ impl V2Error {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            headers: None,
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
+            headers: None,
         }
     }
 }
@@ -45,13 +50,16 @@ impl From<ApiError> for V2Error {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             ApiError::NotReady(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Timeout(_)
+            | ApiError::Internal(_)
+            | ApiError::Unauthorized(_)
+            | ApiError::ClientTimeout(_) => e.status(),
             _ => StatusCode::BAD_REQUEST,
         };
         Self {
             status,
             message: e.to_string(),
+            headers: Some(Box::new(e.headers())).filter(|h| !h.is_empty()),
         }
     }
 }
@@ -82,19 +90,28 @@ impl From<InputError> for V2Error {
 
 impl IntoResponse for V2Error {
     fn into_response(self) -> Response {
-        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
-        let mut response = (
+        (
             self.status,
+            self.headers.map(|h| *h).unwrap_or_default(),
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response();
-        if retry {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+            .into_response()
     }
+}
+
+/// An error in the shape of the API its path belongs to: `{"error": ...}` under `/v2`, problem
+/// details elsewhere.
+pub fn in_api_shape(uri: &Uri, error: ApiError) -> Response {
+    if is_v2_path(uri.path()) {
+        V2Error::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
+/// Whether `path` belongs to the V2 surface (whose errors are `{"error": ...}`).
+pub fn is_v2_path(path: &str) -> bool {
+    path == "/v2" || path.starts_with("/v2/")
 }

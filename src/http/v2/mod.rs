@@ -48,8 +48,3 @@ pub fn routes() -> axum::Router<ApiState> {
         .merge(model("/stats", get(model_stats)))
         .merge(model("/infer", post(infer)))
 }
-
-/// Whether `path` belongs to the V2 surface (whose errors are `{"error": ...}`).
-pub fn is_v2_path(path: &str) -> bool {
-    path == "/v2" || path.starts_with("/v2/")
-}

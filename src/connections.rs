@@ -1,0 +1,381 @@
+//! The accept loop both listeners (REST and gRPC) run: what axum::serve does, plus the limits a
+//! server facing clients directly needs.
+//!
+//! - A client gets `--client-timeout` to send a request's headers and then as long again for its
+//!   body; past either it gets 408 and its connection is closed. Idle keep-alive connections
+//!   are closed after the same time, so a trickling or vanished client cannot hold a slot.
+//! - `--max-connections` caps open connections; one over the cap is answered 503 and closed.
+//! - After a shutdown signal the listener closes and in-flight requests get until the drain
+//!   deadline (`--shutdown-timeout`); whatever is still running then is abandoned and counted.
+//!
+//! It knows nothing of routes or protocols: it serves any axum `Router`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+use crate::telemetry::metrics as m;
+
+/// How one listener treats its clients.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// `http` or `grpc`: the `listener` label on the connection metrics.
+    pub listener: &'static str,
+    /// For the request headers, and again for the body; also how long an idle keep-alive
+    /// connection stays open.
+    pub client_timeout: Duration,
+    /// Most connections open at once on this listener.
+    pub max_connections: usize,
+}
+
+/// Why serving ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{abandoned} request(s) still in flight at the drain deadline ({listener}), abandoned")]
+    Abandoned {
+        listener: &'static str,
+        abandoned: usize,
+    },
+}
+
+/// Serve `app` on `listener` until `close` resolves, then let in-flight requests finish. `close`
+/// yields the drain deadline: requests still running then are abandoned (`None`: no bound).
+pub async fn serve<F>(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    close: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = Option<Instant>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.client_timeout);
+    builder.http2().enable_connect_protocol();
+    tokio::pin!(close);
+    let deadline = loop {
+        let stream = tokio::select! {
+            deadline = &mut close => break deadline,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics::counter!(m::CONNECTIONS_REFUSED, "listener" => limits.listener).increment(1);
+            tokio::spawn(refuse(stream, limits.max_connections));
+            continue;
+        };
+        serve_connection(
+            stream,
+            permit,
+            &builder,
+            &graceful,
+            app.clone(),
+            &limits,
+            in_flight.clone(),
+        );
+    };
+    drop(listener);
+    let drained = graceful.shutdown();
+    match deadline {
+        None => drained.await,
+        Some(deadline) => {
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                let abandoned = in_flight.load(Ordering::SeqCst);
+                tracing::error!(
+                    listener = limits.listener,
+                    abandoned,
+                    "drain deadline (--shutdown-timeout) passed: abandoning requests still in flight"
+                );
+                return Err(ServeError::Abandoned {
+                    listener: limits.listener,
+                    abandoned,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Spawn the task that serves one accepted connection.
+fn serve_connection(
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    app: Router,
+    limits: &ConnectionLimits,
+    in_flight: Arc<AtomicUsize>,
+) {
+    let (listener, client_timeout) = (limits.listener, limits.client_timeout);
+    // hyper closes a connection whose headers are late without answering; a second handle on
+    // the socket lets us say 408 first.
+    let notice = TimeoutNotice::new(&stream);
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let request = InFlight::enter(&in_flight);
+        let req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
+        let answer = app.clone().oneshot(req);
+        async move {
+            let response = answer.await;
+            drop(request);
+            response
+        }
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    let open = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener);
+    open.increment(1.0);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await
+            && e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+        {
+            metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
+                .increment(1);
+            notice.send(client_timeout);
+        }
+        open.decrement(1.0);
+        drop(permit);
+    });
+}
+
+/// Counts a request as in flight until its response is ready.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A duplicate of the connection's socket, to answer 408 once hyper has given up on the headers.
+struct TimeoutNotice(#[cfg(unix)] Option<std::net::TcpStream>);
+
+impl TimeoutNotice {
+    #[cfg(unix)]
+    fn new(stream: &TcpStream) -> Self {
+        Self(rustix::io::dup(stream).ok().map(std::net::TcpStream::from))
+    }
+
+    #[cfg(not(unix))]
+    fn new(_: &TcpStream) -> Self {
+        Self()
+    }
+
+    /// Best effort: the socket is non-blocking and the answer is small; a full send buffer or a
+    /// gone client only means the 408 is not seen.
+    fn send(self, timeout: Duration) {
+        #[cfg(unix)]
+        if let Some(mut socket) = self.0 {
+            use std::io::Write;
+            let detail =
+                format!("the request headers did not arrive within {timeout:?} (--client-timeout)");
+            let _ = socket.write_all(&plain_response(
+                "408 Request Timeout",
+                "request-timeout",
+                "Request timeout",
+                &detail,
+            ));
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        #[cfg(not(unix))]
+        let _ = timeout;
+    }
+}
+
+/// An HTTP/1.1 response with a problem-details body that closes the connection, for the cases
+/// where no router runs (headers too late, too many connections).
+fn plain_response(status: &str, slug: &str, title: &str, detail: &str) -> Vec<u8> {
+    let code: u16 = status
+        .split(' ')
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(500);
+    let body = serde_json::json!({
+        "type": format!("urn:ember-serve:problem:{slug}"),
+        "title": title,
+        "status": code,
+        "detail": detail,
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n\
+         connection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answer a connection over the cap with 503 and close it. Whatever the client already sent is
+/// read (briefly) first, so closing does not reset the connection before it reads the answer.
+async fn refuse(mut stream: TcpStream, max: usize) {
+    let detail =
+        format!("the server has {max} open connections (--max-connections); retry shortly");
+    let answer = plain_response(
+        "503 Service Unavailable",
+        "too-many-connections",
+        "Too many connections",
+        &detail,
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
+/// Errors on a single connection (reset, aborted) end that connection only; running out of
+/// descriptors would make accept spin, so it waits a moment first.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The client did not send the whole request body in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?} (--client-timeout)")]
+pub struct BodyTimeout(pub Duration);
+
+/// A request body that fails with [`BodyTimeout`] unless it is complete within the client
+/// timeout. The timer starts only once the body is not already buffered, so a request that
+/// arrives in one piece pays nothing for it.
+struct DeadlineBody {
+    body: Incoming,
+    started: Instant,
+    timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+    listener: &'static str,
+}
+
+impl DeadlineBody {
+    fn new(body: Incoming, timeout: Duration, listener: &'static str) -> Self {
+        Self {
+            body,
+            started: Instant::now(),
+            timeout,
+            deadline: None,
+            listener,
+        }
+    }
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(this.started + this.timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => this.listener, "phase" => "body")
+                .increment(1);
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// `--max-connections` when not given: the process's open-file limit, less room for its own
+/// files, so accept() never fails for want of descriptors.
+pub fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let files = limit.current.unwrap_or(65_536);
+        (files.saturating_sub(256) as usize).clamp(64, 1 << 20)
+    }
+    #[cfg(not(unix))]
+    {
+        10_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_answers_are_well_formed_http() {
+        let raw = plain_response("503 Service Unavailable", "x", "X", "full");
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["detail"], "full");
+    }
+
+    #[test]
+    fn the_default_connection_cap_leaves_room_below_the_file_limit() {
+        let cap = default_max_connections();
+        assert!(cap >= 64);
+        #[cfg(unix)]
+        if let Some(files) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+            && files > 512
+        {
+            assert!((cap as u64) < files);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What stands between the network and the handlers when it is switched on: API keys on the
+//! inference and model routes, and CORS for browser clients on other origins.
+//!
+//! Probes, metrics and docs never need a key: Kubernetes and Prometheus must reach them with
+//! nothing but a URL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::error::ApiError;
+use super::v2::error::{in_api_shape, is_v2_path};
+use crate::auth::ApiKeys;
+
+/// Whether a request to `path` needs an API key (when keys are configured).
+pub fn needs_key(path: &str) -> bool {
+    (path.starts_with("/v1/") || is_v2_path(path)) && !path.starts_with("/v2/health/")
+}
+
+/// 401 in the API's shape for a protected route without a valid key.
+pub async fn require_api_key(
+    State(keys): State<Arc<ApiKeys>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !needs_key(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match keys.verify(presented) {
+        Ok(()) => next.run(req).await,
+        Err(e) => in_api_shape(req.uri(), ApiError::Unauthorized(e)),
+    }
+}
+
+/// The CORS layer for `origins` (`*` allows any), or none when the list is empty.
+pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let name = HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+                header::ACCEPT,
+                header::ACCEPT_ENCODING,
+                name("x-request-id"),
+                name("inference-header-content-length"),
+                name("traceparent"),
+                name("tracestate"),
+            ])
+            .expose_headers([
+                name("x-request-id"),
+                name("inference-header-content-length"),
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                header::CONTENT_ENCODING,
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_key;
+
+    #[test]
+    fn inference_and_model_routes_need_a_key_and_probes_do_not() {
+        for path in [
+            "/v1/predict",
+            "/v1/models",
+            "/v2",
+            "/v2/models/digits-cnn/infer",
+            "/v2/models/stats",
+        ] {
+            assert!(needs_key(path), "{path}");
+        }
+        for path in [
+            "/health/ready",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/metrics",
+            "/docs",
+            "/api-docs/openapi.json",
+            "/",
+            "/v2x",
+            "/v1",
+        ] {
+            assert!(!needs_key(path), "{path}");
+        }
+    }
+}

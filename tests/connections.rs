@@ -1,0 +1,233 @@
+//! The accept loop every listener runs, over real sockets: slow clients get 408 and lose their
+//! connection, idle keep-alive connections are closed, a connection over `--max-connections`
+//! is refused with 503, and a drain that outlives its deadline reports what it abandoned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use ember_serve::connections::{self, ConnectionLimits, ServeError};
+use ember_serve::service::ModelService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+mod common;
+
+/// Serve `app` with `limits` on a free port; `stop` closes the listener with that drain deadline.
+async fn serve(
+    app: Router,
+    limits: ConnectionLimits,
+) -> (
+    String,
+    oneshot::Sender<Option<Instant>>,
+    tokio::task::JoinHandle<Result<(), ServeError>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel();
+    let server = tokio::spawn(connections::serve(listener, app, limits, async move {
+        stopped.await.ok().flatten()
+    }));
+    (addr, stop, server)
+}
+
+fn limits(client_timeout: Duration, max_connections: usize) -> ConnectionLimits {
+    ConnectionLimits {
+        listener: "http",
+        client_timeout,
+        max_connections,
+    }
+}
+
+/// Everything the server sends until it closes the connection (or 10 s pass: a failure).
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("the server kept the connection open")
+        .ok();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+async fn ready() -> (Router, Arc<ModelService>) {
+    common::ready_app(&[]).await
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_body_gets_408_and_its_connection_closed() {
+    let (app, _service) = ready().await;
+    let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(600), 100)).await;
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 102400\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(
+        answer.contains("urn:ember-serve:problem:request-timeout"),
+        "{answer}"
+    );
+    assert!(answer.contains("x-request-id:"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    // The same on V2, in its own error shape.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v2/models/digits-cnn/infer HTTP/1.1\r\nhost: x\r\n\
+              content-type: application/json\r\ncontent-length: 5000\r\n\r\n{\"in",
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("{\"error\":\"the request body did not arrive"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn late_headers_get_408_and_idle_keep_alive_connections_are_closed() {
+    let (app, _service) = ready().await;
+    let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(500), 100)).await;
+
+    let mut partial = TcpStream::connect(&addr).await.unwrap();
+    partial
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut partial).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout"),
+        "{answer}"
+    );
+    assert!(answer.contains("did not arrive within 500ms"), "{answer}");
+
+    // A finished request keeps the connection for the next one, but not forever.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let rest = read_until_closed(&mut idle).await;
+    assert!(!rest.contains("HTTP/1.1 200"), "{rest}");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_with_503_and_counted() {
+    let (app, _service) = ready().await;
+    let (addr, _stop, _server) = serve(app.clone(), limits(Duration::from_secs(30), 2)).await;
+    let held = [
+        TcpStream::connect(&addr).await.unwrap(),
+        TcpStream::connect(&addr).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut third).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503 Service Unavailable"),
+        "{answer}"
+    );
+    assert!(answer.contains("--max-connections"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+
+    // A slot frees when a connection closes.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = TcpStream::connect(&addr).await.unwrap();
+    again
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut again)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+
+    let metrics = common::get(&app, "/metrics").await.text();
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("ember_connections_refused_total{listener=\"http\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1.0), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_drain_past_its_deadline_reports_the_requests_it_abandoned() {
+    // A paused queue: a prediction waits forever.
+    let (app, service) = common::paused_app(8, None);
+    service.mark_warm();
+    let (addr, stop, server) = serve(app, limits(Duration::from_secs(30), 100)).await;
+    let mut stuck = TcpStream::connect(&addr).await.unwrap();
+    let body = common::read("tests/data/predict-zero.json");
+    stuck
+        .write_all(
+            format!(
+                "POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    while service
+        .queue
+        .stats()
+        .depth
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    stop.send(Some(Instant::now() + Duration::from_millis(300)))
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the drain never ended")
+        .unwrap();
+    assert!(
+        matches!(result, Err(ServeError::Abandoned { abandoned: 1, .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn a_drain_within_its_deadline_ends_cleanly() {
+    let (app, _service) = ready().await;
+    let (addr, stop, server) = serve(app, limits(Duration::from_secs(30), 100)).await;
+    let mut client = TcpStream::connect(&addr).await.unwrap();
+    client
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(client.read(&mut buf).await.unwrap() > 0);
+    stop.send(Some(Instant::now() + Duration::from_secs(5)))
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}
