@@ -5,7 +5,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use ember_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
-use ember_serve::grpc::pb::{ServerLiveRequest, ServerMetadataRequest};
+use ember_serve::grpc::pb::{
+    ModelReadyRequest, ServerLiveRequest, ServerMetadataRequest, ServerReadyRequest,
+};
 use tonic::Code;
 
 mod common;

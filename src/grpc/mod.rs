@@ -43,9 +43,9 @@ pub enum GrpcError {
     Serve(#[from] connections::ServeError),
 }
 
-/// Every gRPC service this server offers, as one router. With `api_keys`, inference and
-/// metadata calls need `authorization: Bearer <key>` metadata; the liveness/readiness RPCs,
-/// health checking and reflection stay open, as their REST twins do.
+/// Every gRPC service this server offers, as one router. With `api_keys`, inference and model
+/// calls need `authorization: Bearer <key>` metadata; ServerLive/ServerReady, health checking
+/// and reflection stay open, as `/v2/health/*` does over REST.
 pub fn router(
     service: Arc<ModelService>,
     body_limit: usize,
@@ -98,7 +98,7 @@ pub async fn serve(
 }
 
 /// Calls that answer without a key: whether the server is up, as `/v2/health/*` does over REST.
-const OPEN_METHODS: [&str; 3] = ["ServerLive", "ServerReady", "ModelReady"];
+const OPEN_METHODS: [&str; 2] = ["ServerLive", "ServerReady"];
 
 /// UNAUTHENTICATED for an inference service call without a valid key.
 async fn require_api_key(State(keys): State<Arc<ApiKeys>>, req: Request, next: Next) -> Response {

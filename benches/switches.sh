@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# What the production switches cost: single-input POST /v1/predict, wrk -t2 -c64 after 1 s of
+# warm-up, three servers interleaved round by round (every mode sees every noisy spell alike):
+#   base  a release binary built before the switches existed (BASE_BIN)
+#   off   this tree's release binary with its defaults (request ids on, every switch off)
+#   on    the same binary with an API key (sent by wrk), and traces exported over OTLP/HTTP to a
+#         local sink that answers 200 (a stand-in collector; it decodes nothing)
+#
+#   git worktree add /tmp/base <commit-before>
+#   CARGO_TARGET_DIR=target/old cargo build --release --locked --features flex,mimalloc \
+#     --bin ember-serve --manifest-path /tmp/base/Cargo.toml
+#   BASE_BIN=target/old/release/ember-serve bash benches/switches.sh    # ROUNDS=5, DURATION=5s
+#
+# Needs wrk and python3. Writes benches/results/switches.csv (every round); prints medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-5}
+FEATURES=${FEATURES:-flex,mimalloc}
+BASE_BIN=${BASE_BIN:?set BASE_BIN to a release binary built before the switches}
+OUT=benches/results
+PORT=18190
+SINK_PORT=18191
+KEY=bench-key-0123456789abcdef
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --locked --features "$FEATURES" --bin ember-serve >&2
+NEW_BIN=target/release/ember-serve
+
+body=$(tr -d '\n' <tests/data/predict-zero.json)
+plain=$(mktemp --suffix=.lua)
+keyed=$(mktemp --suffix=.lua)
+cat > "$plain" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+{ cat "$plain"; echo "wrk.headers[\"Authorization\"] = \"Bearer $KEY\""; } > "$keyed"
+
+# The stand-in collector: accepts OTLP/HTTP posts and answers 200 with an empty body.
+python3 - "$SINK_PORT" <<'PY' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+sink=$!
+server=""
+trap 'stop_server; kill "$sink" 2>/dev/null; rm -f "$plain" "$keyed"' EXIT
+
+common=(--host 127.0.0.1 --port "$PORT" --device cpu --log-level warn --grpc-port 0)
+start() { # mode
+  case "$1" in
+    base) "$BASE_BIN" "${common[@]}" & ;;
+    off)  "$NEW_BIN" "${common[@]}" & ;;
+    on)   "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
+  esac
+  server=$!
+  wait_ready "http://127.0.0.1:$PORT" 20 kill -0 "$server"
+}
+
+to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+echo "round,mode,requests_per_s,p99_ms,errors" > "$OUT/switches.csv"
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in base off on; do
+    start "$mode"
+    script=$plain
+    [ "$mode" = on ] && script=$keyed
+    wrk -t2 -c64 -d1s -s "$script" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
+    report=$(wrk -t2 -c64 -d"$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT/v1/predict")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
+    errors=$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
+                  /Socket errors:/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) e += $i}}
+                  END {print e + 0}' <<<"$report")
+    echo "$round,$mode,$rps,$p99,$errors" >> "$OUT/switches.csv"
+    stop_server
+  done
+  echo "round $round of $ROUNDS done" >&2
+done
+
+python3 - "$OUT/switches.csv" "$DURATION" <<'PY'
+import csv, os, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"\nwrk -t2 -c64, {sys.argv[2]} per round, {os.cpu_count()} cores ({cpu}), wrk and server sharing them")
+print(f"{'mode':<6}{'median req/s':>14}{'p99 ms':>9}{'errors':>8}  rounds (req/s)")
+base = None
+for mode in ("base", "off", "on"):
+    pts = [r for r in rows if r["mode"] == mode]
+    rps = statistics.median(float(p["requests_per_s"]) for p in pts)
+    p99 = statistics.median(float(p["p99_ms"]) for p in pts)
+    errs = sum(int(p["errors"]) for p in pts)
+    base = base or rps
+    rounds = ", ".join(f"{float(p['requests_per_s']) / 1000:.1f}k" for p in pts)
+    print(f"{mode:<6}{rps:>14.0f}{p99:>9.2f}{errs:>8}  {rounds}  ({rps / base - 1:+.1%} vs base)")
+PY
