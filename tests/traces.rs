@@ -9,6 +9,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::Request;
 use ember_serve::config::LogFormat;
+use ember_serve::grpc::pb::ServerMetadataRequest;
+use ember_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ember_serve::telemetry::{logging, traces};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -76,6 +78,7 @@ async fn predict(app: &axum::Router, traceparent: &str, request_id: &str) -> u16
 }
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const GRPC_TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[test]
@@ -117,6 +120,23 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
         for call in calls {
             assert_eq!(call.await.unwrap(), 200);
         }
+
+        // A gRPC call continues its caller's trace too.
+        let grpc = ember_serve::grpc::router(service.clone(), 1 << 20, None).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, grpc).await });
+        let channel = tonic::transport::Channel::from_shared(addr)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = GrpcInferenceServiceClient::new(channel);
+        let mut call = tonic::Request::new(ServerMetadataRequest {});
+        let parent = format!("00-{GRPC_TRACE}-{CALLER_SPAN}-01");
+        call.metadata_mut()
+            .insert("traceparent", parent.parse().unwrap());
+        client.server_metadata(call).await.unwrap();
     });
     // Flushes the batch processor: everything above is sent before this returns.
     export.shutdown();
@@ -178,4 +198,12 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
     for request in [a, b] {
         assert_eq!(child_of("queue wait", request).len(), 1);
     }
+
+    let rpc = spans
+        .iter()
+        .find(|s| hex::encode(&s.trace_id) == GRPC_TRACE)
+        .expect("no span for the gRPC call");
+    assert_eq!(rpc.name, "inference.GRPCInferenceService/ServerMetadata");
+    assert_eq!(hex::encode(&rpc.parent_span_id), CALLER_SPAN);
+    assert_eq!(int(rpc, "rpc.grpc.status_code"), 0);
 }

@@ -46,6 +46,11 @@ async fn observed<T>(
     metrics::histogram!(m::GRPC_DURATION, "method" => method)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(m::GRPC_REQUESTS, "method" => method, "code" => code_name(code)).increment(1);
+    crate::telemetry::traces::record_rpc(
+        super::pb::grpc_inference_service_server::SERVICE_NAME,
+        method,
+        code as i32,
+    );
     result.map(Response::new)
 }
 

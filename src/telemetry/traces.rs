@@ -91,6 +91,7 @@ pub fn request_span(req: &Request, request_id: &str) -> Span {
         http.request.method = %req.method(),
         http.route = Empty,
         http.response.status_code = Empty,
+        rpc.grpc.status_code = Empty,
         otel.kind = "server",
     );
     if enabled() {
@@ -113,6 +114,18 @@ pub fn record_route(method: &str, route: &str) {
         span.context()
             .span()
             .update_name(format!("{method} {route}"));
+    }
+}
+
+/// Name the current request span after a gRPC method (`inference.GRPCInferenceService/ModelInfer`)
+/// and record the call's status code, which the HTTP status (always 200) does not carry.
+pub fn record_rpc(service: &str, method: &str, code: i32) {
+    let span = Span::current();
+    span.record("rpc.grpc.status_code", i64::from(code));
+    if enabled() {
+        span.context()
+            .span()
+            .update_name(format!("{service}/{method}"));
     }
 }
 
