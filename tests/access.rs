@@ -218,6 +218,20 @@ async fn grpc_inference_calls_need_the_key_and_liveness_does_not() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert!(refused.message().contains("Bearer"));
+    assert!(
+        client
+            .server_ready(ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let model = ModelReadyRequest {
+        name: "digits-cnn".into(),
+        version: String::new(),
+    };
+    let refused = client.model_ready(model).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
 
     let mut req = tonic::Request::new(ServerMetadataRequest {});
     req.metadata_mut()
