@@ -3,13 +3,16 @@
 # warm-up, three servers interleaved round by round (every mode sees every noisy spell alike):
 #   base  a release binary built before the switches existed (BASE_BIN)
 #   off   this tree's release binary with its defaults (request ids on, every switch off)
-#   on    the same binary with an API key (sent by wrk), and traces exported over OTLP/HTTP to a
-#         local sink that answers 200 (a stand-in collector; it decodes nothing)
+#   on    the same binary with an API key (sent by wrk), and every request traced, exported over
+#         OTLP/HTTP to a local sink that answers 200 (a stand-in collector; it decodes nothing)
+#   on-1% the same, keeping 1 % of traces (OTEL_TRACES_SAMPLER=parentbased_traceidratio)
+# All at the default log level, as users run it.
 #
 #   git worktree add /tmp/base <commit-before>
 #   CARGO_TARGET_DIR=target/old cargo build --release --locked --features flex,mimalloc \
 #     --bin ember-serve --manifest-path /tmp/base/Cargo.toml
 #   BASE_BIN=target/old/release/ember-serve bash benches/switches.sh    # ROUNDS=5, DURATION=5s
+#   NEW_BIN=path/to/ember-serve ...                                      # skip building this tree
 #
 # Needs wrk and python3. Writes benches/results/switches.csv (every round); prints medians.
 set -euo pipefail
@@ -27,8 +30,11 @@ KEY=bench-key-0123456789abcdef
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --locked --features "$FEATURES" --bin ember-serve >&2
-NEW_BIN=target/release/ember-serve
+# NEW_BIN: an already built binary of this tree (else built here).
+if [ -z "${NEW_BIN:-}" ]; then
+  cargo build --release --locked --features "$FEATURES" --bin ember-serve >&2
+  NEW_BIN=target/release/ember-serve
+fi
 
 body=$(tr -d '\n' <tests/data/predict-zero.json)
 plain=$(mktemp --suffix=.lua)
@@ -59,12 +65,14 @@ sink=$!
 server=""
 trap 'stop_server; kill "$sink" 2>/dev/null; rm -f "$plain" "$keyed"' EXIT
 
-common=(--host 127.0.0.1 --port "$PORT" --device cpu --log-level warn --grpc-port 0)
+common=(--host 127.0.0.1 --port "$PORT" --device cpu --grpc-port 0)
 start() { # mode
   case "$1" in
     base) "$BASE_BIN" "${common[@]}" & ;;
     off)  "$NEW_BIN" "${common[@]}" & ;;
     on)   "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
+    on-1%) OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
+          "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
   esac
   server=$!
   wait_ready "http://127.0.0.1:$PORT" 20 kill -0 "$server"
@@ -76,10 +84,10 @@ to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
 
 echo "round,mode,requests_per_s,p99_ms,errors" > "$OUT/switches.csv"
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in base off on; do
-    start "$mode"
+  for mode in base off on on-1%; do
+    start "$mode" 2>/dev/null
     script=$plain
-    [ "$mode" = on ] && script=$keyed
+    [ "$mode" != base ] && [ "$mode" != off ] && script=$keyed
     wrk -t2 -c64 -d1s -s "$script" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
     report=$(wrk -t2 -c64 -d"$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT/v1/predict")
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
@@ -100,7 +108,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"\nwrk -t2 -c64, {sys.argv[2]} per round, {os.cpu_count()} cores ({cpu}), wrk and server sharing them")
 print(f"{'mode':<6}{'median req/s':>14}{'p99 ms':>9}{'errors':>8}  rounds (req/s)")
 base = None
-for mode in ("base", "off", "on"):
+for mode in ("base", "off", "on", "on-1%"):
     pts = [r for r in rows if r["mode"] == mode]
     rps = statistics.median(float(p["requests_per_s"]) for p in pts)
     p99 = statistics.median(float(p["p99_ms"]) for p in pts)

@@ -30,25 +30,6 @@ fn main() -> ExitCode {
         None => {}
     }
     let args = cli.serve;
-    // Before the async runtime starts: the OTLP exporter's HTTP client runs its own.
-    let traces = match args
-        .otlp_endpoint
-        .as_deref()
-        .map(traces::export)
-        .transpose()
-    {
-        Ok(traces) => traces,
-        Err(e) => {
-            eprintln!("ember-serve: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let (export, tracer) = traces.unzip();
-    if let Err(e) = ember_serve::telemetry::logging::init(args.log_format, &args.log_level, tracer)
-    {
-        eprintln!("ember-serve: {e}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,12 +40,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The OTLP exporter runs on the runtime: set up inside it.
+    let traces = {
+        let _inside = runtime.enter();
+        args.otlp_endpoint
+            .as_deref()
+            .map(traces::export)
+            .transpose()
+    };
+    let (export, tracer) = match traces {
+        Ok(traces) => traces.unzip(),
+        Err(e) => {
+            eprintln!("ember-serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = ember_serve::telemetry::logging::init(args.log_format, &args.log_level, tracer)
+    {
+        eprintln!("ember-serve: {e}");
+        return ExitCode::from(2);
+    }
     let result = runtime.block_on(ember_serve::app::run(args));
-    // Abandoned requests' tasks are dropped, not awaited.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Sends the spans still buffered, on the runtime, before it stops.
     if let Some(export) = export {
         export.shutdown();
     }
+    // Abandoned requests' tasks are dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -86,8 +86,11 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let received = Received::default();
     let url = runtime.block_on(receiver(received.clone()));
-    // The exporter's own HTTP client must be built outside the runtime, as main does.
-    let (export, tracer) = traces::export(&url).unwrap();
+    // Inside the runtime, as main does: the exporter runs on it.
+    let (export, tracer) = {
+        let _inside = runtime.enter();
+        traces::export(&url).unwrap()
+    };
     logging::init(LogFormat::Json, "warn", Some(tracer)).unwrap();
 
     runtime.block_on(async {
@@ -138,7 +141,8 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
             .insert("traceparent", parent.parse().unwrap());
         client.server_metadata(call).await.unwrap();
     });
-    // Flushes the batch processor: everything above is sent before this returns.
+    // Flushes the batch processor (on the still-running runtime): everything above is sent
+    // before this returns.
     export.shutdown();
 
     let spans = received.lock().unwrap().clone();

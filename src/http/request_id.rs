@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
+use tracing::{Instrument, Level};
 
 use crate::telemetry::traces;
 
@@ -58,15 +58,20 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let id = accept(req.headers().get(&HEADER));
     req.headers_mut().insert(HEADER, id.clone());
     let span = traces::request_span(&req, id.to_str().unwrap_or_default());
+    // The access log line (debug level) names the request; nothing is copied when it is off.
+    let access = tracing::enabled!(Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
     let started = Instant::now();
     let mut response = CURRENT
         .scope(id.clone(), next.run(req))
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
-    // Signed: OpenTelemetry has no unsigned integers, and an unsigned one is exported as text.
-    span.record("http.response.status_code", i64::from(status));
-    tracing::debug!(parent: &span, status, elapsed_us = started.elapsed().as_micros() as u64, "request answered");
+    traces::record_status(&span, status);
+    if let Some((method, path)) = access {
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        tracing::debug!(parent: &span, %method, path, status, elapsed_us, "request answered");
+    }
     response.headers_mut().insert(HEADER, id);
     response
 }

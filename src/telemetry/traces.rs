@@ -13,6 +13,7 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing::Span;
 use tracing::field::Empty;
@@ -62,7 +63,8 @@ pub fn traces_url(endpoint: &str) -> Result<String, TraceError> {
 }
 
 /// Start exporting to `endpoint`; the tracer the log subscriber's OpenTelemetry layer uses.
-/// Call outside the async runtime: the exporter's HTTP client runs its own.
+/// Call inside the tokio runtime (the exporter runs on it), and [`TraceExport::shutdown`] while
+/// the runtime still runs, outside any of its tasks.
 pub fn export(endpoint: &str) -> Result<(TraceExport, SdkTracer), TraceError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -73,8 +75,9 @@ pub fn export(endpoint: &str) -> Result<(TraceExport, SdkTracer), TraceError> {
         .with_service_name(env!("CARGO_PKG_NAME"))
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
+    let batches = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+        .with_span_processor(batches)
         .with_resource(resource)
         .build();
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
@@ -84,7 +87,12 @@ pub fn export(endpoint: &str) -> Result<(TraceExport, SdkTracer), TraceError> {
 }
 
 /// The span a request is answered in; it continues the caller's trace when spans are exported.
+/// Without export it carries only the request id, for the log lines written inside it: every
+/// other field would be formatted for every request and read by nobody.
 pub fn request_span(req: &Request, request_id: &str) -> Span {
+    if !enabled() {
+        return tracing::info_span!("request", request_id);
+    }
     let span = tracing::info_span!(
         "request",
         request_id,
@@ -94,13 +102,19 @@ pub fn request_span(req: &Request, request_id: &str) -> Span {
         rpc.grpc.status_code = Empty,
         otel.kind = "server",
     );
-    if enabled() {
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
-        });
-        let _ = span.set_parent(parent);
-    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
+    });
+    let _ = span.set_parent(parent);
     span
+}
+
+/// Record the answer's status on an exported request span.
+pub fn record_status(span: &Span, status: u16) {
+    if enabled() {
+        // Signed: OpenTelemetry has no unsigned integers, and an unsigned one is exported as text.
+        span.record("http.response.status_code", i64::from(status));
+    }
 }
 
 /// Name the current request span after its route (`POST /v1/predict`): never the raw path,
