@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tests, run by both CI definitions: README.md's test command, then stock third-party
 # clients against a real server (Triton's HTTP and gRPC clients and perf_analyzer over both, a
-# schema fuzzer, a headless browser). Whatever fails, the server started here is stopped.
+# schema fuzzer, a headless browser, a slow-client flood). Whatever fails, the server started
+# here is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source-path=SCRIPTDIR
@@ -37,5 +38,14 @@ schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no
 
 step "the drawing page in headless Chromium (screenshots: target/browser/)"
 python3 tests/browser/page.py "$ADDR" target/browser/page.png
+
+stop_server
+
+step "slow clients: 300 connections trickling a body get 408 and are closed (--client-timeout 2s)"
+./target/debug/ember-serve --host 127.0.0.1 --port 18095 --grpc-port 0 --device cpu \
+  --log-level warn --client-timeout 2s &
+server=$!
+wait_ready "http://$ADDR" 60 kill -0 "$server"
+python3 benches/slow_clients.py "http://$ADDR" 300 15
 
 stop_server

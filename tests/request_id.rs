@@ -111,7 +111,7 @@ async fn the_request_id_is_in_the_request_s_json_log_lines() {
         .collect();
     assert_eq!(answered.len(), 1, "{text}");
     let line = &answered[0];
-    assert_eq!(line["span"]["request_id"], "log-me-42", "{line}");
+    assert_eq!(line["request_id"], "log-me-42", "{line}");
     assert_eq!(line["method"], "POST", "{line}");
     assert_eq!(line["path"], "/v1/predict", "{line}");
     assert_eq!(line["status"], 200, "{line}");

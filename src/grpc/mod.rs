@@ -72,7 +72,7 @@ pub fn router(
         Some(keys) => app.layer(middleware::from_fn_with_state(keys, require_api_key)),
         None => app,
     };
-    Ok(app.layer(middleware::from_fn(request_id::middleware)))
+    Ok(app.layer(request_id::RequestIdLayer))
 }
 
 /// Serve gRPC on `listener`, without API keys and with a 30 s client timeout, until `shutdown`

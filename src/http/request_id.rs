@@ -1,36 +1,35 @@
 //! Request ids and the per-request span.
 //!
 //! Every request gets an id: the caller's `X-Request-Id` when it is short printable ASCII, a
-//! fresh random one otherwise. It is returned on every response (errors too), carried by the
-//! span every log line of the request is written in, and named in problem-details bodies, so a
-//! user's error report, the server's logs and a trace can be matched up. V2's own request `id`
+//! fresh random one otherwise. It is returned on every response (errors too), written on every
+//! log line of the request, named in problem-details bodies and, when traces are exported, an
+//! attribute of the request's span, so a user's error report, the server's logs and a trace can
+//! be matched up. V2's own request `id`
 //! field is left alone: it belongs to the protocol.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
 use tracing::{Instrument, Level};
 
-use crate::telemetry::traces;
+use crate::telemetry::{logging, traces};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest caller-chosen id kept; a longer one is replaced.
 const MAX_LEN: usize = 128;
 
-tokio::task_local! {
-    static CURRENT: HeaderValue;
-}
-
 /// The id of the request being answered on this task, if any.
 pub fn current() -> Option<String> {
-    CURRENT
-        .try_with(|id| id.to_str().ok().map(str::to_string))
-        .ok()
-        .flatten()
+    logging::request_id()
 }
 
 /// The caller's id if it is one we can log and echo safely, else a new one.
@@ -49,31 +48,97 @@ pub fn accept(incoming: Option<&HeaderValue>) -> HeaderValue {
 
 /// 128 random bits, hex: as unique as a UUID, and printable everywhere.
 fn generate() -> HeaderValue {
-    let id = format!("{:032x}", rand::random::<u128>());
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("unknown"))
+    let mut hex = [0u8; 32];
+    // Cannot fail: 16 bytes always fit 32 hex digits, and hex digits are a valid header value.
+    let _ = hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut hex);
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
-/// Give the request its id and span, answer it inside both, and return the id.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let id = accept(req.headers().get(&HEADER));
-    req.headers_mut().insert(HEADER, id.clone());
-    let span = traces::request_span(&req, id.to_str().unwrap_or_default());
-    // The access log line (debug level) names the request; nothing is copied when it is off.
-    let access = tracing::enabled!(Level::DEBUG)
-        .then(|| (req.method().clone(), req.uri().path().to_string()));
-    let started = Instant::now();
-    let mut response = CURRENT
-        .scope(id.clone(), next.run(req))
-        .instrument(span.clone())
-        .await;
-    let status = response.status().as_u16();
-    traces::record_status(&span, status);
-    if let Some((method, path)) = access {
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        tracing::debug!(parent: &span, %method, path, status, elapsed_us, "request answered");
+/// Gives every request its id and span, answers it inside both, and returns the id. A plain
+/// tower layer rather than `middleware::from_fn`: it runs on every request, and its future
+/// needs no allocation of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
     }
-    response.headers_mut().insert(HEADER, id);
-    response
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for RequestIdService<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answer<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let id = accept(req.headers().get(&HEADER));
+        req.headers_mut().insert(HEADER, id.clone());
+        let span = traces::request_span(&req, id.to_str().unwrap_or_default());
+        // The access log line (debug level) names the request; nothing is copied when it is off.
+        let access = tracing::enabled!(Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
+        let text = id.to_str().unwrap_or_default().to_string();
+        let answer = logging::with_request_id(text, self.inner.call(req));
+        Answer {
+            answer: answer.instrument(span),
+            id: Some(id),
+            access,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, in the request's span and with its id in scope; the id goes on the
+    /// response.
+    pub struct Answer<F: Future> {
+        #[pin]
+        answer: Instrumented<TaskLocalFuture<String, F>>,
+        id: Option<HeaderValue>,
+        access: Option<(Method, String)>,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for Answer<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let mut result = std::task::ready!(this.answer.as_mut().poll(cx));
+        if let Ok(response) = &mut result {
+            let span = this.answer.span();
+            let status = response.status().as_u16();
+            traces::record_status(span, status);
+            if let Some((method, path)) = this.access.take() {
+                // Past the answer the id is out of scope: this line names it itself.
+                let elapsed_us = this.started.elapsed().as_micros() as u64;
+                let request_id = this.id.as_ref().and_then(|id| id.to_str().ok());
+                tracing::debug!(parent: span, request_id, %method, path, status, elapsed_us, "request answered");
+            }
+            if let Some(id) = this.id.take() {
+                response.headers_mut().insert(HEADER, id);
+            }
+        }
+        Poll::Ready(result)
+    }
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ pub fn router(
         Some(cors) => steered.layer(cors),
         None => steered,
     };
-    steered.layer(middleware::from_fn(request_id::middleware))
+    steered.layer(request_id::RequestIdLayer)
 }
 
 /// Whether a request sends a compressed body or accepts a compressed answer.

@@ -86,12 +86,11 @@ pub fn export(endpoint: &str) -> Result<(TraceExport, SdkTracer), TraceError> {
     Ok((TraceExport { provider }, tracer))
 }
 
-/// The span a request is answered in; it continues the caller's trace when spans are exported.
-/// Without export it carries only the request id, for the log lines written inside it: every
-/// other field would be formatted for every request and read by nobody.
+/// The span a request is answered in, continuing the caller's trace; none unless spans are
+/// exported (log lines get the request id without it).
 pub fn request_span(req: &Request, request_id: &str) -> Span {
     if !enabled() {
-        return tracing::info_span!("request", request_id);
+        return Span::none();
     }
     let span = tracing::info_span!(
         "request",
