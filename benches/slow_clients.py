@@ -13,6 +13,7 @@ closed in time (what .ci/test.sh checks).
 import asyncio
 import sys
 import time
+import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -44,8 +45,11 @@ def probe(base):
         headers={"content-type": "application/json"},
     )
     t = time.monotonic()
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return r.status, (time.monotonic() - t) * 1000
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, (time.monotonic() - t) * 1000
+    except urllib.error.HTTPError as e:  # e.g. 503 over --max-connections
+        return e.code, (time.monotonic() - t) * 1000
 
 
 async def main():
@@ -57,20 +61,20 @@ async def main():
     started = time.monotonic()
     tasks = [asyncio.create_task(trickle(url.hostname, url.port, started, results)) for _ in range(n)]
     await asyncio.sleep(1)
-    status, ms = await asyncio.to_thread(probe, base)
-    print(f"ordinary request while {n} connections trickle: {status} in {ms:.1f} ms")
+    probe_status, ms = await asyncio.to_thread(probe, base)
+    print(f"ordinary request while {n} connections trickle: {probe_status} in {ms:.1f} ms")
     done, pending = await asyncio.wait(tasks, timeout=wait)
     for t in pending:
         t.cancel()
     by_status = {}
-    for status, _, _ in results:
-        by_status[status] = by_status.get(status, 0) + 1
+    for answer, _, _ in results:
+        by_status[answer] = by_status.get(answer, 0) + 1
     times = sorted(t for _, t, _ in results)
     print(f"{n} trickling connections: {len(results)} ended within {wait:g} s, {len(pending)} still open")
     print(f"answers: {dict(sorted(by_status.items()))}")
     if times:
         print(f"closed after {times[0]:.1f} s (first) to {times[-1]:.1f} s (last)")
-    return 0 if status == 200 and not pending and by_status == {"408": n} else 1
+    return 0 if probe_status == 200 and not pending and by_status == {"408": n} else 1
 
 
 sys.exit(asyncio.run(main()))
