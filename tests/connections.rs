@@ -1,6 +1,7 @@
 //! The accept loop every listener runs, over real sockets: slow clients get 408 and lose their
-//! connection, idle keep-alive connections are closed, a connection over `--max-connections`
-//! is refused with 503, and a drain that outlives its deadline reports what it abandoned.
+//! connection, idle keep-alive connections are closed (busy ones and HTTP/2 ones are not), a
+//! connection over `--max-connections` is refused with 503, and a drain that outlives its
+//! deadline reports what it abandoned.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +124,109 @@ async fn late_headers_get_408_and_idle_keep_alive_connections_are_closed() {
     let rest = read_until_closed(&mut idle).await;
     assert!(!rest.contains("HTTP/1.1 200"), "{rest}");
     assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+/// Read one HTTP/1.1 response with a `content-length` body from a keep-alive connection.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("no answer")
+            .unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_and_a_busy_keep_alive_connection_outlast_the_client_timeout() {
+    // The header deadline runs only while the connection waits for headers: not while a
+    // request is answered, and not for a client that keeps sending requests.
+    let app = Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                "slow"
+            }),
+        )
+        .route("/fast", axum::routing::get(|| async { "fast" }));
+    let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(300), 100)).await;
+    let mut client = TcpStream::connect(&addr).await.unwrap();
+    client
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut client).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow"),
+        "{answer}"
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        client
+            .write_all(b"GET /fast HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_response(&mut client).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("fast"),
+            "{answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One HTTP/2 frame: (type, flags, payload).
+async fn read_frame(stream: &mut TcpStream) -> Option<(u8, u8, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.ok()?;
+    let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], payload))
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_not_given_a_header_deadline() {
+    // gRPC channels sit idle between calls; hyper never timed HTTP/2 headers, nor do we.
+    let (app, _service) = ready().await;
+    let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(200), 100)).await;
+    let mut client = TcpStream::connect(&addr).await.unwrap();
+    client
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A PING after three timeouts of silence is still answered (type 6, flag ACK).
+    client
+        .write_all(b"\0\0\x08\x06\0\0\0\0\0pingpong")
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some((kind, flags, payload)) = read_frame(&mut client).await {
+            if kind == 6 && flags & 1 == 1 {
+                return Some(payload);
+            }
+        }
+        None
+    })
+    .await
+    .expect("no answer to the ping");
+    assert_eq!(pong.as_deref(), Some(&b"pingpong"[..]));
 }
 
 #[tokio::test]

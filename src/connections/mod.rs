@@ -10,27 +10,29 @@
 //!
 //! It knows nothing of routes or protocols: it serves any axum `Router`.
 
+mod deadlines;
+
+pub use deadlines::BodyTimeout;
+
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use http_body::{Frame, SizeHint};
+use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::telemetry::metrics as m;
+use deadlines::{DeadlineBody, HeadWatch, Watched};
 
 /// How one listener treats its clients.
 #[derive(Debug, Clone)]
@@ -69,10 +71,8 @@ where
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.client_timeout);
+    // Header deadlines are the connection's own watch (deadlines.rs), not hyper's timer.
+    builder.http1().header_read_timeout(None);
     builder.http2().enable_connect_protocol();
     tokio::pin!(close);
     let deadline = loop {
@@ -134,11 +134,14 @@ fn serve_connection(
     in_flight: Arc<AtomicUsize>,
 ) {
     let (listener, client_timeout) = (limits.listener, limits.client_timeout);
-    // hyper closes a connection whose headers are late without answering; a second handle on
-    // the socket lets us say 408 first.
+    // A connection whose headers are late is dropped; a second handle on the socket lets us
+    // say 408 first.
     let notice = TimeoutNotice::new(&stream);
+    let watch = HeadWatch::new();
+    let io = TokioIo::new(Watched::new(stream, watch.clone()));
+    let requests = watch.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let request = InFlight::enter(&in_flight);
+        let request = (InFlight::enter(&in_flight), requests.request());
         let req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
         let answer = app.clone().oneshot(req);
         async move {
@@ -148,19 +151,20 @@ fn serve_connection(
         }
     });
     let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(io, service)
         .into_owned();
     let connection = graceful.watch(connection);
     let open = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener);
     open.increment(1.0);
     tokio::spawn(async move {
-        if let Err(e) = connection.await
-            && e.downcast_ref::<hyper::Error>()
-                .is_some_and(hyper::Error::is_timeout)
-        {
-            metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
-                .increment(1);
-            notice.send(client_timeout);
+        tokio::select! {
+            biased;
+            _ = connection => {}
+            () = watch.headers_overdue(client_timeout) => {
+                metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
+                    .increment(1);
+                notice.send(client_timeout);
+            }
         }
         open.decrement(1.0);
         drop(permit);
@@ -183,7 +187,7 @@ impl Drop for InFlight {
     }
 }
 
-/// A duplicate of the connection's socket, to answer 408 once hyper has given up on the headers.
+/// A duplicate of the connection's socket, to answer 408 when the headers are late.
 struct TimeoutNotice(#[cfg(unix)] Option<std::net::TcpStream>);
 
 impl TimeoutNotice {
@@ -274,66 +278,6 @@ async fn accept_failed(e: std::io::Error) {
     }
     tracing::error!(error = %e, "accepting a connection failed");
     tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// The client did not send the whole request body in time.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {0:?} (--client-timeout)")]
-pub struct BodyTimeout(pub Duration);
-
-/// A request body that fails with [`BodyTimeout`] unless it is complete within the client
-/// timeout. The timer starts only once the body is not already buffered, so a request that
-/// arrives in one piece pays nothing for it.
-struct DeadlineBody {
-    body: Incoming,
-    started: Instant,
-    timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
-    listener: &'static str,
-}
-
-impl DeadlineBody {
-    fn new(body: Incoming, timeout: Duration, listener: &'static str) -> Self {
-        Self {
-            body,
-            started: Instant::now(),
-            timeout,
-            deadline: None,
-            listener,
-        }
-    }
-}
-
-impl http_body::Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(this.started + this.timeout)));
-        if deadline.as_mut().poll(cx).is_ready() {
-            metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => this.listener, "phase" => "body")
-                .increment(1);
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// `--max-connections` when not given: the process's open-file limit, less room for its own
