@@ -136,14 +136,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     stream.flush().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&server);
     // Readiness flips at once, while the listener is still open for the shutdown delay.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let ready = client
@@ -216,27 +209,7 @@ async fn a_request_stuck_past_the_shutdown_timeout_is_abandoned_and_the_exit_is_
 
 #[tokio::test]
 async fn otlp_endpoint_exports_the_request_spans_and_flushes_them_on_exit() {
-    use axum::body::Bytes;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use prost::Message;
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = received.clone();
-    let collector = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: Bytes| async move {
-            let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-            let spans = request
-                .resource_spans
-                .into_iter()
-                .flat_map(|r| r.scope_spans)
-                .flat_map(|s| s.spans);
-            sink.lock().unwrap().extend(spans);
-            ""
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, collector).await });
+    let (endpoint, received) = common::otlp::receiver().await;
 
     let mut server = start(&["--otlp-endpoint", &endpoint]);
     let client = reqwest::Client::new();
@@ -317,14 +290,7 @@ async fn the_binary_serves_grpc_beside_http_and_stops_both_on_sigterm() {
         .into_inner();
     assert_eq!(reply.raw_output_contents[1], 0i64.to_le_bytes(), "not a 0");
 
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&server);
     let status = exit_status(&mut server).await;
     assert_eq!(status.code(), Some(0));
     assert!(

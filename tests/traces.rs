@@ -3,47 +3,19 @@
 //!
 //! One test in this binary: it installs the process-wide subscriber.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::Request;
 use ember_serve::config::LogFormat;
 use ember_serve::grpc::pb::ServerMetadataRequest;
 use ember_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ember_serve::telemetry::{logging, traces};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 
 mod common;
 use common::*;
-
-/// Spans received, in arrival order.
-type Received = Arc<Mutex<Vec<Span>>>;
-
-async fn receiver(received: Received) -> String {
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: Bytes| async move {
-            let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-            let spans = request
-                .resource_spans
-                .into_iter()
-                .flat_map(|r| r.scope_spans)
-                .flat_map(|s| s.spans);
-            received.lock().unwrap().extend(spans);
-            ExportTraceServiceResponse::default().encode_to_vec()
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
 
 fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
     span.attributes
@@ -68,10 +40,13 @@ fn int(span: &Span, key: &str) -> i64 {
 }
 
 async fn predict(app: &axum::Router, traceparent: &str, request_id: &str) -> u16 {
-    let req = Request::post("/v1/predict")
+    let mut req = Request::post("/v1/predict")
         .header("content-type", "application/json")
-        .header("traceparent", traceparent)
-        .header("x-request-id", request_id)
+        .header("x-request-id", request_id);
+    if !traceparent.is_empty() {
+        req = req.header("traceparent", traceparent);
+    }
+    let req = req
         .body(Body::from(read("tests/data/predict-zero.json")))
         .unwrap();
     send(app, req).await.status.as_u16()
@@ -79,17 +54,19 @@ async fn predict(app: &axum::Router, traceparent: &str, request_id: &str) -> u16
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const GRPC_TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
+const UNSAMPLED_TRACE: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[test]
 fn requests_queue_waits_and_batched_passes_become_linked_spans() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let received = Received::default();
-    let url = runtime.block_on(receiver(received.clone()));
-    // Inside the runtime, as main does: the exporter runs on it.
+    let (url, received) = runtime.block_on(common::otlp::receiver());
+    // Inside the runtime, as main does: the exporter runs on it. Callers' decisions are
+    // followed; no trace this server starts itself is kept.
+    let sampler = traces::sampler_from(Some("parentbased_traceidratio"), Some("0")).unwrap();
     let (export, tracer) = {
         let _inside = runtime.enter();
-        traces::export(&url).unwrap()
+        traces::export_sampled(&url, sampler).unwrap()
     };
     logging::init(LogFormat::Json, "warn", Some(tracer)).unwrap();
 
@@ -98,6 +75,10 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
         let (app, _) = ready_app(&[]).await;
         let parent = format!("00-{TRACE}-{CALLER_SPAN}-01");
         assert_eq!(predict(&app, &parent, "traced-1").await, 200);
+        // Not sampled by the caller, and not by the server: no span at all.
+        let unsampled = format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00");
+        assert_eq!(predict(&app, &unsampled, "unsampled").await, 200);
+        assert_eq!(predict(&app, "", "root").await, 200);
 
         // Two requests queued behind a paused queue, then served by one pass.
         let (paused, service) = paused_app(8, None);
@@ -126,14 +107,7 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
 
         // A gRPC call continues its caller's trace too.
         let grpc = ember_serve::grpc::router(service.clone(), 1 << 20, None).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, grpc).await });
-        let channel = tonic::transport::Channel::from_shared(addr)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let (channel, _, _server) = serve_grpc(grpc, std::future::pending()).await;
         let mut client = GrpcInferenceServiceClient::new(channel);
         let mut call = tonic::Request::new(ServerMetadataRequest {});
         let parent = format!("00-{GRPC_TRACE}-{CALLER_SPAN}-01");
@@ -202,6 +176,22 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
     for request in [a, b] {
         assert_eq!(child_of("queue wait", request).len(), 1);
     }
+
+    // The requests not sampled left nothing: no server span, no queue wait, no pass.
+    assert!(
+        spans
+            .iter()
+            .all(|s| hex::encode(&s.trace_id) != UNSAMPLED_TRACE),
+        "an unsampled caller's request was traced"
+    );
+    let request_ids: Vec<String> = spans
+        .iter()
+        .filter(|s| s.name == "POST /v1/predict")
+        .map(|s| string(s, "request_id"))
+        .collect();
+    assert_eq!(request_ids.len(), 3, "{request_ids:?}");
+    assert_eq!(named("forward pass").len(), 2);
+    assert_eq!(named("queue wait").len(), 3);
 
     let rpc = spans
         .iter()

@@ -3,27 +3,34 @@
 //! Each request is a server span (route, status, request id) continuing the caller's W3C
 //! `traceparent`; under it a "queue wait" span, and a "forward pass" span whose parent is the
 //! first request of its batch and which links every other request it served. Without the flag
-//! no span beyond the request's own log span is created, and nothing is exported.
+//! no span is created and nothing is exported.
+//!
+//! Sampling (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) is decided here, before any span
+//! exists, rather than by the SDK once the spans are built: a request that is not kept costs
+//! no span at all, so keeping 1 % of traces costs about 1 % of what keeping all of them does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use axum::extract::Request;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    Sampler, SamplingDecision, SdkTracer, SdkTracerProvider, ShouldSample,
+};
 use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Which requests get spans; set once spans are exported.
+static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 
 /// Whether spans are being exported.
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    SAMPLER.get().is_some()
 }
 
 /// Why the exporter could not be set up.
@@ -33,6 +40,49 @@ pub enum TraceError {
     Endpoint(String),
     #[error("--otlp-endpoint: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error(
+        "OTEL_TRACES_SAMPLER={0:?}: not one of always_on, always_off, traceidratio, \
+         parentbased_always_on, parentbased_always_off, parentbased_traceidratio"
+    )]
+    Sampler(String),
+    #[error("OTEL_TRACES_SAMPLER_ARG={0:?}: not a ratio between 0 and 1")]
+    SamplerArg(String),
+}
+
+/// The sampler the standard variables name (`parentbased_always_on` when unset, as the SDK).
+pub fn sampler_from(name: Option<&str>, arg: Option<&str>) -> Result<Sampler, TraceError> {
+    let ratio = || match arg {
+        None => Ok(1.0),
+        Some(a) => a
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| TraceError::SamplerArg(a.into())),
+    };
+    let parent_based = |root| Sampler::ParentBased(Box::new(root));
+    Ok(
+        match name.map(str::trim).unwrap_or("parentbased_always_on") {
+            "always_on" => Sampler::AlwaysOn,
+            "always_off" => Sampler::AlwaysOff,
+            "traceidratio" => Sampler::TraceIdRatioBased(ratio()?),
+            "parentbased_always_on" => parent_based(Sampler::AlwaysOn),
+            "parentbased_always_off" => parent_based(Sampler::AlwaysOff),
+            "parentbased_traceidratio" => parent_based(Sampler::TraceIdRatioBased(ratio()?)),
+            other => return Err(TraceError::Sampler(other.into())),
+        },
+    )
+}
+
+/// Whether to trace a request with this (possibly absent) caller context. A root gets a random
+/// trace id for the decision: the ratio holds, though the span's own id is drawn later.
+fn keep(sampler: &Sampler, parent: Option<&opentelemetry::Context>) -> bool {
+    let trace_id = match parent {
+        Some(cx) => cx.span().span_context().trace_id(),
+        None => TraceId::from(rand::random::<u128>()),
+    };
+    let result = sampler.should_sample(parent, trace_id, "request", &SpanKind::Server, &[], &[]);
+    result.decision == SamplingDecision::RecordAndSample
 }
 
 /// The running exporter; [`TraceExport::shutdown`] sends what is still buffered.
@@ -62,10 +112,23 @@ pub fn traces_url(endpoint: &str) -> Result<String, TraceError> {
     })
 }
 
-/// Start exporting to `endpoint`; the tracer the log subscriber's OpenTelemetry layer uses.
-/// Call inside the tokio runtime (the exporter runs on it), and [`TraceExport::shutdown`] while
-/// the runtime still runs, outside any of its tasks.
+/// Start exporting to `endpoint`, sampling as the standard variables say; the tracer the log
+/// subscriber's OpenTelemetry layer uses. Call inside the tokio runtime (the exporter runs on
+/// it), and [`TraceExport::shutdown`] while the runtime still runs, outside any of its tasks.
 pub fn export(endpoint: &str) -> Result<(TraceExport, SdkTracer), TraceError> {
+    let sampler = sampler_from(
+        std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
+        std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
+    )?;
+    export_sampled(endpoint, sampler)
+}
+
+/// [`export`] with the sampler given. Once per process: a second call exports but keeps the
+/// first sampler.
+pub fn export_sampled(
+    endpoint: &str,
+    sampler: Sampler,
+) -> Result<(TraceExport, SdkTracer), TraceError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -76,20 +139,31 @@ pub fn export(endpoint: &str) -> Result<(TraceExport, SdkTracer), TraceError> {
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
     let batches = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+    // Every span that exists was sampled already (`request_span`).
     let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
         .with_span_processor(batches)
         .with_resource(resource)
         .build();
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    ENABLED.store(true, Ordering::Relaxed);
+    let _ = SAMPLER.set(sampler);
     Ok((TraceExport { provider }, tracer))
 }
 
 /// The span a request is answered in, continuing the caller's trace; none unless spans are
-/// exported (log lines get the request id without it).
+/// exported and the sampler keeps this request (log lines get the request id without it).
 pub fn request_span(req: &Request, request_id: &str) -> Span {
-    if !enabled() {
+    let Some(sampler) = SAMPLER.get() else {
+        return Span::none();
+    };
+    let parent = req.headers().contains_key("traceparent").then(|| {
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
+        })
+    });
+    let parent = parent.filter(|cx| cx.span().span_context().is_valid());
+    if !keep(sampler, parent.as_ref()) {
         return Span::none();
     }
     let span = tracing::info_span!(
@@ -101,16 +175,15 @@ pub fn request_span(req: &Request, request_id: &str) -> Span {
         rpc.grpc.status_code = Empty,
         otel.kind = "server",
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
-    });
-    let _ = span.set_parent(parent);
+    if let Some(parent) = parent {
+        let _ = span.set_parent(parent);
+    }
     span
 }
 
 /// Record the answer's status on an exported request span.
 pub fn record_status(span: &Span, status: u16) {
-    if enabled() {
+    if !span.is_none() {
         // Signed: OpenTelemetry has no unsigned integers, and an unsigned one is exported as text.
         span.record("http.response.status_code", i64::from(status));
     }
@@ -120,8 +193,8 @@ pub fn record_status(span: &Span, status: u16) {
 /// which would make every URL its own span name.
 pub fn record_route(method: &str, route: &str) {
     let span = Span::current();
-    span.record("http.route", route);
-    if enabled() {
+    if !span.is_none() {
+        span.record("http.route", route);
         // The exported span has started by now, and a recorded `otel.name` only names a span
         // that has not: rename it through OpenTelemetry itself.
         span.context()
@@ -134,8 +207,8 @@ pub fn record_route(method: &str, route: &str) {
 /// and record the call's status code, which the HTTP status (always 200) does not carry.
 pub fn record_rpc(service: &str, method: &str, code: i32) {
     let span = Span::current();
-    span.record("rpc.grpc.status_code", i64::from(code));
-    if enabled() {
+    if !span.is_none() {
+        span.record("rpc.grpc.status_code", i64::from(code));
         span.context()
             .span()
             .update_name(format!("{service}/{method}"));
@@ -149,15 +222,19 @@ pub struct JobSpans {
     pub wait: Option<Span>,
 }
 
-/// Spans for a request entering the queue now, when spans are exported.
+/// Spans for a request entering the queue now, when it is traced.
 pub fn queued() -> Option<JobSpans> {
-    enabled().then(|| {
-        let request = Span::current();
-        let wait = tracing::info_span!(parent: &request, "queue wait");
-        JobSpans {
-            request,
-            wait: Some(wait),
-        }
+    if !enabled() {
+        return None;
+    }
+    let request = Span::current();
+    if request.is_none() {
+        return None;
+    }
+    let wait = tracing::info_span!(parent: &request, "queue wait");
+    Some(JobSpans {
+        request,
+        wait: Some(wait),
     })
 }
 
@@ -181,7 +258,70 @@ pub fn forward_pass(requests: &[&Span], inputs: usize) -> Span {
 
 #[cfg(test)]
 mod tests {
-    use super::traces_url;
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
+
+    fn caller(sampled: bool) -> opentelemetry::Context {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let span = SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(span)
+    }
+
+    /// How many of `n` roots the sampler keeps.
+    fn roots_kept(sampler: &Sampler, n: usize) -> usize {
+        (0..n).filter(|_| keep(sampler, None)).count()
+    }
+
+    #[test]
+    fn the_standard_sampler_variables_are_understood_and_mistakes_refused() {
+        let parse = |name, arg| sampler_from(name, arg).map(|s| format!("{s:?}"));
+        assert!(
+            parse(None, None)
+                .unwrap()
+                .starts_with("ParentBased(AlwaysOn")
+        );
+        assert_eq!(
+            parse(Some("parentbased_traceidratio"), Some("0.01")).unwrap(),
+            "ParentBased(TraceIdRatioBased(0.01))"
+        );
+        assert_eq!(
+            parse(Some("traceidratio"), None).unwrap(),
+            "TraceIdRatioBased(1.0)"
+        );
+        assert!(matches!(
+            sampler_from(Some("parentbased_traceidratio"), Some("1.5")),
+            Err(TraceError::SamplerArg(_))
+        ));
+        assert!(matches!(
+            sampler_from(Some("sometimes"), None),
+            Err(TraceError::Sampler(_))
+        ));
+    }
+
+    #[test]
+    fn requests_are_kept_as_the_sampler_says() {
+        let one_in_ten = sampler_from(Some("parentbased_traceidratio"), Some("0.1")).unwrap();
+        // A caller's decision is followed either way.
+        assert!(keep(&one_in_ten, Some(&caller(true))));
+        assert!(!keep(&one_in_ten, Some(&caller(false))));
+        // Roots are kept at the ratio (10 000 draws: 1 000 ± 5 sigma).
+        let kept = roots_kept(&one_in_ten, 10_000);
+        assert!((850..=1150).contains(&kept), "{kept}");
+        assert_eq!(roots_kept(&Sampler::AlwaysOff, 100), 0);
+        assert_eq!(roots_kept(&Sampler::AlwaysOn, 100), 100);
+        // Not parent-based: the caller's flag does not matter.
+        assert!(keep(&Sampler::AlwaysOn, Some(&caller(false))));
+    }
 
     #[test]
     fn the_collector_base_url_gets_the_traces_path() {

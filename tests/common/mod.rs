@@ -16,6 +16,8 @@ use ember_serve::service::ModelService;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+pub mod otlp;
+
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -176,4 +178,38 @@ pub fn i64s(bytes: &[u8]) -> Vec<i64> {
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
         .collect()
+}
+
+/// Serve a gRPC `router` on a free loopback port through the server's own accept loop until
+/// `shutdown`: a channel connected to it, its address, and the serving task.
+pub async fn serve_grpc(
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    tonic::transport::Channel,
+    String,
+    tokio::task::JoinHandle<()>,
+) {
+    use ember_serve::connections::{self, ConnectionLimits};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let limits = ConnectionLimits {
+        listener: "grpc",
+        client_timeout: Duration::from_secs(30),
+        max_connections: 1000,
+    };
+    let server = tokio::spawn(async move {
+        connections::serve(listener, router, limits, async move {
+            shutdown.await;
+            None
+        })
+        .await
+        .unwrap();
+    });
+    let channel = tonic::transport::Channel::from_shared(addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (channel, addr, server)
 }
