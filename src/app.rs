@@ -107,8 +107,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             delay: args.shutdown_delay,
         });
     }
-    let keys: Vec<String> = args.api_keys.iter().map(|k| k.0.clone()).collect();
-    let api_keys = ApiKeys::load(&keys, args.api_key_file.as_deref())?;
+    let api_keys = ApiKeys::load(&args.api_keys, args.api_key_file.as_deref())?;
     let metrics = m::handle()?;
     let selected = device::select(args.device)?;
     tracing::info!(

@@ -51,13 +51,16 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     /// The keys from the flags, or `None` when neither flag is given (no authentication).
-    pub fn load(keys: &[String], file: Option<&Path>) -> Result<Option<Arc<Self>>, KeyFileError> {
+    pub fn load<K: AsRef<str>>(
+        keys: &[K],
+        file: Option<&Path>,
+    ) -> Result<Option<Arc<Self>>, KeyFileError> {
         if keys.is_empty() && file.is_none() {
             return Ok(None);
         }
         let fixed = keys
             .iter()
-            .map(|k| parse_key(k))
+            .map(|k| parse_key(k.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let from_file = file.map(read_key_file).transpose()?.unwrap_or_default();
         let current: Arc<[KeyDigest]> = fixed.iter().chain(&from_file).copied().collect();
@@ -180,13 +183,12 @@ mod tests {
     const KEY: &str = "k-0123456789abcdef";
 
     fn keys(list: &[&str]) -> Arc<ApiKeys> {
-        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-        ApiKeys::load(&list, None).unwrap().unwrap()
+        ApiKeys::load(list, None).unwrap().unwrap()
     }
 
     #[test]
     fn no_flags_means_no_authentication() {
-        assert!(ApiKeys::load(&[], None).unwrap().is_none());
+        assert!(ApiKeys::load::<&str>(&[], None).unwrap().is_none());
     }
 
     #[test]
@@ -210,11 +212,11 @@ mod tests {
     #[test]
     fn short_or_spaced_keys_are_refused_at_start() {
         assert!(matches!(
-            ApiKeys::load(&["short".into()], None),
+            ApiKeys::load(&["short"], None),
             Err(KeyFileError::Malformed)
         ));
         assert!(matches!(
-            ApiKeys::load(&["has a space in it ok".into()], None),
+            ApiKeys::load(&["has a space in it ok"], None),
             Err(KeyFileError::Malformed)
         ));
     }
@@ -225,7 +227,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("keys");
         std::fs::write(&path, format!("# rotated weekly\n{KEY}\n\n")).unwrap();
-        let k = ApiKeys::load(&[], Some(&path)).unwrap().unwrap();
+        let k = ApiKeys::load::<&str>(&[], Some(&path)).unwrap().unwrap();
         let bearer = |key: &str| format!("Bearer {key}").into_bytes();
         assert_eq!(k.verify(Some(&bearer(KEY))), Ok(()));
 

@@ -147,6 +147,12 @@ impl ServeArgs {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(pub String);
 
+impl AsRef<str> for ApiKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiKey(<redacted>)")

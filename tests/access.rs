@@ -194,14 +194,7 @@ async fn grpc_inference_calls_need_the_key_and_liveness_does_not() {
         started.api_keys.clone(),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let channel = tonic::transport::Channel::from_shared(addr)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (channel, _, _server) = common::serve_grpc(app, std::future::pending()).await;
     let mut client = GrpcInferenceServiceClient::new(channel);
 
     assert!(

@@ -26,20 +26,9 @@ async fn serve_with(
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (Client, tokio::task::JoinHandle<()>, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        ember_serve::grpc::serve(listener, service, body_limit, shutdown)
-            .await
-            .unwrap();
-    });
-    let channel = Channel::from_shared(addr.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let client = GrpcInferenceServiceClient::new(channel);
-    (client, server, addr)
+    let router = ember_serve::grpc::router(service, body_limit, None).unwrap();
+    let (channel, addr, server) = serve_grpc(router, shutdown).await;
+    (GrpcInferenceServiceClient::new(channel), server, addr)
 }
 
 async fn serve(service: Arc<ModelService>) -> Client {

@@ -13,19 +13,15 @@ pub mod pb;
 mod service;
 mod status;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::ApiKeys;
-use crate::connections::{self, ConnectionLimits};
 use crate::http::request_id;
 use crate::service::ModelService;
 
@@ -34,13 +30,11 @@ pub use self::service::InferenceService;
 /// The service name health checks and reflection report.
 pub const SERVICE_NAME: &str = "inference.GRPCInferenceService";
 
-/// Why the gRPC surface could not be built or served.
+/// Why the gRPC surface could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("gRPC server: {0}")]
-    Serve(#[from] connections::ServeError),
 }
 
 /// Every gRPC service this server offers, as one router. With `api_keys`, inference and model
@@ -73,28 +67,6 @@ pub fn router(
         None => app,
     };
     Ok(app.layer(request_id::RequestIdLayer))
-}
-
-/// Serve gRPC on `listener`, without API keys and with a 30 s client timeout, until `shutdown`
-/// resolves; in-flight calls finish first. (The server binary sets these from its flags.)
-pub async fn serve(
-    listener: TcpListener,
-    service: Arc<ModelService>,
-    body_limit: usize,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), GrpcError> {
-    let app = router(service, body_limit, None)?;
-    let limits = ConnectionLimits {
-        listener: "grpc",
-        client_timeout: Duration::from_secs(30),
-        max_connections: connections::default_max_connections(),
-    };
-    connections::serve(listener, app, limits, async move {
-        shutdown.await;
-        None
-    })
-    .await?;
-    Ok(())
 }
 
 /// Calls that answer without a key: whether the server is up, as `/v2/health/*` does over REST.
