@@ -91,11 +91,9 @@ where
         // The access log line (debug level) names the request; nothing is copied when it is off.
         let access = tracing::enabled!(Level::DEBUG)
             .then(|| (req.method().clone(), req.uri().path().to_string()));
-        let text = id.to_str().unwrap_or_default().to_string();
-        let answer = logging::with_request_id(text, self.inner.call(req));
+        let answer = logging::with_request_id(id, self.inner.call(req));
         Answer {
             answer: answer.instrument(span),
-            id: Some(id),
             access,
             started: Instant::now(),
         }
@@ -107,8 +105,7 @@ pin_project_lite::pin_project! {
     /// response.
     pub struct Answer<F: Future> {
         #[pin]
-        answer: Instrumented<TaskLocalFuture<String, F>>,
-        id: Option<HeaderValue>,
+        answer: Instrumented<TaskLocalFuture<HeaderValue, F>>,
         access: Option<(Method, String)>,
         started: Instant,
     }
@@ -123,6 +120,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let mut result = std::task::ready!(this.answer.as_mut().poll(cx));
+        let id = this.answer.as_mut().inner_pin_mut().take_value();
         if let Ok(response) = &mut result {
             let span = this.answer.span();
             let status = response.status().as_u16();
@@ -130,10 +128,10 @@ where
             if let Some((method, path)) = this.access.take() {
                 // Past the answer the id is out of scope: this line names it itself.
                 let elapsed_us = this.started.elapsed().as_micros() as u64;
-                let request_id = this.id.as_ref().and_then(|id| id.to_str().ok());
+                let request_id = id.as_ref().and_then(|id| id.to_str().ok());
                 tracing::debug!(parent: span, request_id, %method, path, status, elapsed_us, "request answered");
             }
-            if let Some(id) = this.id.take() {
+            if let Some(id) = id {
                 response.headers_mut().insert(HEADER, id);
             }
         }

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::io::IsTerminal;
 
+use axum::http::HeaderValue;
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -31,20 +32,25 @@ pub enum LoggingError {
 }
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    // The header value itself: scoping it costs no copy; text is made only for lines logged.
+    static REQUEST_ID: HeaderValue;
 }
 
-/// Run `answer` with `id` as the request id of every line it logs.
+/// Run `answer` with `id` as the request id of every line it logs (`take_value` on the
+/// returned future gives the id back).
 pub fn with_request_id<F: Future>(
-    id: String,
+    id: HeaderValue,
     answer: F,
-) -> tokio::task::futures::TaskLocalFuture<String, F> {
+) -> tokio::task::futures::TaskLocalFuture<HeaderValue, F> {
     REQUEST_ID.scope(id, answer)
 }
 
 /// The id of the request being answered on this task, if any.
 pub fn request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID
+        .try_with(|id| id.to_str().ok().map(str::to_owned))
+        .ok()
+        .flatten()
 }
 
 /// tracing-subscriber's own format, plus `request_id` on lines logged while a request is
@@ -66,7 +72,7 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        let Ok(id) = REQUEST_ID.try_with(Clone::clone) else {
+        let Some(id) = request_id() else {
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::new();
@@ -161,9 +167,12 @@ mod tests {
             .build()
             .unwrap();
         tracing::subscriber::with_default(subscriber, || {
-            runtime.block_on(with_request_id("req-\"7\"".into(), async {
-                tracing::warn!(answer = 42, "inside a request");
-            }));
+            runtime.block_on(with_request_id(
+                HeaderValue::from_static("req-\"7\""),
+                async {
+                    tracing::warn!(answer = 42, "inside a request");
+                },
+            ));
             tracing::warn!("outside any request");
         });
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
