@@ -49,6 +49,11 @@ impl HeadWatch {
         })
     }
 
+    /// Requests on this connection whose response is not ready yet.
+    pub(super) fn in_flight(&self) -> usize {
+        self.busy.load(Relaxed)
+    }
+
     /// A request's headers have arrived; the returned guard marks its response ready when dropped.
     pub(super) fn request(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Relaxed);

@@ -15,8 +15,7 @@ mod deadlines;
 pub use deadlines::BodyTimeout;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
@@ -69,7 +68,9 @@ where
 {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    // Every connection's watch, to count the requests a drain abandons: per connection, so a
+    // request touches no counter another core is also writing.
+    let mut connections: Vec<Weak<HeadWatch>> = Vec::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Header deadlines are the connection's own watch (deadlines.rs), not hyper's timer.
     builder.http1().header_read_timeout(None);
@@ -91,15 +92,11 @@ where
             tokio::spawn(refuse(stream, limits.max_connections));
             continue;
         };
-        serve_connection(
-            stream,
-            permit,
-            &builder,
-            &graceful,
-            app.clone(),
-            &limits,
-            in_flight.clone(),
-        );
+        let watch = serve_connection(stream, permit, &builder, &graceful, app.clone(), &limits);
+        if connections.len() == connections.capacity() {
+            connections.retain(|c| c.strong_count() > 0);
+        }
+        connections.push(Arc::downgrade(&watch));
     };
     drop(listener);
     let drained = graceful.shutdown();
@@ -107,7 +104,11 @@ where
         None => drained.await,
         Some(deadline) => {
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                let abandoned = in_flight.load(Ordering::SeqCst);
+                let abandoned = connections
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .map(|c| c.in_flight())
+                    .sum();
                 tracing::error!(
                     listener = limits.listener,
                     abandoned,
@@ -123,7 +124,7 @@ where
     Ok(())
 }
 
-/// Spawn the task that serves one accepted connection.
+/// Spawn the task that serves one accepted connection; its watch.
 fn serve_connection(
     stream: TcpStream,
     permit: OwnedSemaphorePermit,
@@ -131,17 +132,16 @@ fn serve_connection(
     graceful: &GracefulShutdown,
     app: Router,
     limits: &ConnectionLimits,
-    in_flight: Arc<AtomicUsize>,
-) {
+) -> Arc<HeadWatch> {
     let (listener, client_timeout) = (limits.listener, limits.client_timeout);
     // A connection whose headers are late is dropped; a second handle on the socket lets us
     // say 408 first.
     let notice = TimeoutNotice::new(&stream);
     let watch = HeadWatch::new();
     let io = TokioIo::new(Watched::new(stream, watch.clone()));
-    let requests = watch.clone();
+    let (requests, returned) = (watch.clone(), watch.clone());
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let request = (InFlight::enter(&in_flight), requests.request());
+        let request = requests.request();
         let req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
         let answer = app.clone().oneshot(req);
         async move {
@@ -169,22 +169,7 @@ fn serve_connection(
         open.decrement(1.0);
         drop(permit);
     });
-}
-
-/// Counts a request as in flight until its response is ready.
-struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    returned
 }
 
 /// A duplicate of the connection's socket, to answer 408 when the headers are late.
