@@ -84,10 +84,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
+        // Handlers read the id from the task-local, not from the request's headers.
         let id = accept(req.headers().get(&HEADER));
-        req.headers_mut().insert(HEADER, id.clone());
-        let span = traces::request_span(&req, id.to_str().unwrap_or_default());
+        let span = traces::request_span(&req, &id);
         // The access log line (debug level) names the request; nothing is copied when it is off.
         let access = tracing::enabled!(Level::DEBUG)
             .then(|| (req.method().clone(), req.uri().path().to_string()));

@@ -153,7 +153,7 @@ pub fn export_sampled(
 
 /// The span a request is answered in, continuing the caller's trace; none unless spans are
 /// exported and the sampler keeps this request (log lines get the request id without it).
-pub fn request_span(req: &Request, request_id: &str) -> Span {
+pub fn request_span(req: &Request, request_id: &axum::http::HeaderValue) -> Span {
     let Some(sampler) = SAMPLER.get() else {
         return Span::none();
     };
@@ -166,6 +166,7 @@ pub fn request_span(req: &Request, request_id: &str) -> Span {
     if !keep(sampler, parent.as_ref()) {
         return Span::none();
     }
+    let request_id = request_id.to_str().unwrap_or_default();
     let span = tracing::info_span!(
         "request",
         request_id,
@@ -192,6 +193,9 @@ pub fn record_status(span: &Span, status: u16) {
 /// Name the current request span after its route (`POST /v1/predict`): never the raw path,
 /// which would make every URL its own span name.
 pub fn record_route(method: &str, route: &str) {
+    if !enabled() {
+        return;
+    }
     let span = Span::current();
     if !span.is_none() {
         span.record("http.route", route);
@@ -206,6 +210,9 @@ pub fn record_route(method: &str, route: &str) {
 /// Name the current request span after a gRPC method (`inference.GRPCInferenceService/ModelInfer`)
 /// and record the call's status code, which the HTTP status (always 200) does not carry.
 pub fn record_rpc(service: &str, method: &str, code: i32) {
+    if !enabled() {
+        return;
+    }
     let span = Span::current();
     if !span.is_none() {
         span.record("rpc.grpc.status_code", i64::from(code));
