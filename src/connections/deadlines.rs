@@ -3,8 +3,8 @@
 //!
 //! hyper's own header-read timeout re-arms a timer for every request, which cost about 3 % of
 //! throughput on a keep-alive connection (benches/README.md). Here each connection has one
-//! watch instead: a request only moves two counters and reads the clock once, and the timer
-//! wakes at most once per timeout to look at them. HTTP/2 connections are left alone, as hyper
+//! watch instead: a request only moves a counter up and down, each write another, and the
+//! timer wakes at most once per timeout to look at them. HTTP/2 connections are left alone, as hyper
 //! left them: their streams are multiplexed and idle gRPC channels are normal.
 
 use std::future::Future;
@@ -30,9 +30,8 @@ pub(super) struct HeadWatch {
     opened: Instant,
     /// Requests whose headers have arrived and whose response is not ready yet.
     busy: AtomicUsize,
-    /// When `busy` last fell to zero, in nanoseconds after `opened`.
-    idle_since: AtomicU64,
-    /// Successful writes: a client still reading a response is not waiting to send headers.
+    /// Successful writes: every response is at least one, and a client still reading a long
+    /// response is not waiting to send headers.
     writes: AtomicU64,
     /// The connection speaks HTTP/2 (its preface arrived).
     http2: AtomicBool,
@@ -43,7 +42,6 @@ impl HeadWatch {
         Arc::new(Self {
             opened: Instant::now(),
             busy: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             http2: AtomicBool::new(false),
         })
@@ -60,8 +58,10 @@ impl HeadWatch {
         Busy(self.clone())
     }
 
-    /// Resolves once the connection has waited `timeout` for a request's headers: since it
-    /// opened, or since its last response with nothing written after it.
+    /// Resolves once a whole `timeout` has passed with no request in progress and nothing
+    /// written: exactly `timeout` after opening for a client that never finishes its first
+    /// headers, between one and two timeouts after the last response on a keep-alive one. No
+    /// clock is read per request for it.
     pub(super) async fn headers_overdue(&self, timeout: Duration) {
         let mut writes = self.writes.load(Relaxed);
         let mut check_at = self.opened + timeout;
@@ -70,18 +70,12 @@ impl HeadWatch {
             if self.http2.load(Relaxed) {
                 return std::future::pending().await;
             }
-            let now = Instant::now();
             let written = self.writes.load(Relaxed);
-            if self.busy.load(Relaxed) > 0 || written != writes {
-                writes = written;
-                check_at = now + timeout;
-                continue;
-            }
-            let idle_since = self.opened + Duration::from_nanos(self.idle_since.load(Relaxed));
-            if idle_since + timeout <= now {
+            if self.busy.load(Relaxed) == 0 && written == writes {
                 return;
             }
-            check_at = idle_since + timeout;
+            writes = written;
+            check_at = Instant::now() + timeout;
         }
     }
 }
@@ -91,13 +85,7 @@ pub(super) struct Busy(Arc<HeadWatch>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let watch = &self.0;
-        if watch.busy.fetch_sub(1, Relaxed) == 1 {
-            let since = watch.opened.elapsed().as_nanos();
-            watch
-                .idle_since
-                .store(u64::try_from(since).unwrap_or(u64::MAX), Relaxed);
-        }
+        self.0.busy.fetch_sub(1, Relaxed);
     }
 }
 
@@ -208,11 +196,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 pub struct BodyTimeout(pub Duration);
 
 /// A request body that fails with [`BodyTimeout`] unless it is complete within the client
-/// timeout. The timer starts only once the body is not already buffered, so a request that
-/// arrives in one piece pays nothing for it.
+/// timeout of the first time it was found incomplete (as the handler starts reading it): a
+/// request that arrives in one piece pays for no timer and no clock read.
 pub(super) struct DeadlineBody {
     body: Incoming,
-    started: Instant,
     timeout: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
     listener: &'static str,
@@ -222,7 +209,6 @@ impl DeadlineBody {
     pub(super) fn new(body: Incoming, timeout: Duration, listener: &'static str) -> Self {
         Self {
             body,
-            started: Instant::now(),
             timeout,
             deadline: None,
             listener,
@@ -244,7 +230,7 @@ impl http_body::Body for DeadlineBody {
         }
         let deadline = this
             .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(this.started + this.timeout)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(this.timeout)));
         if deadline.as_mut().poll(cx).is_ready() {
             metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => this.listener, "phase" => "body")
                 .increment(1);
