@@ -5,6 +5,8 @@
 #
 #   A_BIN=target/old/release/ember-serve B_BIN=target/release/ember-serve bash benches/ab.sh
 #   ROUNDS=8 DURATION=5s A_ARGS="--client-timeout 1h" B_ARGS=... (extra flags per side)
+#   PIN=1: the server on CPU 0 and wrk on CPU 1 (taskset), so neither is scheduled onto the
+#   other's core: steadier on a small shared VM, and what one core of the server does.
 #
 # Needs wrk and python3. Writes benches/results/ab.csv; prints every pair and the summary.
 set -euo pipefail
@@ -27,14 +29,17 @@ printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "appli
 server=""
 trap 'stop_server; rm -f "$lua"' EXIT
 
+server_cpu=() wrk_cpu=()
+if [ -n "${PIN:-}" ]; then server_cpu=(taskset -c 0) wrk_cpu=(taskset -c 1); fi
+
 measure() { # BIN ARGS -> requests/s
   local bin=$1 args=$2
   # shellcheck disable=SC2086 # ARGS are flags, split on purpose
-  "$bin" --host 127.0.0.1 --port "$PORT" --device cpu --grpc-port 0 $args 2>/dev/null &
+  "${server_cpu[@]}" "$bin" --host 127.0.0.1 --port "$PORT" --device cpu --grpc-port 0 $args 2>/dev/null &
   server=$!
   wait_ready "http://127.0.0.1:$PORT" 20 kill -0 "$server"
-  wrk -t2 -c64 -d1s -s "$lua" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
-  wrk -t2 -c64 -d"$DURATION" -s "$lua" "http://127.0.0.1:$PORT/v1/predict" |
+  "${wrk_cpu[@]}" wrk -t2 -c64 -d1s -s "$lua" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
+  "${wrk_cpu[@]}" wrk -t2 -c64 -d"$DURATION" -s "$lua" "http://127.0.0.1:$PORT/v1/predict" |
     awk '/^Requests\/sec:/ {print $2}'
   stop_server
 }
@@ -54,7 +59,8 @@ a = [float(r["a_requests_per_s"]) for r in rows]
 b = [float(r["b_requests_per_s"]) for r in rows]
 ratios = [y / x for x, y in zip(a, b)]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print(f"\nwrk -t2 -c64, {sys.argv[2]} per run, {len(rows)} paired rounds, {os.cpu_count()} cores ({cpu})")
+pin = "server on CPU 0, wrk on CPU 1" if os.environ.get("PIN") else "server and wrk sharing the cores"
+print(f"\nwrk -t2 -c64, {sys.argv[2]} per run, {len(rows)} paired rounds, {os.cpu_count()} cores ({cpu}), {pin}")
 print(f"A median {statistics.median(a):.0f} req/s, B median {statistics.median(b):.0f} req/s")
 print(f"B/A per round: {', '.join(f'{r:.3f}' for r in ratios)}")
 print(f"B/A median {statistics.median(ratios):.3f}; B higher in {sum(r > 1 for r in ratios)} of {len(rows)} rounds")

@@ -13,6 +13,7 @@
 #     --bin ember-serve --manifest-path /tmp/base/Cargo.toml
 #   BASE_BIN=target/old/release/ember-serve bash benches/switches.sh    # ROUNDS=5, DURATION=5s
 #   NEW_BIN=path/to/ember-serve ...                                      # skip building this tree
+#   PIN=1 ...    the server on CPU 0, wrk on CPU 1 (taskset): steadier on a small shared VM
 #
 # Needs wrk and python3. Writes benches/results/switches.csv (every round); prints medians.
 set -euo pipefail
@@ -66,13 +67,15 @@ server=""
 trap 'stop_server; kill "$sink" 2>/dev/null; rm -f "$plain" "$keyed"' EXIT
 
 common=(--host 127.0.0.1 --port "$PORT" --device cpu --grpc-port 0)
+server_cpu=() wrk_cpu=()
+if [ -n "${PIN:-}" ]; then server_cpu=(taskset -c 0) wrk_cpu=(taskset -c 1); fi
 start() { # mode
   case "$1" in
-    base) "$BASE_BIN" "${common[@]}" & ;;
-    off)  "$NEW_BIN" "${common[@]}" & ;;
-    on)   "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
+    base) "${server_cpu[@]}" "$BASE_BIN" "${common[@]}" & ;;
+    off)  "${server_cpu[@]}" "$NEW_BIN" "${common[@]}" & ;;
+    on)   "${server_cpu[@]}" "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
     on-1%) OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
-          "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
+          "${server_cpu[@]}" "$NEW_BIN" "${common[@]}" --api-key "$KEY" --otlp-endpoint "http://127.0.0.1:$SINK_PORT" & ;;
   esac
   server=$!
   wait_ready "http://127.0.0.1:$PORT" 20 kill -0 "$server"
@@ -88,8 +91,8 @@ for round in $(seq 1 "$ROUNDS"); do
     start "$mode" 2>/dev/null
     script=$plain
     [ "$mode" != base ] && [ "$mode" != off ] && script=$keyed
-    wrk -t2 -c64 -d1s -s "$script" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
-    report=$(wrk -t2 -c64 -d"$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT/v1/predict")
+    "${wrk_cpu[@]}" wrk -t2 -c64 -d1s -s "$script" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
+    report=$("${wrk_cpu[@]}" wrk -t2 -c64 -d"$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT/v1/predict")
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
     errors=$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
@@ -105,7 +108,8 @@ python3 - "$OUT/switches.csv" "$DURATION" <<'PY'
 import csv, os, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print(f"\nwrk -t2 -c64, {sys.argv[2]} per round, {os.cpu_count()} cores ({cpu}), wrk and server sharing them")
+pin = "server on CPU 0, wrk on CPU 1" if os.environ.get("PIN") else "wrk and server sharing them"
+print(f"\nwrk -t2 -c64, {sys.argv[2]} per round, {os.cpu_count()} cores ({cpu}), {pin}")
 print(f"{'mode':<6}{'median req/s':>14}{'p99 ms':>9}{'errors':>8}  rounds (req/s)")
 base = None
 for mode in ("base", "off", "on", "on-1%"):
