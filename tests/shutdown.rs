@@ -24,6 +24,11 @@ impl Drop for Server {
 
 /// Start the binary on a free port and wait until it logs its address.
 fn start(extra: &[&str]) -> Server {
+    start_with_env(extra, &[])
+}
+
+/// [`start`] with environment variables set; on the CPU unless `extra` names a device.
+fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ember-serve"))
         .args([
             "--host",
@@ -32,11 +37,15 @@ fn start(extra: &[&str]) -> Server {
             "0",
             "--log-format",
             "json",
-            "--device",
-            "cpu",
             "--weights",
         ])
         .arg(common::repo_path("weights"))
+        .args(if extra.contains(&"--device") {
+            &[][..]
+        } else {
+            &["--device", "cpu"][..]
+        })
+        .envs(env.iter().copied())
         // Tests run side by side: gRPC (default 8081) is off unless a test asks for it.
         .args(if extra.contains(&"--grpc-port") {
             &[][..]
@@ -350,4 +359,50 @@ fn version_subcommand_names_the_build_target_and_the_machine() {
         lines.contains(&format!("target: {arch}-{}", std::env::consts::OS).as_str()),
         "{report}"
     );
+}
+
+#[cfg(feature = "wgpu")]
+#[tokio::test]
+async fn auto_names_the_vulkan_driver_that_failed_to_load() {
+    // What an NVIDIA node without libglvnd looks like to the loader: a driver manifest whose
+    // library cannot be loaded. The fallback says which, and why, in the log and /v1/models.
+    let dir = std::env::temp_dir().join(format!("ember-broken-icd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("nvidia_icd.json");
+    std::fs::write(
+        &manifest,
+        r#"{"file_format_version": "1.0.0", "ICD": {"library_path": "libGLX_ember_gone.so.0"}}"#,
+    )
+    .unwrap();
+    let runtime_dir = dir.to_str().unwrap();
+    let server = start_with_env(
+        &["--device", "auto"],
+        &[
+            ("VK_DRIVER_FILES", manifest.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", runtime_dir),
+        ],
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let models: serde_json::Value = client
+        .get(format!("{}/v1/models", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reason = models["models"][0]["device_fallback"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("libGLX_ember_gone.so.0"), "{models}");
+    assert!(
+        reason.contains("cannot open shared object file"),
+        "{reason}"
+    );
+    let logged = server.log.lock().unwrap().join("\n");
+    assert!(logged.contains("libGLX_ember_gone.so.0"), "{logged}");
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -27,10 +27,8 @@ pub enum DeviceError {
     NoCpuBackend,
     #[error("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)")]
     NoGpuBackend,
-    #[error(
-        "--device gpu: no wgpu adapter found (is a Vulkan, Metal or DX12 driver installed and visible to this process? VK_LOADER_DEBUG=error,warn makes the Vulkan loader say why it found none)"
-    )]
-    NoAdapter,
+    #[error("--device gpu: no wgpu adapter found: {0}")]
+    NoAdapter(String),
     #[error("probing wgpu adapters panicked (broken Vulkan loader or driver?)")]
     ProbePanicked,
 }
@@ -68,7 +66,7 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
                 .find(|a| !a.software)
                 .or(adapters.first())
                 .cloned()
-                .ok_or(DeviceError::NoAdapter)
+                .ok_or_else(|| DeviceError::NoAdapter(why_no_gpu()))
         }
         DeviceChoice::Auto => {
             let (adapters, probe_error) = match gpu_adapters() {
@@ -80,16 +78,15 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
             }
             let reason = match (probe_error, adapters.as_slice()) {
                 (Some(e), _) => e.to_string(),
-                (None, []) => DeviceError::NoAdapter
-                    .to_string()
-                    .replacen("--device gpu: ", "", 1),
+                (None, []) => format!("no wgpu adapter found: {}", why_no_gpu()),
                 (None, software) => format!(
-                    "only software GPU adapters found ({}), slower than the CPU backend",
+                    "only software GPU adapters found ({}), slower than the CPU backend; {}",
                     software
                         .iter()
                         .map(|a| a.name.as_str())
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    why_no_gpu()
                 ),
             };
             match cpu() {
@@ -100,6 +97,18 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
                 Err(cpu_err) => adapters.first().cloned().ok_or(cpu_err),
             }
         }
+    }
+}
+
+/// Why no hardware GPU adapter was found, as far as this platform can tell.
+fn why_no_gpu() -> String {
+    #[cfg(all(feature = "wgpu", target_os = "linux"))]
+    {
+        super::icd::explain()
+    }
+    #[cfg(not(all(feature = "wgpu", target_os = "linux")))]
+    {
+        "is a Vulkan, Metal or DX12 driver installed and visible to this process?".into()
     }
 }
 

@@ -8,6 +8,8 @@ pub mod cnn;
 pub mod dataset;
 pub mod dense;
 pub mod device;
+#[cfg(all(feature = "wgpu", target_os = "linux"))]
+pub mod icd;
 pub mod input;
 pub mod weights;
 
