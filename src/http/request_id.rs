@@ -88,14 +88,19 @@ where
         // Handlers read the id from the task-local, not from the request's headers.
         let id = accept(req.headers().get(&HEADER));
         let span = traces::request_span(&req, &id);
-        // The access log line (debug level) names the request; nothing is copied when it is off.
-        let access = tracing::enabled!(Level::DEBUG)
-            .then(|| (req.method().clone(), req.uri().path().to_string()));
+        // The access log line (debug level) names and times the request; when it is off nothing
+        // is copied and no clock is read.
+        let access = tracing::enabled!(Level::DEBUG).then(|| {
+            (
+                req.method().clone(),
+                req.uri().path().to_string(),
+                Instant::now(),
+            )
+        });
         let answer = logging::with_request_id(id, self.inner.call(req));
         Answer {
             answer: answer.instrument(span),
             access,
-            started: Instant::now(),
         }
     }
 }
@@ -106,8 +111,7 @@ pin_project_lite::pin_project! {
     pub struct Answer<F: Future> {
         #[pin]
         answer: Instrumented<TaskLocalFuture<HeaderValue, F>>,
-        access: Option<(Method, String)>,
-        started: Instant,
+        access: Option<(Method, String, Instant)>,
     }
 }
 
@@ -125,9 +129,9 @@ where
             let span = this.answer.span();
             let status = response.status().as_u16();
             traces::record_status(span, status);
-            if let Some((method, path)) = this.access.take() {
+            if let Some((method, path, started)) = this.access.take() {
                 // Past the answer the id is out of scope: this line names it itself.
-                let elapsed_us = this.started.elapsed().as_micros() as u64;
+                let elapsed_us = started.elapsed().as_micros() as u64;
                 let request_id = id.as_ref().and_then(|id| id.to_str().ok());
                 tracing::debug!(parent: span, request_id, %method, path, status, elapsed_us, "request answered");
             }
