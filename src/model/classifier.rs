@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use burn::tensor::activation::softmax;
 
 use super::cnn::{DigitCnn, INPUT_LEN, NUM_CLASSES, to_input};
 use super::dense::DenseCnn;
@@ -69,10 +68,12 @@ impl Classifier {
         } else {
             self.dense.forward(input)
         };
-        let probs = softmax(logits, 1)
+        // The softmax runs here, on ten numbers a row, rather than as the device's last five
+        // kernels: on a GPU each launch costs more than the whole softmax does on the host.
+        let logits = logits
             .try_into_data()
             .map_err(|e| ForwardError::Readback(format!("{e:?}")))?;
-        let flat: Vec<f32> = probs
+        let flat: Vec<f32> = logits
             .try_to_vec()
             .map_err(|e| ForwardError::Dtype(format!("{e:?}")))?;
         if flat.len() != rows.len() * NUM_CLASSES {
@@ -81,15 +82,21 @@ impl Classifier {
                 rows: rows.len(),
             });
         }
-        Ok(flat
-            .chunks_exact(NUM_CLASSES)
-            .map(|c| {
-                let mut row = [0.0; NUM_CLASSES];
-                row.copy_from_slice(c);
-                row
-            })
-            .collect())
+        Ok(flat.chunks_exact(NUM_CLASSES).map(softmax).collect())
     }
+}
+
+/// The probabilities one row of logits stands for (shifted by the largest, so `exp` cannot
+/// overflow).
+fn softmax(logits: &[f32]) -> [f32; NUM_CLASSES] {
+    let largest = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut row = [0.0; NUM_CLASSES];
+    for (p, &l) in row.iter_mut().zip(logits) {
+        *p = (l - largest).exp();
+    }
+    let sum: f32 = row.iter().sum();
+    row.iter_mut().for_each(|p| *p /= sum);
+    row
 }
 
 /// Index and value of the largest probability.
@@ -101,4 +108,46 @@ pub fn argmax(probs: &[f32; NUM_CLASSES]) -> (usize, f32) {
         .fold((0, f32::NEG_INFINITY), |best, (i, p)| {
             if p > best.1 { (i, p) } else { best }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Tensor, TensorData, activation};
+
+    use super::{NUM_CLASSES, softmax};
+    use crate::model::device;
+
+    #[test]
+    fn the_host_softmax_is_burns() {
+        let dev = device::cpu_backends().remove(0).device;
+        let rows = [
+            [0.0; NUM_CLASSES],
+            [1.0, -2.0, 3.5, 0.0, 80.0, -80.0, 2.0, 2.0, 0.5, -0.5],
+            [
+                -1e3,
+                -1e3 + 1.0,
+                -999.0,
+                -1e3,
+                -1e3,
+                -1e3,
+                -1e3,
+                -1e3,
+                -1e3,
+                -1e3,
+            ],
+        ];
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let logits = Tensor::<2>::from_data(TensorData::new(flat, [3, NUM_CLASSES]), &dev);
+        let burn: Vec<f32> = activation::softmax(logits, 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (row, want) in rows.iter().zip(burn.chunks_exact(NUM_CLASSES)) {
+            let got = softmax(row);
+            assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{got:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+            }
+        }
+    }
 }
