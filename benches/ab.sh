@@ -5,6 +5,7 @@
 #
 #   A_BIN=target/old/release/ember-serve B_BIN=target/release/ember-serve bash benches/ab.sh
 #   ROUNDS=8 DURATION=5s A_ARGS="--client-timeout 1h" B_ARGS=... (extra flags per side)
+#   BODY=file.json: another /v1/predict body (default: one input, tests/data/predict-zero.json)
 #   PIN=1: the server on CPU 0 and wrk on CPU 1 (taskset), so neither is scheduled onto the
 #   other's core: steadier on a small shared VM, and what one core of the server does.
 #
@@ -22,7 +23,7 @@ PORT=18192
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
-body=$(tr -d '\n' <tests/data/predict-zero.json)
+body=$(tr -d '\n' <"${BODY:-tests/data/predict-zero.json}")
 lua=$(mktemp --suffix=.lua)
 printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
   "'$body'" > "$lua"

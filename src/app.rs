@@ -18,7 +18,7 @@ use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits, ServeError};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
-use crate::inference::{InferenceQueue, QueueConfig};
+use crate::inference::{BucketError, Buckets, InferenceQueue, QueueConfig};
 use crate::model::{Classifier, DeviceError, WeightsError, device};
 use crate::service::{ModelService, ServedModel};
 use crate::telemetry::metrics::{self as m, RecorderError};
@@ -49,6 +49,8 @@ pub enum StartError {
     ShutdownTimeout { timeout: Duration, delay: Duration },
     #[error("shutdown: {0}")]
     Drain(#[from] ServeError),
+    #[error(transparent)]
+    Buckets(#[from] BucketError),
 }
 
 /// A started (not yet warmed-up) model service, and the threads that run its forward passes.
@@ -58,45 +60,63 @@ pub struct Started {
     pub inference_threads: Vec<JoinHandle<()>>,
     /// The keys `--api-key`/`--api-key-file` require, if any.
     pub api_keys: Option<Arc<ApiKeys>>,
+    /// `--body-limit`, or its default for this device's `--max-batch`.
+    pub body_limit: usize,
 }
 
 impl Started {
     /// The HTTP router's options, as the flags set them.
     pub fn router_options(&self, args: &ServeArgs) -> RouterOptions {
         RouterOptions {
-            body_limit: args.body_limit,
+            body_limit: self.body_limit,
             api_keys: self.api_keys.clone(),
             cors_allow_origins: args.cors_allow_origins.clone(),
         }
     }
 }
 
-/// What `--workers` and `--batch-wait` mean when not given, on a CPU backend or a GPU.
-#[derive(Debug)]
-struct QueueDefaults {
+/// The queue and request-size settings, with what a flag left unset means on this device.
+#[derive(Debug, Clone, PartialEq)]
+struct Tuning {
     threads: usize,
     batch_wait: Duration,
+    max_batch: usize,
+    body_limit: usize,
+    buckets: Buckets,
 }
 
-impl QueueDefaults {
-    fn for_device(cpu_backend: bool) -> Self {
-        if cpu_backend {
-            // A CPU pass runs on the calling thread: one thread per core. Whatever is queued is
-            // already a batch, and an idle wait for a fuller one would leave a core unused.
-            Self {
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                batch_wait: Duration::ZERO,
-            }
+impl Tuning {
+    fn resolve(args: &ServeArgs, cpu_backend: bool) -> Result<Self, BucketError> {
+        let (threads, max_batch) = if cpu_backend {
+            // A CPU pass runs on the calling thread: one thread per core.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores, 64)
         } else {
-            // A GPU pass has a large fixed cost (launch, readback): one thread feeding the
-            // device, and a short window so concurrent callers share a pass.
-            Self {
-                threads: 1,
-                batch_wait: Duration::from_millis(1),
-            }
-        }
+            // A GPU pass has a large fixed cost (launch, readback) that overlaps with other
+            // threads' passes, and gains most from large batches (benches/README.md, "GPU").
+            (GPU_WORKERS, 4096)
+        };
+        let max_batch = args.max_batch.map_or(max_batch, |n| n as usize);
+        Ok(Self {
+            threads: args.workers.map_or(threads, |n| n as usize),
+            batch_wait: args.batch_wait,
+            max_batch,
+            // Room for a full batch of JSON numbers (up to 16 bytes each), never under 1 MiB.
+            body_limit: args
+                .body_limit
+                .unwrap_or((max_batch * crate::model::INPUT_LEN * 16).max(1 << 20)),
+            buckets: Buckets::resolve(&args.batch_buckets, max_batch, !cpu_backend)?,
+        })
     }
 }
+
+/// Inputs per request from which the GPU served more rows/s than the CPU backend of the same
+/// machine (an H100 and 12 of its host's cores: benches/README.md, "GPU").
+const GPU_WINS_FROM: usize = 256;
+
+/// Inference threads on a GPU unless `--workers` says otherwise: on an H100, 4 beat 1, 2 and 8
+/// on single inputs, 64-row and 4096-row requests alike (benches/README.md, "GPU").
+const GPU_WORKERS: usize = 4;
 
 /// Install the metrics recorder, choose the device, load and verify the weights, and start the
 /// inference threads: everything that can refuse to start, before any port is bound.
@@ -125,6 +145,13 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             tracing::info!(%reason, "--device auto: serving on the CPU");
         }
     }
+    if selected.backend == "wgpu" && !selected.software {
+        tracing::info!(
+            "on this model a GPU serves more than the CPU backend from about {GPU_WINS_FROM} inputs \
+             per request (most as binary V2 tensors); single inputs and small batches are faster \
+             on --device cpu (benches/README.md, \"GPU\")"
+        );
+    }
     if selected.software {
         tracing::warn!(device = %selected.name, "this GPU adapter is a software renderer: expect CPU-speed or slower inference");
     }
@@ -134,11 +161,18 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         dir = %args.weights.display(), "weights verified and loaded"
     );
 
-    let max_batch = args.max_batch as usize;
-    let defaults = QueueDefaults::for_device(selected.is_cpu_backend());
-    let threads = args.workers.map_or(defaults.threads, |n| n as usize);
-    let batch_wait = args.batch_wait.unwrap_or(defaults.batch_wait);
-    tracing::info!(threads, batch_wait = ?batch_wait, max_batch, "inference threads");
+    let tuning = Tuning::resolve(args, selected.is_cpu_backend())?;
+    let Tuning {
+        threads,
+        batch_wait,
+        max_batch,
+        body_limit,
+        ..
+    } = tuning;
+    tracing::info!(
+        threads, batch_wait = ?batch_wait, max_batch, body_limit,
+        padded_to = ?tuning.buckets.sizes(), "inference threads"
+    );
     let (queue, inference_threads) = InferenceQueue::start(
         Arc::new(classifier),
         QueueConfig {
@@ -146,6 +180,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             batch_wait,
             max_queue: args.max_queue as usize,
             threads,
+            buckets: tuning.buckets,
             labels: m::ModelLabels {
                 model: manifest.name.clone(),
                 version: manifest.version.clone(),
@@ -183,6 +218,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         metrics,
         inference_threads,
         api_keys,
+        body_limit,
     })
 }
 
@@ -196,6 +232,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         metrics,
         inference_threads,
         api_keys,
+        body_limit,
     } = started;
     m::spawn_upkeep(metrics.clone());
     if let Some(keys) = &api_keys {
@@ -218,8 +255,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         match warm.warm_up().await {
-            Ok(()) => {
-                tracing::info!(elapsed = ?started.elapsed(), "warm-up forward pass succeeded: ready")
+            Ok(took) => {
+                let sizes: Vec<_> = took.iter().map(|(size, _)| size).collect();
+                let slowest = took.iter().max_by_key(|(_, t)| *t);
+                tracing::info!(
+                    elapsed = ?started.elapsed(), batch_sizes = ?sizes,
+                    slowest = ?slowest.map(|(size, t)| format!("{size}: {t:?}")),
+                    "warm-up passes succeeded: ready"
+                )
             }
             Err(e) => tracing::error!(error = %e, "warm-up failed: readiness stays 503"),
         }
@@ -266,7 +309,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             let Some(listener) = grpc_listener else {
                 return Ok(());
             };
-            let app = grpc::router(service, args.body_limit, keys)?;
+            let app = grpc::router(service, body_limit, keys)?;
             connections::serve(listener, app, limits, close).await?;
             Ok::<_, StartError>(())
         }
@@ -325,17 +368,73 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    #[test]
-    fn cpu_backends_use_every_core_and_never_idle_wait() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let d = QueueDefaults::for_device(true);
-        assert_eq!((d.threads, d.batch_wait), (cores, Duration::ZERO));
+    fn tuning(flags: &[&str], cpu_backend: bool) -> Result<Tuning, BucketError> {
+        let cli = crate::config::Cli::try_parse_from(
+            std::iter::once("ember-serve").chain(flags.iter().copied()),
+        )
+        .unwrap();
+        Tuning::resolve(&cli.serve, cpu_backend)
     }
 
     #[test]
-    fn gpu_gets_one_feeder_thread_and_a_1ms_window() {
-        let d = QueueDefaults::for_device(false);
-        assert_eq!((d.threads, d.batch_wait), (1, Duration::from_millis(1)));
+    fn cpu_backends_use_every_core_never_idle_wait_and_never_pad() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let t = tuning(&[], true).unwrap();
+        assert_eq!((t.threads, t.batch_wait), (cores, Duration::ZERO));
+        assert_eq!((t.max_batch, t.body_limit), (64, 1 << 20));
+        assert!(t.buckets.sizes().is_empty());
+    }
+
+    #[test]
+    fn a_gpu_keeps_passes_in_flight_and_pads_to_warmed_sizes() {
+        let t = tuning(&[], false).unwrap();
+        assert_eq!((t.threads, t.batch_wait), (GPU_WORKERS, Duration::ZERO));
+        assert_eq!(t.max_batch, 4096);
+        assert_eq!(t.buckets.sizes().len(), 13);
+        assert_eq!(t.buckets.padded(300), 512);
+        // A full batch of JSON numbers fits the default body limit.
+        assert!(t.body_limit >= 4096 * 64 * 8, "{}", t.body_limit);
+    }
+
+    #[test]
+    fn flags_win_over_device_defaults() {
+        let flags = [
+            "--workers",
+            "2",
+            "--batch-wait",
+            "3ms",
+            "--max-batch",
+            "100",
+            "--body-limit",
+            "5000",
+            "--batch-buckets",
+            "1,10",
+        ];
+        let t = tuning(&flags, false).unwrap();
+        assert_eq!(
+            (t.threads, t.batch_wait, t.max_batch),
+            (2, Duration::from_millis(3), 100)
+        );
+        assert_eq!((t.body_limit, t.buckets.sizes()), (5000, &[1, 10, 100][..]));
+        assert_eq!(
+            tuning(&["--batch-buckets", "pow2", "--max-batch", "8"], true)
+                .unwrap()
+                .buckets
+                .sizes(),
+            [1, 2, 4, 8]
+        );
+        assert!(
+            tuning(&["--batch-buckets", "none"], false)
+                .unwrap()
+                .buckets
+                .sizes()
+                .is_empty()
+        );
+        assert!(
+            tuning(&["--batch-buckets", "128"], true).is_err(),
+            "a bucket above --max-batch"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::inference::BucketSpec;
 use crate::model::DeviceChoice;
 
 /// ember-serve: an 8×8 digit classifier (burn CNN) behind an HTTP API with OpenAPI docs
@@ -61,28 +62,36 @@ pub struct ServeArgs {
     /// Device to run the model on: `auto` prefers a hardware GPU adapter and falls back to the CPU.
     #[arg(long, env = "EMBER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Most inputs in one request, and in one forward pass.
-    #[arg(long, env = "EMBER_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub max_batch: u32,
-    /// How long a forward pass may wait for more inputs before it starts (`0ms`: never wait,
-    /// batch only what is already queued). Default: 1ms on a GPU, so concurrent requests share
-    /// a pass; 0 on the CPU backends, where waiting would leave a core idle.
-    #[arg(long, env = "EMBER_BATCH_WAIT", value_parser = parse_duration)]
-    pub batch_wait: Option<Duration>,
+    /// Most inputs in one request, and in one forward pass. Default: 64 on the CPU backends,
+    /// 4096 on a GPU (which gains most from large batches: send them as binary V2 tensors).
+    #[arg(long, env = "EMBER_MAX_BATCH", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_batch: Option<u32>,
+    /// Batch sizes forward passes are padded up to, each run once before readiness so no request
+    /// waits for a GPU kernel compile: `pow2` (1, 2, 4, … up to --max-batch), a list such as
+    /// `1,8,64` (--max-batch is always added), or `none`. Default (`auto`): `pow2` on a GPU,
+    /// `none` on the CPU backends, which compile nothing and would only compute the padding.
+    #[arg(long, env = "EMBER_BATCH_BUCKETS", default_value = "auto")]
+    pub batch_buckets: BucketSpec,
+    /// How long a forward pass may wait for more inputs before it starts, while callers that
+    /// no inference thread holds yet are in flight (a lone request never waits). `0ms`: batch
+    /// only what is already queued; measured best on the CPU backends and on an H100 alike.
+    #[arg(long, env = "EMBER_BATCH_WAIT", default_value = "0ms", value_parser = parse_duration)]
+    pub batch_wait: Duration,
     /// Most requests waiting in the inference queue; more get 503 with Retry-After.
     #[arg(long, env = "EMBER_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queue: u32,
-    /// Inference threads. Default: one per available core on the CPU backends, one on a GPU
-    /// (its kernels run one after another).
+    /// Inference threads. Default: one per available core on the CPU backends; 4 on a GPU, so
+    /// several passes are in flight (one uploads while another computes or reads back).
     #[arg(long, env = "EMBER_WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
     /// Give up on a queued request after this long with 504 (`0s`: wait as long as it takes).
     /// A request that times out before its forward pass started is dropped from the batch.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "EMBER_BODY_LIMIT", default_value_t = 1024 * 1024)]
-    pub body_limit: usize,
+    /// Largest accepted request body, in bytes. Default: room for --max-batch inputs as JSON,
+    /// at least 1 MiB (1 MiB at the CPU default of 64 inputs, 4 MiB at 4096).
+    #[arg(long, env = "EMBER_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
     /// How long readiness reports 503 after SIGTERM/SIGINT before the listener closes, so load
     /// balancers stop sending traffic first (e.g. `5s` behind Kubernetes). In-flight requests
     /// always finish.
@@ -263,15 +272,16 @@ mod tests {
         assert_eq!(off.serve.grpc_addr(), None);
         assert_eq!(cli.serve.weights, PathBuf::from("weights"));
         assert_eq!(cli.serve.device, DeviceChoice::Auto);
-        assert_eq!(cli.serve.max_batch, 64);
-        assert_eq!(cli.serve.body_limit, 1 << 20);
-        assert_eq!(cli.serve.log_level, "warn,ember_serve=info");
+        assert_eq!(cli.serve.max_batch, None, "resolved per device at start-up");
         assert_eq!(
-            cli.serve.batch_wait, None,
-            "resolved per device at start-up"
+            cli.serve.body_limit, None,
+            "resolved from --max-batch at start-up"
         );
-        let cli = Cli::try_parse_from(["ember-serve", "--batch-wait", "0ms"]).unwrap();
-        assert_eq!(cli.serve.batch_wait, Some(Duration::ZERO));
+        assert_eq!(cli.serve.batch_buckets, BucketSpec::Auto);
+        assert_eq!(cli.serve.log_level, "warn,ember_serve=info");
+        assert_eq!(cli.serve.batch_wait, Duration::ZERO);
+        let cli = Cli::try_parse_from(["ember-serve", "--batch-wait", "2ms"]).unwrap();
+        assert_eq!(cli.serve.batch_wait, Duration::from_millis(2));
         assert!(Cli::try_parse_from(["ember-serve", "--device", "tpu"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--max-batch", "0"]).is_err());
     }

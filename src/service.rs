@@ -182,15 +182,17 @@ impl ModelService {
             .unwrap_or_else(|| class.to_string())
     }
 
-    /// One forward pass through the whole queue; readiness turns on only if it succeeds.
-    pub async fn warm_up(&self) -> Result<(), WarmUpError> {
-        let probe = vec![[0.0f32; INPUT_LEN]];
-        let preds = self.queue.predict(probe).await?;
+    /// Wait for every inference thread to run every batch size passes run at, then send one
+    /// probe through the whole queue; readiness turns on only if all of it succeeds. Returns
+    /// each size with the slowest thread's time for it.
+    pub async fn warm_up(&self) -> Result<Vec<(usize, Duration)>, WarmUpError> {
+        let took = self.queue.warmed_up().await?;
+        let preds = self.queue.predict(vec![[0.0f32; INPUT_LEN]]).await?;
         let sum: f32 = preds.first().map_or(0.0, |p| p.probabilities.iter().sum());
         if !(0.99..=1.01).contains(&sum) {
             return Err(WarmUpError::NotAProbability(sum));
         }
         self.mark_warm();
-        Ok(())
+        Ok(took)
     }
 }

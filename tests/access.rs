@@ -190,7 +190,7 @@ async fn grpc_inference_calls_need_the_key_and_liveness_does_not() {
     started.service.warm_up().await.unwrap();
     let app = ember_serve::grpc::router(
         started.service.clone(),
-        a.body_limit,
+        started.body_limit,
         started.api_keys.clone(),
     )
     .unwrap();

@@ -110,6 +110,54 @@ async fn readiness_turns_on_only_after_warm_up() {
 }
 
 #[tokio::test]
+async fn warm_up_runs_every_padded_batch_size_before_readiness() {
+    let flags = [
+        "--batch-buckets",
+        "pow2",
+        "--max-batch",
+        "8",
+        "--workers",
+        "1",
+    ];
+    let (app, state) = cold_app(&flags);
+    let took = state.warm_up().await.unwrap();
+    let sizes: Vec<usize> = took.iter().map(|(size, _)| *size).collect();
+    assert_eq!(sizes, [1, 2, 4, 8]);
+    // Each thread ran the sizes itself; the one probe through the queue is all it counts.
+    let stats = state.queue.statistics();
+    assert_eq!((stats.execution_count(), stats.inference_count()), (1, 1));
+    assert_eq!(get(&app, "/health/ready").await.status, StatusCode::OK);
+    let config = get(&app, "/v2/models/digits-cnn/config").await.json();
+    assert_eq!(
+        config["dynamic_batching"]["preferred_batch_size"],
+        json!([1, 2, 4, 8])
+    );
+
+    // Three inputs run padded to four and get the answers an unpadded server gives.
+    let rows: Vec<_> = digits(3).into_iter().map(|(row, _)| row).collect();
+    let body = json!({ "inputs": rows }).to_string();
+    let padded = post_json(&app, "/v1/predict", body.clone()).await.json();
+    assert_eq!((stats.execution_count(), stats.inference_count()), (2, 4));
+    let (plain_app, _) = ready_app(&["--batch-buckets", "none"]).await;
+    let plain = post_json(&plain_app, "/v1/predict", body).await.json();
+    let probabilities = |v: &Value| -> Vec<f64> {
+        v["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["probabilities"].as_array().unwrap().clone())
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (probabilities(&padded), probabilities(&plain));
+    assert_eq!(a.len(), 30);
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5),
+        "{a:?} vs {b:?}"
+    );
+}
+
+#[tokio::test]
 async fn index_links_everything() {
     let (app, _) = ready_app(&[]).await;
     let body = get(&app, "/").await.json();

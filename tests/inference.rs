@@ -35,6 +35,7 @@ async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
             batch_wait: Duration::from_millis(200),
             max_queue: 64,
             threads: 1,
+            buckets: Default::default(),
         },
     )
     .unwrap();
@@ -80,6 +81,7 @@ async fn batches_never_exceed_max_batch() {
             batch_wait: Duration::from_millis(100),
             max_queue: 64,
             threads: 1,
+            buckets: Default::default(),
         },
     )
     .unwrap();
@@ -118,6 +120,7 @@ async fn a_lone_request_does_not_wait_for_the_batch_window() {
             batch_wait: Duration::from_secs(5),
             max_queue: 8,
             threads: 1,
+            buckets: Default::default(),
         },
     )
     .unwrap();
@@ -143,6 +146,7 @@ async fn threads_stop_when_the_last_handle_is_dropped() {
             batch_wait: Duration::ZERO,
             max_queue: 8,
             threads: 2,
+            buckets: Default::default(),
         },
     )
     .unwrap();
@@ -164,6 +168,7 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
             batch_wait: Duration::ZERO,
             max_queue: 1,
             threads: 0,
+            buckets: Default::default(),
         },
     )
     .unwrap();

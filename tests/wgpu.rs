@@ -48,11 +48,17 @@ async fn the_server_runs_and_reports_the_gpu_device() {
         "gpu",
         "--weights",
         weights.to_str().unwrap(),
+        // The GPU default is 4096 (13 warm-up sizes); 16 keeps lavapipe's warm-up short.
+        "--max-batch",
+        "16",
     ])
     .map(|c: ember_serve::config::Cli| c.serve)
     .unwrap();
     let started = ember_serve::app::start(&args).unwrap();
-    started.service.warm_up().await.unwrap();
+    // On a GPU every pass is padded to a power of two, and each of them runs before readiness.
+    let took = started.service.warm_up().await.unwrap();
+    let sizes: Vec<usize> = took.iter().map(|(size, _)| *size).collect();
+    assert_eq!(sizes, [1, 2, 4, 8, 16]);
     let options = started.router_options(&args);
     let app = ember_serve::http::router(started.service.clone(), started.metrics, &options);
     let models = common::get(&app, "/v1/models").await.json();
@@ -67,6 +73,29 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["predictions"][0]["label"], "0");
+    // Five inputs run padded to eight: five answers, each the CPU's.
+    let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
+    let digits = common::digits(5);
+    let rows: Vec<_> = digits.iter().map(|(row, _)| row.clone()).collect();
+    let reply = common::post_json(
+        &app,
+        "/v1/predict",
+        serde_json::json!({ "inputs": rows }).to_string(),
+    )
+    .await;
+    let predictions = reply.json()["predictions"].as_array().unwrap().clone();
+    assert_eq!(predictions.len(), 5);
+    let pixels: Vec<[f32; 64]> = rows
+        .iter()
+        .map(|r| std::array::from_fn(|i| r[i] as f32))
+        .collect();
+    let expected = cpu.probabilities(&pixels).unwrap();
+    for (got, want) in predictions.iter().zip(&expected) {
+        for (g, w) in got["probabilities"].as_array().unwrap().iter().zip(want) {
+            let g = g.as_f64().unwrap() as f32;
+            assert!((g - w).abs() < 1e-4, "wgpu {g} vs cpu {w}");
+        }
+    }
     let metrics = common::get(&app, "/metrics").await.text();
     assert!(metrics.contains(r#"backend="wgpu""#), "{metrics}");
 }

@@ -225,7 +225,12 @@ pub fn config(service: &ModelService) -> pb::ModelConfig {
         ]),
         scheduling_choice: Some(pb::model_config::SchedulingChoice::DynamicBatching(
             pb::ModelDynamicBatching {
-                preferred_batch_size: vec![],
+                preferred_batch_size: queue
+                    .buckets
+                    .sizes()
+                    .iter()
+                    .map(|&n| i32::try_from(n).unwrap_or(i32::MAX))
+                    .collect(),
                 max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
                 default_queue_policy: Some(pb::ModelQueuePolicy {
                     max_queue_size: u32::try_from(queue.max_queue).unwrap_or(u32::MAX),

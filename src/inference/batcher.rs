@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::buckets::Buckets;
 use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::{InferenceStatistics, PassTimes};
-use crate::model::{Classifier, argmax};
+use super::warmup::WarmUp;
+use crate::model::{Classifier, INPUT_LEN, argmax};
 use crate::telemetry::metrics::InferenceMetrics;
 use crate::telemetry::traces;
 
@@ -24,6 +26,10 @@ pub(super) struct Worker {
     pub metrics: InferenceMetrics,
     pub max_batch: usize,
     pub batch_wait: Duration,
+    /// The sizes passes are padded up to (none: passes run at their own size).
+    pub buckets: Buckets,
+    /// Run by the thread before it takes work.
+    pub warm_up: Arc<WarmUp>,
 }
 
 /// Start `threads` inference threads, each running a clone of `worker`.
@@ -39,8 +45,9 @@ pub(super) fn spawn(worker: Worker, threads: usize) -> std::io::Result<Vec<JoinH
 }
 
 impl Worker {
-    /// Serve batches until every sender is gone and the queue is empty.
+    /// Warm up, then serve batches until every sender is gone and the queue is empty.
     pub fn run(self) {
+        self.warm_up.run(&self.classifier);
         let mut carry: Option<Job> = None;
         loop {
             let first = match carry.take() {
@@ -110,7 +117,11 @@ impl Worker {
             return;
         }
         let gathering = Instant::now();
-        let rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
+        let mut rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
+        let inputs = rows.len();
+        // Zero rows up to the bucket size: the device runs only shapes warmed before readiness.
+        // Their results are never read (each job takes its own rows' answers, in order).
+        rows.resize(self.buckets.padded(inputs), [0.0; INPUT_LEN]);
         // Their wait ends here; the pass is one span for the whole batch.
         for spans in batch.iter_mut().filter_map(|j| j.spans.as_mut()) {
             spans.wait = None;
@@ -120,7 +131,7 @@ impl Worker {
             .filter_map(|j| j.spans.as_ref())
             .map(|s| &s.request)
             .collect();
-        let pass = traces::forward_pass(&requests, rows.len());
+        let pass = traces::forward_pass(&requests, inputs);
         let started = Instant::now();
         let result = pass
             .in_scope(|| catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows))))
@@ -137,7 +148,7 @@ impl Worker {
         self.metrics
             .forward_duration
             .record(times.infer.as_secs_f64());
-        self.metrics.batch_size.record(rows.len() as f64);
+        self.metrics.batch_size.record(inputs as f64);
 
         match result {
             Ok(probs) => {
@@ -163,13 +174,13 @@ impl Worker {
                 times.output = answering.elapsed();
                 // Recorded before anyone is answered, so a caller that reads the statistics
                 // after its answer sees its own pass.
-                self.statistics.record_pass(batch.len(), rows.len(), times);
+                self.statistics.record_pass(batch.len(), inputs, times);
                 for (job, preds) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(Ok(preds));
                 }
             }
             Err(reason) => {
-                tracing::error!(%reason, inputs = rows.len(), "forward pass failed");
+                tracing::error!(%reason, inputs, padded = rows.len(), "forward pass failed");
                 self.metrics.forward_errors.increment(1);
                 for job in batch {
                     let _ = job.reply.send(Err(InferenceError::Failed(reason.clone())));
@@ -196,7 +207,7 @@ mod tests {
 
     use tokio::sync::oneshot;
 
-    use super::{InferenceStatistics, Job, QueueStats, Worker};
+    use super::{Buckets, InferenceStatistics, Job, QueueStats, WarmUp, Worker};
     use crate::model::{Classifier, DeviceChoice, device};
 
     fn worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
@@ -211,18 +222,21 @@ mod tests {
             metrics: crate::telemetry::metrics::InferenceMetrics::new(&Default::default()),
             max_batch: 64,
             batch_wait: Duration::ZERO,
+            buckets: Buckets::default(),
+            warm_up: Arc::new(WarmUp::new(vec![], 0)),
         }
     }
 
-    fn job(
-        rows: usize,
-    ) -> (
-        Job,
-        oneshot::Receiver<Result<Vec<super::Prediction>, super::InferenceError>>,
-    ) {
+    type Answer = oneshot::Receiver<Result<Vec<super::Prediction>, super::InferenceError>>;
+
+    fn job(rows: usize) -> (Job, Answer) {
+        job_of(vec![[1.0; 64]; rows])
+    }
+
+    fn job_of(rows: Vec<[f32; 64]>) -> (Job, Answer) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            rows: vec![[1.0; 64]; rows],
+            rows,
             enqueued: Instant::now(),
             spans: None,
             reply,
@@ -258,6 +272,44 @@ mod tests {
             0,
             "answered jobs still held"
         );
+    }
+
+    #[test]
+    fn padded_passes_answer_each_caller_its_own_inputs_and_count_only_those() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(QueueStats::default());
+        let rows: Vec<[f32; 64]> = (0..5)
+            .map(|i| std::array::from_fn(|p| ((p * (i + 3)) % 17) as f32))
+            .collect();
+        let (first, first_answer) = job_of(rows[..2].to_vec());
+        let (second, second_answer) = job_of(rows[2..].to_vec());
+        for j in [first, second] {
+            stats.depth.fetch_add(1, Ordering::SeqCst);
+            tx.send(j).unwrap();
+        }
+        drop(tx);
+        let worker = Worker {
+            buckets: Buckets::resolve(&crate::inference::BucketSpec::PowersOfTwo, 64, false)
+                .unwrap(),
+            ..worker(rx, stats)
+        };
+        let (classifier, statistics) = (worker.classifier.clone(), worker.statistics.clone());
+        worker.run();
+        let expected = classifier.probabilities(&rows).unwrap();
+        let answered: Vec<_> = [first_answer, second_answer]
+            .into_iter()
+            .flat_map(|a| a.blocking_recv().unwrap().unwrap())
+            .map(|p| p.probabilities)
+            .collect();
+        assert_eq!(answered.len(), 5, "padding rows were answered");
+        for (got, want) in answered.iter().zip(&expected) {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5, "{got:?} != {want:?}");
+            }
+        }
+        // One pass of 5 inputs (run at 8), counted as 5.
+        assert_eq!(statistics.execution_count(), 1);
+        assert_eq!(statistics.inference_count(), 5);
     }
 
     /// A worker with a long batch window, for the gather tests.

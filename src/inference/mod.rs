@@ -4,13 +4,17 @@
 //! text-embeddings-inference pattern). Dedicated OS threads own the model, so blocking device
 //! readback never stalls tokio's I/O workers; each thread gathers whatever arrives within
 //! `batch_wait` (up to `max_batch` inputs) into one forward pass and routes every result back to
-//! the request it came from, in order.
+//! the request it came from, in order. On a GPU every pass is padded up to one of a few batch
+//! sizes, each run by every thread before readiness, so no request waits for a kernel compile.
 
 mod batcher;
+mod buckets;
 mod job;
 mod queue;
 pub mod stats;
+mod warmup;
 
+pub use buckets::{BucketError, BucketSpec, Buckets};
 pub use job::{InferenceError, Prediction, QueueStats};
 pub use queue::{InferenceQueue, QueueConfig};
 pub use stats::InferenceStatistics;

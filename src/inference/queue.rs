@@ -9,8 +9,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
 use super::batcher::{self, Worker};
+use super::buckets::Buckets;
 use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::InferenceStatistics;
+use super::warmup::WarmUp;
 use crate::model::{Classifier, INPUT_LEN};
 use crate::telemetry::metrics::{InferenceMetrics, ModelLabels};
 use crate::telemetry::traces;
@@ -27,6 +29,8 @@ pub struct QueueConfig {
     /// Inference threads. 0 starts none: requests wait until the queue is full (a paused queue,
     /// which is how the backpressure path is tested).
     pub threads: usize,
+    /// The sizes passes are padded up to (empty: no padding).
+    pub buckets: Buckets,
     /// The model and version the queue's metrics are labelled with.
     pub labels: ModelLabels,
 }
@@ -100,6 +104,14 @@ impl InferenceQueue {
             statistics: statistics.clone(),
             max_batch: config.max_batch.max(1),
             batch_wait: config.batch_wait,
+            buckets: config.buckets.clone(),
+            warm_up: Arc::new(WarmUp::new(
+                match config.buckets.sizes() {
+                    [] => vec![1],
+                    sizes => sizes.to_vec(),
+                },
+                config.threads,
+            )),
         };
         let threads = batcher::spawn(worker.clone(), config.threads)?;
         let queue = Self {
@@ -131,6 +143,13 @@ impl InferenceQueue {
     /// The model's inference metrics.
     pub fn metrics(&self) -> &InferenceMetrics {
         &self.metrics
+    }
+
+    /// Once every inference thread the queue started with has run every batch size passes run
+    /// at (every bucket, or a single input when passes are not padded): each size with the
+    /// slowest thread's time for it.
+    pub async fn warmed_up(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
+        self.worker.warm_up.wait().await
     }
 
     /// The settings the queue and its threads were started with.

@@ -130,6 +130,7 @@ pub fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (Router, Arc<M
         batch_wait: Duration::ZERO,
         max_queue,
         threads: 0,
+        buckets: Default::default(),
     };
     let (queue, _) = InferenceQueue::start(Arc::new(classifier(&dev)), config).unwrap();
     let service = ModelService::new(queue, real.model.clone(), timeout);

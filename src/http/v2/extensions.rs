@@ -70,7 +70,12 @@ pub async fn model_config(
         output: protocol::outputs().into_iter().map(tensor).collect(),
         dynamic_batching: DynamicBatching {
             max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
-            preferred_batch_size: vec![],
+            preferred_batch_size: queue
+                .buckets
+                .sizes()
+                .iter()
+                .map(|&n| u32::try_from(n).unwrap_or(u32::MAX))
+                .collect(),
             default_queue_policy: QueuePolicy {
                 max_queue_size: queue.max_queue as u64,
             },

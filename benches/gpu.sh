@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The GPU against the CPU, one release binary on one machine: readiness (warm-up of every batch
+# size), the first 10 s of c=64 after readiness against the steady state, single inputs at
+# c=1/64/256, 64-, 256- and 1024-row JSON bodies and 1024- and 4096-row binary V2 tensors, on
+# `--device gpu` with its defaults, on a few variants of them (c=256 single inputs, 64-row JSON
+# and 4096-row binary bodies), and on
+# `--device cpu --max-batch 4096`. Also checks that GPU and CPU answers agree.
+#
+#   BIN=target/release/ember-serve bash benches/gpu.sh
+#
+# BIN: built with `--no-default-features --features flex,wgpu,mimalloc` (as the GPU image is).
+# DURATION=4s per point; VARIANTS: flag sets tried beside the GPU defaults, `;`-separated
+# (default "--workers=1;--workers=2;--workers=8;--workers=16;--batch-wait=0ms");
+# BASELINE_BIN: another build whose CPU backend runs the batched points too (config
+# `cpu-baseline`), to tell a change's effect on the CPU from machine noise;
+# SERVER_CPUS=0-11 WRK_CPUS=12-15 pin the server and wrk (taskset; empty: no pinning);
+# OUT=benches/results. Needs wrk, curl and python3, and a Vulkan driver the loader can open
+# (`ember-serve --device gpu` refuses to start and says why otherwise). About 3 minutes.
+# Writes $OUT/gpu.csv and $OUT/gpu-*.log (each server's log); prints the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
+BIN=${BIN:-target/release/ember-serve}
+DURATION=${DURATION:-4s}
+VARIANTS=${VARIANTS---workers=1;--workers=2;--workers=8;--workers=16;--batch-wait=0ms}
+OUT=${OUT:-benches/results}
+SERVER_CPUS=${SERVER_CPUS-0-11}
+WRK_CPUS=${WRK_CPUS-12-15}
+PORT=18190
+URL=http://127.0.0.1:$PORT
+mkdir -p "$OUT"
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "$tool not found" >&2; exit 1; }
+done
+
+server_cpu=() wrk_cpu=()
+if [ -n "$SERVER_CPUS" ]; then server_cpu=(taskset -c "$SERVER_CPUS"); fi
+if [ -n "$WRK_CPUS" ]; then wrk_cpu=(taskset -c "$WRK_CPUS"); fi
+
+work=$(mktemp -d)
+server=""
+trap 'stop_server; rm -rf "$work"' EXIT
+
+# Request bodies: one digit from the test data, repeated; binary V2 bodies are a JSON header
+# then the rows as little-endian FP32 (Triton's binary tensor extension).
+python3 - "$work" tests/data/predict-zero.json <<'PY'
+import json, struct, sys
+work, sample = sys.argv[1], sys.argv[2]
+digit = json.load(open(sample))["inputs"][0]
+def lua(name, body, headers):
+    open(f"{work}/{name}.body", "wb").write(body)
+    lines = ['wrk.method = "POST"',
+             f'local f = assert(io.open("{work}/{name}.body", "rb"))',
+             'wrk.body = f:read("*a")', 'f:close()']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    open(f"{work}/{name}.lua", "w").write("\n".join(lines) + "\n")
+for rows in (1, 64, 256, 1024):
+    body = json.dumps({"inputs": [digit] * rows}, separators=(",", ":")).encode()
+    lua(f"json{rows}", body, {"Content-Type": "application/json"})
+for rows in (1024, 4096):
+    raw = struct.pack(f"<{64 * rows}f", *(digit * rows))
+    header = json.dumps({
+        "inputs": [{"name": "input", "shape": [rows, 64], "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)}}],
+        "outputs": [{"name": n, "parameters": {"binary_data": True}}
+                    for n in ("probabilities", "label")],
+    }, separators=(",", ":")).encode()
+    lua(f"bin{rows}", header + raw, {"Content-Type": "application/octet-stream",
+                                     "Inference-Header-Content-Length": len(header)})
+# 64 different inputs, to compare the GPU's answers with the CPU's.
+rows = [[(p * (i + 3)) % 17 for p in range(64)] for i in range(64)]
+open(f"{work}/agree.json", "w").write(json.dumps({"inputs": rows}))
+PY
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+
+echo "config,point,concurrency,rows_per_request,requests_per_s,rows_per_s,p50_ms,p99_ms,errors" >"$OUT/gpu.csv"
+config=""
+start() { # NAME FLAGS...: start the server, wait for readiness, record how long it took
+  config=$1
+  shift
+  local t0
+  t0=$(now_ms)
+  "${server_cpu[@]}" "$BIN" --host 127.0.0.1 --port "$PORT" --grpc-port 0 "$@" \
+    >"$OUT/gpu-$config.log" 2>&1 &
+  server=$!
+  wait_ready "$URL" 120 kill -0 "$server" || { tail -20 "$OUT/gpu-$config.log" >&2; exit 1; }
+  echo "$config,readiness,0,0,,,$(($(now_ms) - t0)),," >>"$OUT/gpu.csv"
+}
+
+point() { # NAME BODY CONCURRENCY ROWS PATH [DURATION]
+  local name=$1 body=$2 c=$3 rows=$4 path=$5 duration=${6:-$DURATION} report rps p50 p99 errors
+  report=$("${wrk_cpu[@]}" wrk -t"$((c < 4 ? c : 4))" -c"$c" -d"$duration" --latency -s "$work/$body.lua" "$URL$path")
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$report")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
+                /Socket errors:/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) e += $i}}
+                END {print e + 0}' <<<"$report")
+  echo "$config,$name,$c,$rows,$rps,$(awk -v r="$rps" -v n="$rows" 'BEGIN {printf "%.0f", r * n}'),$p50,$p99,$errors" |
+    tee -a "$OUT/gpu.csv" >&2
+}
+
+V1=/v1/predict
+V2=/v2/models/digits-cnn/infer
+full_table() {
+  point first-10s json1 64 1 $V1 10s
+  point single json1 64 1 $V1
+  point single json1 1 1 $V1
+  point single json1 256 1 $V1
+  point json-64 json64 16 64 $V1
+  point json-256 json256 16 256 $V1
+  point json-1024 json1024 32 1024 $V1
+  point binary-1024 bin1024 16 1024 $V2
+  point binary-4096 bin4096 16 4096 $V2
+}
+
+start gpu --device gpu
+curl -fs "$URL/v1/models" >"$OUT/gpu-models.json"
+curl -fs -H 'Content-Type: application/json' -d @"$work/agree.json" "$URL$V1" >"$work/gpu.out"
+full_table
+stop_server
+
+IFS=';' read -ra variants <<<"$VARIANTS"
+for flags in "${variants[@]}"; do
+  # shellcheck disable=SC2086 # a variant is a list of flags, split on purpose
+  start "gpu$(tr -c 'a-z0-9\n' '-' <<<"$flags" | tr -s '-')" --device gpu $flags
+  point single json1 256 1 $V1
+  point json-64 json64 16 64 $V1
+  point binary-4096 bin4096 16 4096 $V2
+  stop_server
+done
+
+start cpu --device cpu --max-batch 4096
+curl -fs -H 'Content-Type: application/json' -d @"$work/agree.json" "$URL$V1" >"$work/cpu.out"
+full_table
+stop_server
+
+if [ -n "${BASELINE_BIN:-}" ]; then
+  BIN=$BASELINE_BIN start cpu-baseline --device cpu --max-batch 4096
+  point json-64 json64 16 64 $V1
+  point json-1024 json1024 32 1024 $V1
+  point binary-4096 bin4096 16 4096 $V2
+  stop_server
+fi
+
+python3 - "$work/gpu.out" "$work/cpu.out" "$OUT/gpu-models.json" "$OUT/gpu.csv" "$OUT"/gpu-*.log <<'PY'
+import csv, json, sys
+gpu, cpu, models, table, logs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+model = json.load(open(models))["models"][0]
+print(f"device: {model['device']} ({model['backend']})")
+g = [p["probabilities"] for p in json.load(open(gpu))["predictions"]]
+c = [p["probabilities"] for p in json.load(open(cpu))["predictions"]]
+worst = max(abs(a - b) for x, y in zip(g, c) for a, b in zip(x, y))
+print(f"GPU and CPU answers on 64 inputs: largest difference {worst:.2e}")
+for log in logs:
+    text = open(log).read()
+    noisy = sum("cooperative matrix" in line for line in text.splitlines())
+    warm = [l for l in text.splitlines() if "warm-up passes succeeded" in l]
+    print(f"{log}: {noisy} wgpu INFO lines; {warm[0].strip() if warm else 'no warm-up line'}")
+print()
+rows = list(csv.DictReader(open(table)))
+print(f"{'config':18} {'point':12} {'c':>4} {'rows':>5} {'req/s':>10} {'rows/s':>11} {'p50 ms':>8} {'p99 ms':>8} err")
+for r in rows:
+    if r["point"] == "readiness":
+        print(f"{r['config']:18} readiness after {r['p50_ms']} ms")
+        continue
+    print(f"{r['config']:18} {r['point']:12} {r['concurrency']:>4} {r['rows_per_request']:>5} "
+          f"{float(r['requests_per_s']):>10,.0f} {float(r['rows_per_s']):>11,.0f} "
+          f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']}")
+PY
