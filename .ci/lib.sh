@@ -35,3 +35,19 @@ stop_server() {
   fi
   server=""
 }
+
+# wrk_summary REPORT: "requests/s,p50 ms,p99 ms,errors" from a `wrk --latency` report; errors
+# counts non-2xx responses and socket errors.
+wrk_summary() {
+  local report=$1
+  ms() { # wrk's latency (812.00us, 1.20ms, 2.01s) in milliseconds
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+  }
+  printf '%s,%s,%s,%s\n' \
+    "$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")" \
+    "$(ms "$(awk '$1 == "50%" {print $2}' <<<"$report")")" \
+    "$(ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")" \
+    "$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
+            /Socket errors:/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) e += $i}}
+            END {print e + 0}' <<<"$report")"
+}

@@ -74,10 +74,6 @@ open(f"{work}/agree.json", "w").write(json.dumps({"inputs": rows}))
 PY
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
-}
-
 echo "config,point,concurrency,rows_per_request,requests_per_s,rows_per_s,p50_ms,p99_ms,errors" >"$OUT/gpu.csv"
 config=""
 start() { # NAME FLAGS...: start the server, wait for readiness, record how long it took
@@ -95,12 +91,7 @@ start() { # NAME FLAGS...: start the server, wait for readiness, record how long
 point() { # NAME BODY CONCURRENCY ROWS PATH [DURATION]
   local name=$1 body=$2 c=$3 rows=$4 path=$5 duration=${6:-$DURATION} report rps p50 p99 errors
   report=$("${wrk_cpu[@]}" wrk -t"$((c < 4 ? c : 4))" -c"$c" -d"$duration" --latency -s "$work/$body.lua" "$URL$path")
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$report")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
-                /Socket errors:/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) e += $i}}
-                END {print e + 0}' <<<"$report")
+  IFS=, read -r rps p50 p99 errors < <(wrk_summary "$report")
   echo "$config,$name,$c,$rows,$rps,$(awk -v r="$rps" -v n="$rows" 'BEGIN {printf "%.0f", r * n}'),$p50,$p99,$errors" |
     tee -a "$OUT/gpu.csv" >&2
 }

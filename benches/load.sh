@@ -39,10 +39,6 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
-
 server=""
 trap 'stop_server; rm -f "$lua"' EXIT
 
@@ -73,12 +69,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for c in 1 16 64 256; do
       threads=$(( c < 2 ? 1 : 2 ))
       report=$(wrk -t"$threads" -c"$c" -d"$DURATION" --latency -s "$lua" "http://127.0.0.1:$PORT/v1/predict")
-      rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
-      p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$report")")
-      p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
-      errors=$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
-                    /Socket errors:/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) e += $i}}
-                    END {print e + 0}' <<<"$report")
+      IFS=, read -r rps p50 p99 errors < <(wrk_summary "$report")
       echo "$round,$mode,$c,$rps,$p50,$p99,$errors" >> "$OUT/load-rounds.csv"
       if [ "$mode" = batching-on ] && [ "$c" = 256 ]; then
         peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")

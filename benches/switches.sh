@@ -81,10 +81,6 @@ start() { # mode
   wait_ready "http://127.0.0.1:$PORT" 20 kill -0 "$server"
 }
 
-to_ms() { # wrk latency like 812.00us, 1.20ms, 2.01s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
-
 echo "round,mode,requests_per_s,p99_ms,errors" > "$OUT/switches.csv"
 for round in $(seq 1 "$ROUNDS"); do
   for mode in base off on on-1%; do
@@ -93,11 +89,7 @@ for round in $(seq 1 "$ROUNDS"); do
     [ "$mode" != base ] && [ "$mode" != off ] && script=$keyed
     "${wrk_cpu[@]}" wrk -t2 -c64 -d1s -s "$script" "http://127.0.0.1:$PORT/v1/predict" >/dev/null
     report=$("${wrk_cpu[@]}" wrk -t2 -c64 -d"$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT/v1/predict")
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
-    errors=$(awk '/Non-2xx or 3xx responses:/ {e += $NF}
-                  /Socket errors:/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) e += $i}}
-                  END {print e + 0}' <<<"$report")
+    IFS=, read -r rps _ p99 errors < <(wrk_summary "$report")
     echo "$round,$mode,$rps,$p99,$errors" >> "$OUT/switches.csv"
     stop_server
   done

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::inference::BucketSpec;
 use crate::model::DeviceChoice;
 
 /// ember-serve: an 8×8 digit classifier (burn CNN) behind an HTTP API with OpenAPI docs
@@ -149,6 +148,43 @@ impl ServeArgs {
     /// Where gRPC listens, unless it is off.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         (self.grpc_port != 0).then(|| SocketAddr::new(self.host, self.grpc_port))
+    }
+}
+
+/// How `--batch-buckets` was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketSpec {
+    /// Powers of two on a GPU, no padding on the CPU backends.
+    Auto,
+    /// No padding: every pass runs at the size it has.
+    Off,
+    /// 1, 2, 4, … up to `--max-batch` (which is always a bucket).
+    PowersOfTwo,
+    /// These sizes, plus `--max-batch` if it is not among them.
+    Sizes(Vec<usize>),
+}
+
+impl std::str::FromStr for BucketSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "none" | "off" => Ok(Self::Off),
+            "pow2" => Ok(Self::PowersOfTwo),
+            list => {
+                let sizes = list
+                    .split(',')
+                    .map(|n| match n.trim().parse::<usize>() {
+                        Ok(0) | Err(_) => Err(format!(
+                            "{n:?} is not a batch size: use auto, none, pow2 or sizes like 1,8,64"
+                        )),
+                        Ok(n) => Ok(n),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Self::Sizes(sizes))
+            }
+        }
     }
 }
 

@@ -289,8 +289,7 @@ mod tests {
         }
         drop(tx);
         let worker = Worker {
-            buckets: Buckets::resolve(&crate::inference::BucketSpec::PowersOfTwo, 64, false)
-                .unwrap(),
+            buckets: Buckets::resolve(&crate::config::BucketSpec::PowersOfTwo, 64, false).unwrap(),
             ..worker(rx, stats)
         };
         let (classifier, statistics) = (worker.classifier.clone(), worker.statistics.clone());

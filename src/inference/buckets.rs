@@ -6,44 +6,7 @@
 //! them once before readiness, moves every compile to start-up. The CPU backends compile nothing,
 //! and padding would only cost them work: there, by default, passes run at the size they are.
 
-use std::str::FromStr;
-
-/// How `--batch-buckets` was given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BucketSpec {
-    /// Powers of two on a GPU, no padding on the CPU backends.
-    Auto,
-    /// No padding: every pass runs at the size it has.
-    Off,
-    /// 1, 2, 4, … up to `--max-batch` (which is always a bucket).
-    PowersOfTwo,
-    /// These sizes, plus `--max-batch` if it is not among them.
-    Sizes(Vec<usize>),
-}
-
-impl FromStr for BucketSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "auto" => Ok(Self::Auto),
-            "none" | "off" => Ok(Self::Off),
-            "pow2" => Ok(Self::PowersOfTwo),
-            list => {
-                let sizes = list
-                    .split(',')
-                    .map(|n| match n.trim().parse::<usize>() {
-                        Ok(0) | Err(_) => Err(format!(
-                            "{n:?} is not a batch size: use auto, none, pow2 or sizes like 1,8,64"
-                        )),
-                        Ok(n) => Ok(n),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Self::Sizes(sizes))
-            }
-        }
-    }
-}
+use crate::config::BucketSpec;
 
 /// Why a bucket list cannot serve `--max-batch`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

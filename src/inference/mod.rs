@@ -14,7 +14,7 @@ mod queue;
 pub mod stats;
 mod warmup;
 
-pub use buckets::{BucketError, BucketSpec, Buckets};
+pub use buckets::{BucketError, Buckets};
 pub use job::{InferenceError, Prediction, QueueStats};
 pub use queue::{InferenceQueue, QueueConfig};
 pub use stats::InferenceStatistics;
