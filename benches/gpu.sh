@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # The GPU against the CPU, one release binary on one machine: readiness (warm-up of every batch
-# size), the first 10 s of c=64 after readiness against the steady state, single inputs at
-# c=1/64/256, 64-, 256- and 1024-row JSON bodies and 1024- and 4096-row binary V2 tensors, on
-# `--device gpu` with its defaults, on a few variants of them (c=256 single inputs, 64-row JSON
-# and 4096-row binary bodies), and on
-# `--device cpu --max-batch 4096`. Also checks that GPU and CPU answers agree.
+# size), the first 10 s of c=64 after readiness against the steady state and against a burst
+# after 30 s idle, single inputs at c=1/64/256, 64-, 256- and 1024-row JSON bodies and 1024- and
+# 4096-row binary V2 tensors, on `--device gpu` with its defaults, on a few variants of them
+# (c=256 single inputs, 64-row JSON and 4096-row binary bodies), and on `--device cpu
+# --max-batch 4096`. Also checks that GPU and CPU answers agree.
 #
 #   BIN=target/release/ember-serve bash benches/gpu.sh
 #
 # BIN: built with `--no-default-features --features flex,wgpu,mimalloc` (as the GPU image is).
 # DURATION=4s per point; VARIANTS: flag sets tried beside the GPU defaults, `;`-separated
-# (default "--workers=1;--workers=2;--workers=8;--workers=16;--batch-wait=0ms");
+# (default "--workers=1;--workers=2;--workers=8;--batch-wait=1ms");
 # BASELINE_BIN: another build whose CPU backend runs the batched points too (config
 # `cpu-baseline`), to tell a change's effect on the CPU from machine noise;
 # SERVER_CPUS=0-11 WRK_CPUS=12-15 pin the server and wrk (taskset; empty: no pinning);
-# OUT=benches/results. Needs wrk, curl and python3, and a Vulkan driver the loader can open
-# (`ember-serve --device gpu` refuses to start and says why otherwise). About 3 minutes.
+# IDLE=30: seconds idle before the after-idle burst; OUT=benches/results. Needs wrk, curl and
+# python3, and a Vulkan driver the loader can open (`ember-serve --device gpu` refuses to start
+# and says why otherwise). About 3 minutes.
 # Writes $OUT/gpu.csv and $OUT/gpu-*.log (each server's log); prints the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 source .ci/lib.sh
 BIN=${BIN:-target/release/ember-serve}
 DURATION=${DURATION:-4s}
-VARIANTS=${VARIANTS---workers=1;--workers=2;--workers=8;--workers=16;--batch-wait=0ms}
+VARIANTS=${VARIANTS---workers=1;--workers=2;--workers=8;--batch-wait=1ms}
 OUT=${OUT:-benches/results}
 SERVER_CPUS=${SERVER_CPUS-0-11}
 WRK_CPUS=${WRK_CPUS-12-15}
@@ -114,6 +115,10 @@ start gpu --device gpu
 curl -fs "$URL/v1/models" >"$OUT/gpu-models.json"
 curl -fs -H 'Content-Type: application/json' -d @"$work/agree.json" "$URL$V1" >"$work/gpu.out"
 full_table
+# The same burst after the server sat idle: a slow start that comes back here is the device
+# leaving an idle state (clocks), not kernels compiling, which happens once.
+sleep "${IDLE:-30}"
+point after-idle json1 64 1 $V1 10s
 stop_server
 
 IFS=';' read -ra variants <<<"$VARIANTS"
