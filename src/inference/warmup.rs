@@ -1,9 +1,10 @@
 //! Every inference thread runs every batch size once before it takes work.
 //!
 //! A GPU backend keeps state per thread (burn's cubecl runtime gives each thread its own stream,
-//! with its own memory pools), so one thread's pass at a size does not prepare another's: warmed
-//! through the queue by whichever thread took each probe, the first seconds of traffic on an H100
-//! still had 2.5× the steady p99. Readiness waits for all of them (see [`WarmUp::wait`]).
+//! with its own memory pools), so one thread's pass at a size does not prepare another's; a probe
+//! through the queue warms only the thread that takes it. Readiness waits for all of them (see
+//! [`WarmUp::wait`]). The first seconds of traffic on an H100 still show a p99 tail with either
+//! scheme (benches/README.md, "GPU"): its cause is open.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
