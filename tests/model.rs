@@ -15,10 +15,8 @@ fn cpu() -> burn::tensor::Device {
 }
 
 /// A copy of the committed weights directory that a test may damage.
-fn scratch_weights(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ember-weights-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn scratch_weights(name: &str) -> common::ScratchDir {
+    let dir = common::ScratchDir::new(&format!("weights-{name}"));
     for f in ["manifest.json", "digits-cnn.safetensors"] {
         std::fs::copy(repo_path("weights").join(f), dir.join(f)).unwrap();
     }
@@ -117,7 +115,7 @@ fn weights_stay_small_and_pinned() {
 #[test]
 fn save_then_load_round_trips_exactly() {
     let loaded = weights::load(&repo_path("weights"), &cpu()).unwrap();
-    let dir = std::env::temp_dir().join(format!("ember-roundtrip-{}", std::process::id()));
+    let dir = common::ScratchDir::new("roundtrip");
     let saved = weights::save(&dir, &loaded.model, loaded.manifest.clone()).unwrap();
     assert_eq!(
         saved.sha256, loaded.manifest.sha256,
@@ -205,7 +203,7 @@ fn the_binary_exits_non_zero_naming_the_bad_file() {
     edit_manifest(&dir, |m| m["sha256"] = "0".repeat(64).into());
     let out = Command::new(env!("CARGO_BIN_EXE_ember-serve"))
         .args(["--port", "0", "--device", "cpu", "--weights"])
-        .arg(&dir)
+        .arg(&*dir)
         .output()
         .unwrap();
     assert!(!out.status.success());

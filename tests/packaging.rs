@@ -161,7 +161,8 @@ fn bake_resolves_the_cpu_and_gpu_images() {
 #[test]
 fn metadata_action_targets_are_inherited() {
     // What docker/metadata-action writes in CI: the two empty targets, redefined with tags.
-    let file = std::env::temp_dir().join(format!("ember-meta-{}.json", std::process::id()));
+    let dir = common::ScratchDir::new("meta");
+    let file = dir.join("meta.json");
     let meta = serde_json::json!({"target": {
         "docker-metadata-action": {"tags": ["ghcr.io/acme/ember-serve:9.9.9", "ghcr.io/acme/ember-serve:9.9"]},
         "docker-metadata-action-gpu": {"tags": ["ghcr.io/acme/ember-serve:9.9.9-gpu"]}
