@@ -71,7 +71,7 @@ pub struct ModelService {
     pub model: ServedModel,
     /// `--request-timeout`, if set.
     pub request_timeout: Option<Duration>,
-    /// A warm-up forward pass has succeeded.
+    /// The warm-up ([`ModelService::warm_up`]) has succeeded.
     warm: AtomicBool,
     /// A shutdown signal has arrived.
     draining: AtomicBool,

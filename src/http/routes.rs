@@ -49,8 +49,8 @@ pub async fn live() -> Json<HealthResponse> {
     })
 }
 
-/// Readiness: the model is loaded, a warm-up forward pass succeeded, and the server is not
-/// shutting down.
+/// Readiness: the model is loaded, every inference thread has run its warm-up passes, and the
+/// server is not shutting down.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses(
         (status = 200, description = "Ready for traffic", body = HealthResponse,
