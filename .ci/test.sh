@@ -41,6 +41,15 @@ python3 tests/browser/page.py "$ADDR" target/browser/page.png
 
 stop_server
 
+step "the drawing page against a server that requires an API key (headless Chromium)"
+KEY=page-test-key-0123456789
+./target/debug/ember-serve --host 127.0.0.1 --port 18095 --grpc-port 0 --device cpu \
+  --log-level warn --api-key "$KEY" &
+server=$!
+wait_ready "http://$ADDR" 60 kill -0 "$server"
+python3 tests/browser/api_key.py "$ADDR" "$KEY"
+stop_server
+
 step "slow clients: 300 connections trickling a body get 408 and are closed (--client-timeout 2s)"
 ./target/debug/ember-serve --host 127.0.0.1 --port 18095 --grpc-port 0 --device cpu \
   --log-level warn --client-timeout 2s &

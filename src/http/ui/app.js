@@ -84,6 +84,25 @@
     return input;
   }
 
+  // With --api-key set, /v1 asks for a bearer key: the page asks the person once and keeps it
+  // for this tab only.
+  let apiKey = sessionStorage.getItem("ember-api-key") || "";
+  const authorized = (headers = {}) => (apiKey ? { ...headers, authorization: `Bearer ${apiKey}` } : headers);
+  function askForKey(rejected) {
+    $("key").hidden = false;
+    showError(rejected ? "This API key was not accepted." : "This server asks for an API key.");
+    $("key-input").focus();
+  }
+  $("key").addEventListener("submit", (e) => {
+    e.preventDefault();
+    apiKey = $("key-input").value.trim();
+    sessionStorage.setItem("ember-api-key", apiKey);
+    $("key").hidden = true;
+    showError("");
+    loadModel();
+    predict();
+  });
+
   function showError(message) {
     const box = $("error");
     box.hidden = !message;
@@ -113,11 +132,12 @@
     try {
       const res = await fetch("/v1/predict", {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: authorized({ "content-type": "application/json" }),
         body: JSON.stringify({ inputs: [input] }),
       });
       const body = await res.json().catch(() => ({}));
       if (mine !== seq) return; // a newer drawing already asked
+      if (res.status === 401) { askForKey(Boolean(apiKey)); return; }
       if (!res.ok) throw new Error(body.detail || body.title || `HTTP ${res.status}`);
       showError("");
       showAnswer(body.predictions[0]);
@@ -185,14 +205,22 @@
     $("bars").append(li);
   }
 
-  fetch("/v1/models")
-    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
-    .then(({ models: [m] }) => {
-      labels = m.labels;
-      $("bars").querySelectorAll("li > span:first-child").forEach((s, i) => { s.textContent = labels[i]; });
-      $("model").textContent = `${m.name} ${m.version} · ${m.backend} on ${m.device} · held-out accuracy ${(m.held_out_accuracy * 100).toFixed(2)} %`;
-    })
-    .catch((e) => { $("model").textContent = ""; showError(`Could not read /v1/models: ${e.message}`); });
+  function loadModel() {
+    fetch("/v1/models", { headers: authorized() })
+      .then((r) => {
+        if (r.status === 401) { $("model").textContent = ""; askForKey(Boolean(apiKey)); return null; }
+        return r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`));
+      })
+      .then((body) => {
+        if (!body) return;
+        const [m] = body.models;
+        labels = m.labels;
+        $("bars").querySelectorAll("li > span:first-child").forEach((s, i) => { s.textContent = labels[i]; });
+        $("model").textContent = `${m.name} ${m.version} · ${m.backend} on ${m.device} · held-out accuracy ${(m.held_out_accuracy * 100).toFixed(2)} %`;
+      })
+      .catch((e) => { $("model").textContent = ""; showError(`Could not read /v1/models: ${e.message}`); });
+  }
+  loadModel();
 
   render();
   showAnswer(null);
