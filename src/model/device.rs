@@ -25,7 +25,7 @@ pub enum DeviceChoice {
 pub enum DeviceError {
     #[error("this binary has no CPU backend (built without the `ndarray` and `flex` features)")]
     NoCpuBackend,
-    #[error("--device gpu: this binary has no GPU backend (built without the `wgpu` feature)")]
+    #[error("this binary has no GPU backend (built without the `wgpu` feature)")]
     NoGpuBackend,
     #[error("--device gpu: no wgpu adapter found: {0}")]
     NoAdapter(String),
