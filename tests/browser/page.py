@@ -10,7 +10,8 @@ import math
 import sys
 from pathlib import Path
 
-from playwright.sync_api import expect, sync_playwright
+from chromium import chromium_page
+from playwright.sync_api import expect
 
 url = f"http://{sys.argv[1] if len(sys.argv) > 1 else 'localhost:8080'}/"
 shot = Path(sys.argv[2] if len(sys.argv) > 2 else "target/browser/page.png")
@@ -21,11 +22,7 @@ rows = [
     if line.strip()
 ]
 
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-    page = browser.new_page(viewport={"width": 1100, "height": 720})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+with chromium_page() as page:
     sent = []
     page.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/v1/predict") else None)
     page.goto(url)
@@ -104,6 +101,4 @@ with sync_playwright() as p:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow}px of sideways scroll on a phone"
     page.screenshot(path=str(shot.with_name(shot.stem + "-phone.png")), full_page=True)
-    assert not errors, errors
-    browser.close()
 print(f"browser: OK (drew a 0, examples 7 and 3, keyboard, error shown; {len(rows)} rows reduce back); screenshots in {shot.parent}")
