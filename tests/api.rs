@@ -117,7 +117,7 @@ async fn warm_up_runs_every_padded_batch_size_before_readiness() {
         "--max-batch",
         "8",
         "--workers",
-        "1",
+        "2",
     ];
     let (app, state) = cold_app(&flags);
     let took = state.warm_up().await.unwrap();

@@ -8,24 +8,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ember_serve::inference::{InferenceQueue, QueueConfig};
-use ember_serve::model::{Classifier, DeviceChoice, INPUT_LEN, device};
+use ember_serve::model::{Classifier, DeviceChoice, device};
 
 fn classifier() -> Arc<Classifier> {
     let dev = device::select(DeviceChoice::Cpu).unwrap().device;
     Arc::new(common::classifier(&dev))
 }
 
-fn rows(n: usize) -> Vec<[f32; INPUT_LEN]> {
-    common::digits(n)
-        .into_iter()
-        .map(|(r, _)| std::array::from_fn(|i| r[i] as f32))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
     let model = classifier();
-    let images = rows(48);
+    let images = common::pixels(48);
     let expected = model.probabilities(&images).unwrap();
     let (queue, _threads) = InferenceQueue::start(
         model,
@@ -88,7 +81,7 @@ async fn batches_never_exceed_max_batch() {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let q = queue.clone();
-            tokio::spawn(async move { q.predict(rows(1)).await })
+            tokio::spawn(async move { q.predict(common::pixels(1)).await })
         })
         .collect();
     for t in tasks {
@@ -125,7 +118,8 @@ async fn a_lone_request_does_not_wait_for_the_batch_window() {
     )
     .unwrap();
     // With nobody else in flight, a 5 s window would only delay it.
-    let answer = tokio::time::timeout(Duration::from_secs(2), queue.predict(rows(1))).await;
+    let answer =
+        tokio::time::timeout(Duration::from_secs(2), queue.predict(common::pixels(1))).await;
     assert_eq!(
         answer
             .expect("a lone request waited for the window")
@@ -150,7 +144,7 @@ async fn threads_stop_when_the_last_handle_is_dropped() {
         },
     )
     .unwrap();
-    assert_eq!(queue.predict(rows(2)).await.unwrap().len(), 2);
+    assert_eq!(queue.predict(common::pixels(2)).await.unwrap().len(), 2);
     drop(queue);
     for t in threads {
         t.join().unwrap();
@@ -172,9 +166,10 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
         },
     )
     .unwrap();
-    let gave_up = tokio::time::timeout(Duration::from_millis(50), queue.predict(rows(1))).await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), queue.predict(common::pixels(1))).await;
     assert!(gave_up.is_err(), "nobody could have answered");
-    let refused = queue.predict(rows(1)).await;
+    let refused = queue.predict(common::pixels(1)).await;
     assert!(refused.is_err(), "the queue is full");
     let s = queue.statistics().snapshot();
     assert_eq!((s.fail.count, s.success.count), (2, 0));

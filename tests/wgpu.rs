@@ -75,8 +75,7 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     assert_eq!(reply.json()["predictions"][0]["label"], "0");
     // Five inputs run padded to eight: five answers, each the CPU's.
     let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
-    let digits = common::digits(5);
-    let rows: Vec<_> = digits.iter().map(|(row, _)| row.clone()).collect();
+    let rows: Vec<_> = common::digits(5).into_iter().map(|(row, _)| row).collect();
     let reply = common::post_json(
         &app,
         "/v1/predict",
@@ -85,11 +84,7 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     .await;
     let predictions = reply.json()["predictions"].as_array().unwrap().clone();
     assert_eq!(predictions.len(), 5);
-    let pixels: Vec<[f32; 64]> = rows
-        .iter()
-        .map(|r| std::array::from_fn(|i| r[i] as f32))
-        .collect();
-    let expected = cpu.probabilities(&pixels).unwrap();
+    let expected = cpu.probabilities(&common::pixels(5)).unwrap();
     for (got, want) in predictions.iter().zip(&expected) {
         for (g, w) in got["probabilities"].as_array().unwrap().iter().zip(want) {
             let g = g.as_f64().unwrap() as f32;

@@ -186,6 +186,14 @@ pub fn digits(n: usize) -> Vec<(Vec<f64>, usize)> {
         .collect()
 }
 
+/// The first `n` digits of the test set as the model's input rows.
+pub fn pixels(n: usize) -> Vec<[f32; ember_serve::model::INPUT_LEN]> {
+    digits(n)
+        .into_iter()
+        .map(|(row, _)| std::array::from_fn(|i| row[i] as f32))
+        .collect()
+}
+
 /// The pixel rows of the first `n` images of the shipped data set.
 pub fn rows(n: usize) -> Vec<Vec<f64>> {
     digits(n).into_iter().map(|(r, _)| r).collect()
