@@ -59,6 +59,16 @@ impl Buckets {
     pub fn sizes(&self) -> &[usize] {
         &self.0
     }
+
+    /// The sizes a warm-up runs so that no later pass meets a shape for the first time: every
+    /// bucket, or a single input when passes are not padded (any size can come; one pass at
+    /// least proves the model runs).
+    pub fn warm_up_sizes(&self) -> Vec<usize> {
+        match self.sizes() {
+            [] => vec![1],
+            sizes => sizes.to_vec(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +115,7 @@ mod tests {
         assert_eq!(padded, [1, 8, 8, 64, 64, 64]);
         let off = Buckets::default();
         assert_eq!([1, 7, 64].map(|n| off.padded(n)), [1, 7, 64]);
+        assert_eq!(buckets.warm_up_sizes(), [1, 8, 64]);
+        assert_eq!(off.warm_up_sizes(), [1]);
     }
 }

@@ -105,13 +105,7 @@ impl InferenceQueue {
             max_batch: config.max_batch.max(1),
             batch_wait: config.batch_wait,
             buckets: config.buckets.clone(),
-            warm_up: Arc::new(WarmUp::new(
-                match config.buckets.sizes() {
-                    [] => vec![1],
-                    sizes => sizes.to_vec(),
-                },
-                config.threads,
-            )),
+            warm_up: Arc::new(WarmUp::new(config.buckets.warm_up_sizes(), config.threads)),
         };
         let threads = batcher::spawn(worker.clone(), config.threads)?;
         let queue = Self {
