@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::inference::{InferenceError, InferenceQueue, Prediction};
-use crate::model::INPUT_LEN;
 use crate::model::weights::TensorSpec;
+use crate::model::{INPUT_LEN, not_a_distribution};
 use crate::telemetry::metrics as m;
 
 /// The served model as clients see it: what it takes and gives, and where it runs.
@@ -188,8 +188,10 @@ impl ModelService {
     pub async fn warm_up(&self) -> Result<Vec<(usize, Duration)>, WarmUpError> {
         let took = self.queue.warmed_up().await?;
         let preds = self.queue.predict(vec![[0.0f32; INPUT_LEN]]).await?;
-        let sum: f32 = preds.first().map_or(0.0, |p| p.probabilities.iter().sum());
-        if !(0.99..=1.01).contains(&sum) {
+        let bad = preds
+            .first()
+            .map_or(Some(0.0), |p| not_a_distribution(&p.probabilities));
+        if let Some(sum) = bad {
             return Err(WarmUpError::NotAProbability(sum));
         }
         self.mark_warm();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::job::InferenceError;
-use crate::model::{Classifier, INPUT_LEN};
+use crate::model::{Classifier, INPUT_LEN, not_a_distribution};
 
 /// How far the threads have got.
 #[derive(Debug, Clone, Default)]
@@ -92,11 +92,7 @@ fn probe(classifier: &Classifier, size: usize) -> Result<(), String> {
     let probs = catch_unwind(AssertUnwindSafe(|| classifier.probabilities(&rows)))
         .map_err(|_| "the backend panicked".to_string())?
         .map_err(|e| e.to_string())?;
-    match probs
-        .iter()
-        .map(|p| p.iter().sum::<f32>())
-        .find(|sum| !(0.99..=1.01).contains(sum))
-    {
+    match probs.iter().find_map(not_a_distribution) {
         Some(sum) => Err(format!("probabilities sum to {sum}, not 1")),
         None if probs.len() != size => Err(format!("{} answers for {size} inputs", probs.len())),
         None => Ok(()),

@@ -99,6 +99,13 @@ fn softmax(logits: &[f32]) -> [f32; NUM_CLASSES] {
     row
 }
 
+/// The sum of `probs` when it is not 1 within float rounding: the model gave something other
+/// than a distribution (what a warm-up checks before readiness turns on).
+pub fn not_a_distribution(probs: &[f32; NUM_CLASSES]) -> Option<f32> {
+    let sum: f32 = probs.iter().sum();
+    (!(0.99..=1.01).contains(&sum)).then_some(sum)
+}
+
 /// Index and value of the largest probability.
 pub fn argmax(probs: &[f32; NUM_CLASSES]) -> (usize, f32) {
     probs
@@ -114,7 +121,7 @@ pub fn argmax(probs: &[f32; NUM_CLASSES]) -> (usize, f32) {
 mod tests {
     use burn::tensor::{Tensor, TensorData, activation};
 
-    use super::{NUM_CLASSES, softmax};
+    use super::{NUM_CLASSES, not_a_distribution, softmax};
     use crate::model::device;
 
     #[test]
@@ -145,9 +152,12 @@ mod tests {
         for (row, want) in rows.iter().zip(burn.chunks_exact(NUM_CLASSES)) {
             let got = softmax(row);
             assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{got:?}");
+            assert_eq!(not_a_distribution(&got), None);
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
             }
         }
+        assert_eq!(not_a_distribution(&[0.5; NUM_CLASSES]), Some(5.0));
+        assert_eq!(not_a_distribution(&[0.0; NUM_CLASSES]), Some(0.0));
     }
 }

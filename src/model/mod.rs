@@ -13,7 +13,7 @@ pub mod icd;
 pub mod input;
 pub mod weights;
 
-pub use classifier::{Classifier, ForwardError, argmax};
+pub use classifier::{Classifier, ForwardError, argmax, not_a_distribution};
 pub use cnn::{DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
 pub use dense::DenseCnn;
 pub use device::{DeviceChoice, DeviceError, SelectedDevice};
