@@ -18,8 +18,8 @@ use crate::config::ServeArgs;
 use crate::connections::{self, ConnectionLimits, ServeError};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
-use crate::inference::{BucketError, Buckets, InferenceQueue, QueueConfig};
-use crate::model::{Classifier, DeviceError, WeightsError, device};
+use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
+use crate::model::{Classifier, DeviceChoice, DeviceError, WeightsError, device};
 use crate::service::{ModelService, ServedModel};
 use crate::telemetry::metrics::{self as m, RecorderError};
 
@@ -75,6 +75,15 @@ impl Started {
     }
 }
 
+/// What the model runs on, as far as the defaults care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runs {
+    Cpu,
+    /// A software renderer such as lavapipe: GPU code paths on the CPU.
+    SoftwareGpu,
+    Gpu,
+}
+
 /// The queue and request-size settings, with what a flag left unset means on this device.
 #[derive(Debug, Clone, PartialEq)]
 struct Tuning {
@@ -83,18 +92,26 @@ struct Tuning {
     max_batch: usize,
     body_limit: usize,
     buckets: Buckets,
+    /// Requests under this many inputs run on CPU threads beside the GPU's (0: none do).
+    cpu_lane_below: usize,
+}
+
+/// The CPU backends' defaults: a CPU pass runs on the calling thread, so one thread per core,
+/// each taking up to 64 inputs a pass.
+fn cpu_threads_and_max_batch() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores, 64)
 }
 
 impl Tuning {
-    fn resolve(args: &ServeArgs, cpu_backend: bool) -> Result<Self, BucketError> {
+    fn resolve(args: &ServeArgs, runs: Runs) -> Result<Self, BucketError> {
+        let cpu_backend = runs == Runs::Cpu;
         let (threads, max_batch) = if cpu_backend {
-            // A CPU pass runs on the calling thread: one thread per core.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores, 64)
+            cpu_threads_and_max_batch()
         } else {
             // A GPU pass has a large fixed cost (launch, readback) that overlaps with other
             // threads' passes, and gains most from large batches (benches/README.md, "GPU").
-            (GPU_WORKERS, 4096)
+            (GPU_WORKERS, GPU_MAX_BATCH)
         };
         let max_batch = args.max_batch.map_or(max_batch, |n| n as usize);
         Ok(Self {
@@ -106,13 +123,27 @@ impl Tuning {
                 .body_limit
                 .unwrap_or((max_batch * crate::model::INPUT_LEN * 16).max(1 << 20)),
             buckets: Buckets::resolve(&args.batch_buckets, max_batch, !cpu_backend)?,
+            // A software renderer's passes run on the CPU anyway; by default they all stay on
+            // it, so what runs there is the GPU code.
+            cpu_lane_below: match (runs, args.cpu_lane_below) {
+                (Runs::Cpu, _) => 0,
+                (_, Some(below)) => below as usize,
+                (Runs::Gpu, None) if device::has_cpu_backend() => GPU_WINS_FROM,
+                _ => 0,
+            },
         })
     }
 }
 
 /// Inputs per request from which the GPU served more rows/s than the CPU backend of the same
-/// machine (an H100 and 12 of its host's cores: benches/README.md, "GPU").
+/// machine (an H100 and 12 of its host's cores: benches/README.md, "GPU"): smaller requests
+/// take the CPU lane by default.
 const GPU_WINS_FROM: usize = 256;
+
+/// Inputs per pass (and per request) on a GPU unless `--max-batch` says otherwise: large enough
+/// for the binary lane's big requests; 16384, which joins queued 4096-row requests into one
+/// pass, served fewer rows/s on an H100 (benches/README.md, "GPU").
+const GPU_MAX_BATCH: usize = 4096;
 
 /// Inference threads on a GPU unless `--workers` says otherwise: on an H100, 4 beat 1, 2 and 8
 /// on single inputs, 64-row and 4096-row requests alike (benches/README.md, "GPU").
@@ -145,13 +176,6 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             tracing::info!(%reason, "--device auto: serving on the CPU");
         }
     }
-    if selected.backend == "wgpu" && !selected.software {
-        tracing::info!(
-            "on this model a GPU serves more than the CPU backend from about {GPU_WINS_FROM} inputs \
-             per request (most as binary V2 tensors); single inputs and small batches are faster \
-             on --device cpu (benches/README.md, \"GPU\")"
-        );
-    }
     if selected.software {
         tracing::warn!(device = %selected.name, "this GPU adapter is a software renderer: expect CPU-speed or slower inference");
     }
@@ -161,7 +185,12 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         dir = %args.weights.display(), "weights verified and loaded"
     );
 
-    let tuning = Tuning::resolve(args, selected.is_cpu_backend())?;
+    let runs = match (selected.is_cpu_backend(), selected.software) {
+        (true, _) => Runs::Cpu,
+        (false, true) => Runs::SoftwareGpu,
+        (false, false) => Runs::Gpu,
+    };
+    let tuning = Tuning::resolve(args, runs)?;
     let Tuning {
         threads,
         batch_wait,
@@ -173,7 +202,30 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         threads, batch_wait = ?batch_wait, max_batch, body_limit,
         padded_to = ?tuning.buckets.sizes(), "inference threads"
     );
-    let (queue, inference_threads) = InferenceQueue::start(
+    let cpu_lane = match tuning.cpu_lane_below {
+        0 => None,
+        below => {
+            let cpu = device::select(DeviceChoice::Cpu)?;
+            let (classifier, _) = Classifier::load(&args.weights, &cpu.device)?;
+            let (threads, max_batch) = cpu_threads_and_max_batch();
+            tracing::info!(
+                below,
+                threads,
+                max_batch,
+                backend = cpu.backend,
+                "CPU lane: requests with fewer inputs run on CPU threads beside the GPU, which on \
+                 this model serves single inputs and small batches slower (benches/README.md, \
+                 \"GPU\"); --cpu-lane-below 0 sends everything to the GPU"
+            );
+            Some(CpuLane {
+                classifier: Arc::new(classifier),
+                below,
+                threads,
+                max_batch,
+            })
+        }
+    };
+    let (queue, inference_threads) = InferenceQueue::start_with_cpu_lane(
         Arc::new(classifier),
         QueueConfig {
             max_batch,
@@ -184,8 +236,10 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             labels: m::ModelLabels {
                 model: manifest.name.clone(),
                 version: manifest.version.clone(),
+                lane: None,
             },
         },
+        cpu_lane,
     )
     .map_err(StartError::Threads)?;
 
@@ -209,6 +263,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         device: selected.name,
         device_fallback: selected.fallback,
         max_batch_size: max_batch,
+        cpu_lane_below: queue.cpu_lane_below(),
         weights_sha256: manifest.sha256,
         held_out_accuracy: manifest.held_out_accuracy,
     };
@@ -371,11 +426,16 @@ mod tests {
     use clap::Parser;
 
     fn tuning(flags: &[&str], cpu_backend: bool) -> Result<Tuning, BucketError> {
+        let runs = if cpu_backend { Runs::Cpu } else { Runs::Gpu };
+        tuning_on(flags, runs)
+    }
+
+    fn tuning_on(flags: &[&str], runs: Runs) -> Result<Tuning, BucketError> {
         let cli = crate::config::Cli::try_parse_from(
             std::iter::once("ember-serve").chain(flags.iter().copied()),
         )
         .unwrap();
-        Tuning::resolve(&cli.serve, cpu_backend)
+        Tuning::resolve(&cli.serve, runs)
     }
 
     #[test]
@@ -391,11 +451,29 @@ mod tests {
     fn a_gpu_keeps_passes_in_flight_and_pads_to_warmed_sizes() {
         let t = tuning(&[], false).unwrap();
         assert_eq!((t.threads, t.batch_wait), (GPU_WORKERS, Duration::ZERO));
-        assert_eq!(t.max_batch, 4096);
+        assert_eq!(t.max_batch, GPU_MAX_BATCH);
         assert_eq!(t.buckets.sizes().len(), 13);
         assert_eq!(t.buckets.padded(300), 512);
         // A full batch of JSON numbers fits the default body limit.
-        assert!(t.body_limit >= 4096 * 64 * 8, "{}", t.body_limit);
+        assert!(t.body_limit >= GPU_MAX_BATCH * 64 * 8, "{}", t.body_limit);
+    }
+
+    #[test]
+    fn small_requests_beside_a_hardware_gpu_run_on_the_cpu_by_default() {
+        let below = |flags: &[&str], runs| tuning_on(flags, runs).unwrap().cpu_lane_below;
+        let default = if device::has_cpu_backend() {
+            GPU_WINS_FROM
+        } else {
+            0
+        };
+        assert_eq!(below(&[], Runs::Gpu), default);
+        assert_eq!(below(&["--cpu-lane-below", "0"], Runs::Gpu), 0);
+        assert_eq!(below(&["--cpu-lane-below", "32"], Runs::Gpu), 32);
+        // A software renderer runs its GPU code unless told otherwise; a CPU backend never has
+        // a lane beside it.
+        assert_eq!(below(&[], Runs::SoftwareGpu), 0);
+        assert_eq!(below(&["--cpu-lane-below", "8"], Runs::SoftwareGpu), 8);
+        assert_eq!(below(&["--cpu-lane-below", "8"], Runs::Cpu), 0);
     }
 
     #[test]

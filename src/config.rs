@@ -63,7 +63,7 @@ pub struct ServeArgs {
     pub device: DeviceChoice,
     /// Most inputs in one request, and in one forward pass. Default: 64 on the CPU backends,
     /// 4096 on a GPU (which gains most from large batches: send them as binary V2 tensors).
-    #[arg(long, env = "EMBER_MAX_BATCH", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, env = "EMBER_MAX_BATCH", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_batch: Option<u32>,
     /// Batch sizes forward passes are padded up to, each run once before readiness so no request
     /// waits for a GPU kernel compile: `pow2` (1, 2, 4, … up to --max-batch), a list such as
@@ -71,6 +71,13 @@ pub struct ServeArgs {
     /// `none` on the CPU backends, which compile nothing and would only compute the padding.
     #[arg(long, env = "EMBER_BATCH_BUCKETS", default_value = "auto")]
     pub batch_buckets: BucketSpec,
+    /// On a GPU, requests with fewer inputs than this run on CPU inference threads (one per
+    /// core) beside the GPU's, which on this model serve single inputs and small batches
+    /// faster; `0`: every request on the GPU. Default: 256 on a hardware GPU, none on a software
+    /// renderer or the CPU backends. A small request finding the CPU lane's queue full goes to
+    /// the GPU's.
+    #[arg(long, env = "EMBER_CPU_LANE_BELOW", value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub cpu_lane_below: Option<u32>,
     /// How long a forward pass may wait for more inputs before it starts, while callers that
     /// no inference thread holds yet are in flight (a lone request never waits). `0ms`: batch
     /// only what is already queued; measured best on the CPU backends and on an H100 alike.
@@ -314,6 +321,10 @@ mod tests {
             "resolved from --max-batch at start-up"
         );
         assert_eq!(cli.serve.batch_buckets, BucketSpec::Auto);
+        assert_eq!(
+            cli.serve.cpu_lane_below, None,
+            "resolved per device at start-up"
+        );
         assert_eq!(cli.serve.log_level, "warn,ember_serve=info");
         assert_eq!(cli.serve.batch_wait, Duration::ZERO);
         let cli = Cli::try_parse_from(["ember-serve", "--batch-wait", "2ms"]).unwrap();

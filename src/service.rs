@@ -40,10 +40,23 @@ pub struct ServedModel {
     pub device_fallback: Option<String>,
     /// Most inputs accepted in one request.
     pub max_batch_size: usize,
+    /// Requests with fewer inputs than this run on CPU threads beside the GPU (absent: every
+    /// request runs on `device`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_lane_below: Option<usize>,
     /// sha256 of the weights file, as verified at start-up.
     pub weights_sha256: String,
     /// Accuracy on the held-out 20 % of the data set, as recorded at training time.
     pub held_out_accuracy: f64,
+}
+
+/// A group of inference threads on one kind of device, as Triton's model configuration lists
+/// them (`instance_group`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceGroup {
+    pub name: String,
+    pub gpu: bool,
+    pub count: usize,
 }
 
 /// Why a request got no predictions from the service.
@@ -180,6 +193,23 @@ impl ModelService {
             .get(class)
             .cloned()
             .unwrap_or_else(|| class.to_string())
+    }
+
+    /// The inference threads by kind: the device's, then the CPU lane's beside a GPU.
+    pub fn instance_groups(&self) -> Vec<InstanceGroup> {
+        let mut groups = vec![InstanceGroup {
+            name: self.model.name.clone(),
+            gpu: self.model.backend == "wgpu",
+            count: self.queue.config().threads,
+        }];
+        if let Some(count) = Some(self.queue.cpu_lane_threads()).filter(|&n| n > 0) {
+            groups.push(InstanceGroup {
+                name: format!("{}_cpu_lane", self.model.name),
+                gpu: false,
+                count,
+            });
+        }
+        groups
     }
 
     /// Wait for every inference thread to run every batch size passes run at, then send one

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ember_serve::inference::{InferenceQueue, QueueConfig};
+use ember_serve::inference::{CpuLane, InferenceQueue, QueueConfig};
 use ember_serve::model::{Classifier, DeviceChoice, device};
 
 fn classifier() -> Arc<Classifier> {
@@ -178,4 +178,75 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
         "the caller that gave up waited 50 ms"
     );
     assert_eq!((s.execution_count, s.queue.count), (0, 0));
+}
+
+fn lane_config(threads: usize, max_queue: usize) -> QueueConfig {
+    QueueConfig {
+        labels: Default::default(),
+        max_batch: 16,
+        batch_wait: Duration::ZERO,
+        max_queue,
+        threads,
+        buckets: Default::default(),
+    }
+}
+
+fn cpu_lane(below: usize, threads: usize) -> Option<CpuLane> {
+    Some(CpuLane {
+        classifier: classifier(),
+        below,
+        threads,
+        max_batch: 64,
+    })
+}
+
+#[tokio::test]
+async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
+    // The device's lane has no thread yet: only the CPU lane can answer.
+    let (queue, _threads) =
+        InferenceQueue::start_with_cpu_lane(classifier(), lane_config(0, 8), cpu_lane(4, 1))
+            .unwrap();
+    assert_eq!(queue.cpu_lane_below(), Some(4));
+    let small = tokio::time::timeout(Duration::from_secs(5), queue.predict(common::pixels(3)))
+        .await
+        .expect("three inputs are fewer than four: the CPU lane answers");
+    assert_eq!(small.unwrap().len(), 3);
+
+    let large = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.predict(common::pixels(4)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !large.is_finished(),
+        "four inputs belong to the device's lane, which has no thread"
+    );
+    let _more = queue.add_threads(1).unwrap();
+    let large = tokio::time::timeout(Duration::from_secs(5), large)
+        .await
+        .expect("the device's new thread answers");
+    assert_eq!(large.unwrap().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_full_cpu_lane_hands_small_requests_to_the_device() {
+    // The CPU lane has no thread and room for one request; the device's lane has a thread.
+    let (queue, _threads) =
+        InferenceQueue::start_with_cpu_lane(classifier(), lane_config(1, 1), cpu_lane(64, 0))
+            .unwrap();
+    let stuck = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.predict(common::pixels(1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!stuck.is_finished(), "the CPU lane has no thread");
+    let answer = tokio::time::timeout(Duration::from_secs(5), queue.predict(common::pixels(2)))
+        .await
+        .expect("the device's lane answers once the CPU lane is full");
+    assert_eq!(answer.unwrap().len(), 2);
+    assert_eq!(
+        queue.stats().depth.load(Ordering::SeqCst),
+        1,
+        "one still queued"
+    );
 }

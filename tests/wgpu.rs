@@ -95,6 +95,93 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     assert!(metrics.contains(r#"backend="wgpu""#), "{metrics}");
 }
 
+#[tokio::test]
+async fn a_cpu_lane_beside_the_gpu_takes_the_small_requests() {
+    let Some(_) = gpu() else { return };
+    let weights = common::repo_path("weights");
+    let args = clap::Parser::try_parse_from([
+        "ember-serve",
+        "--device",
+        "gpu",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--max-batch",
+        "8",
+        "--cpu-lane-below",
+        "4",
+    ])
+    .map(|c: ember_serve::config::Cli| c.serve)
+    .unwrap();
+    let started = ember_serve::app::start(&args).unwrap();
+    started.service.warm_up().await.unwrap();
+    let options = started.router_options(&args);
+    let app = ember_serve::http::router(started.service.clone(), started.metrics, &options);
+    let models = common::get(&app, "/v1/models").await.json();
+    assert_eq!(models["models"][0]["backend"], "wgpu");
+    assert_eq!(models["models"][0]["cpu_lane_below"], 4);
+    // Triton's model configuration lists both groups of threads.
+    let config = common::get(&app, "/v2/models/digits-cnn/config")
+        .await
+        .json();
+    let groups = config["instance_group"].as_array().unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(groups.len(), 2, "{config}");
+    assert_eq!(
+        (groups[0]["kind"].as_str(), groups[0]["count"].as_u64()),
+        (Some("KIND_GPU"), Some(4))
+    );
+    assert_eq!(
+        (groups[1]["kind"].as_str(), groups[1]["count"].as_u64()),
+        (Some("KIND_CPU"), Some(cores as u64))
+    );
+
+    let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
+    let passes = |metrics: &str, lane: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("ember_inference_batch_size_count{") && l.contains(lane))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let before = common::get(&app, "/metrics").await.text();
+    let stats = started.service.queue.statistics();
+    let executed = stats.execution_count();
+    // 3 inputs take the CPU lane, 6 the GPU's; both give the CPU backend's answers.
+    for n in [3, 6] {
+        let rows: Vec<_> = common::digits(n).into_iter().map(|(row, _)| row).collect();
+        let reply = common::post_json(
+            &app,
+            "/v1/predict",
+            serde_json::json!({ "inputs": rows }).to_string(),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        let expected = cpu.probabilities(&common::pixels(n)).unwrap();
+        let predictions = reply.json()["predictions"].as_array().unwrap().clone();
+        assert_eq!(predictions.len(), n);
+        for (got, want) in predictions.iter().zip(&expected) {
+            for (g, w) in got["probabilities"].as_array().unwrap().iter().zip(want) {
+                let g = g.as_f64().unwrap() as f32;
+                assert!((g - w).abs() < 1e-4, "{n} inputs: {g} vs cpu {w}");
+            }
+        }
+    }
+    // This test's lane is the only one labelled: its metrics count its passes alone. Both
+    // lanes' passes count in the queue's statistics.
+    let after = common::get(&app, "/metrics").await.text();
+    let on_cpu = r#"lane="cpu""#;
+    assert_eq!(
+        passes(&after, on_cpu) - passes(&before, on_cpu),
+        1,
+        "{after}"
+    );
+    assert_eq!(
+        stats.execution_count() - executed,
+        2,
+        "one pass on each lane"
+    );
+}
+
 #[test]
 fn auto_prefers_hardware_and_falls_back_to_cpu() {
     let Some(gpu) = gpu() else { return };

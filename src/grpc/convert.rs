@@ -174,11 +174,6 @@ pub fn config(service: &ModelService) -> pb::ModelConfig {
         string_value: value.to_string(),
     };
     let labels = serde_json::to_string(&model.labels).unwrap_or_default();
-    let kind = if model.backend == "wgpu" {
-        pb::model_instance_group::Kind::Gpu
-    } else {
-        pb::model_instance_group::Kind::Cpu
-    };
     pb::ModelConfig {
         name: model.name.clone(),
         platform: String::new(),
@@ -208,11 +203,22 @@ pub fn config(service: &ModelService) -> pb::ModelConfig {
                 }
             })
             .collect(),
-        instance_group: vec![pb::ModelInstanceGroup {
-            name: model.name.clone(),
-            count: i32::try_from(queue.threads).unwrap_or(i32::MAX),
-            kind: kind as i32,
-        }],
+        instance_group: service
+            .instance_groups()
+            .into_iter()
+            .map(|g| {
+                let kind = if g.gpu {
+                    pb::model_instance_group::Kind::Gpu
+                } else {
+                    pb::model_instance_group::Kind::Cpu
+                };
+                pb::ModelInstanceGroup {
+                    name: g.name,
+                    count: i32::try_from(g.count).unwrap_or(i32::MAX),
+                    kind: kind as i32,
+                }
+            })
+            .collect(),
         parameters: HashMap::from([
             ("labels".to_string(), parameter(&labels)),
             ("burn_backend".to_string(), parameter(&model.backend)),

@@ -16,5 +16,5 @@ mod warmup;
 
 pub use buckets::{BucketError, Buckets};
 pub use job::{InferenceError, Prediction, QueueStats};
-pub use queue::{InferenceQueue, QueueConfig};
+pub use queue::{CpuLane, InferenceQueue, QueueConfig};
 pub use stats::InferenceStatistics;

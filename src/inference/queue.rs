@@ -70,20 +70,61 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Cloneable handle to the queue. The inference threads stop once every handle is dropped and
-/// the queue has drained.
+/// CPU inference threads beside a GPU's, for the requests a CPU serves faster: on this model,
+/// single inputs and small batches (benches/README.md, "GPU").
+pub struct CpuLane {
+    /// The model on a CPU backend.
+    pub classifier: Arc<Classifier>,
+    /// Requests with fewer inputs than this take the lane.
+    pub below: usize,
+    pub threads: usize,
+    /// Most inputs in one of the lane's passes.
+    pub max_batch: usize,
+}
+
+/// One channel and the inference threads that take from it.
 #[derive(Clone)]
-pub struct InferenceQueue {
+struct Lane {
     tx: Sender<Job>,
     /// Keeps the channel open even with no inference thread, so a paused queue fills up
     /// (503) instead of reporting itself stopped.
     _rx: Receiver<Job>,
+    /// What a new inference thread of the lane starts from.
+    worker: Worker,
+}
+
+impl Lane {
+    fn start(
+        worker: Worker,
+        rx: Receiver<Job>,
+        tx: Sender<Job>,
+        threads: usize,
+    ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
+        let threads = batcher::spawn(worker.clone(), threads)?;
+        Ok((
+            Self {
+                tx,
+                _rx: rx,
+                worker,
+            },
+            threads,
+        ))
+    }
+}
+
+/// Cloneable handle to the queue. The inference threads stop once every handle is dropped and
+/// the queue has drained.
+#[derive(Clone)]
+pub struct InferenceQueue {
+    /// The device's lane: every request, or those the CPU lane does not take.
+    main: Lane,
+    /// Small requests beside a GPU: the size they must stay under, the lane's thread count, the
+    /// lane.
+    cpu: Option<(usize, usize, Lane)>,
     stats: Arc<QueueStats>,
     statistics: Arc<InferenceStatistics>,
     metrics: InferenceMetrics,
     config: QueueConfig,
-    /// What a new inference thread starts from.
-    worker: Worker,
 }
 
 impl InferenceQueue {
@@ -92,26 +133,59 @@ impl InferenceQueue {
         classifier: Arc<Classifier>,
         config: QueueConfig,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        let (tx, rx) = bounded(config.max_queue.max(1));
+        Self::start_with_cpu_lane(classifier, config, None)
+    }
+
+    /// [`InferenceQueue::start`], plus the CPU lane's threads when there is one. Both lanes
+    /// share the queue's limits and statistics; the lane's metrics carry `lane="cpu"`.
+    pub fn start_with_cpu_lane(
+        classifier: Arc<Classifier>,
+        config: QueueConfig,
+        cpu_lane: Option<CpuLane>,
+    ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let stats = Arc::new(QueueStats::default());
         let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
         let metrics = InferenceMetrics::new(&config.labels);
-        let worker = Worker {
-            metrics: metrics.clone(),
-            rx: rx.clone(),
-            classifier,
-            stats: stats.clone(),
-            statistics: statistics.clone(),
-            max_batch: config.max_batch.max(1),
-            batch_wait: config.batch_wait,
-            buckets: config.buckets.clone(),
-            warm_up: Arc::new(WarmUp::new(config.buckets.warm_up_sizes(), config.threads)),
+        let worker = |classifier, metrics, max_batch: usize, buckets: Buckets, threads| {
+            let (tx, rx) = bounded(config.max_queue.max(1));
+            let worker = Worker {
+                metrics,
+                rx: rx.clone(),
+                classifier,
+                stats: stats.clone(),
+                statistics: statistics.clone(),
+                max_batch: max_batch.max(1),
+                batch_wait: config.batch_wait,
+                warm_up: Arc::new(WarmUp::new(buckets.warm_up_sizes(), threads)),
+                buckets,
+            };
+            Lane::start(worker, rx, tx, threads)
         };
-        let threads = batcher::spawn(worker.clone(), config.threads)?;
+        let (main, mut threads) = worker(
+            classifier,
+            metrics.clone(),
+            config.max_batch,
+            config.buckets.clone(),
+            config.threads,
+        )?;
+        let cpu = match cpu_lane {
+            None => None,
+            Some(lane) => {
+                let lane_metrics = InferenceMetrics::new(&config.labels.for_lane("cpu"));
+                let (cpu, more) = worker(
+                    lane.classifier,
+                    lane_metrics,
+                    lane.max_batch,
+                    Buckets::default(),
+                    lane.threads,
+                )?;
+                threads.extend(more);
+                Some((lane.below, lane.threads, cpu))
+            }
+        };
         let queue = Self {
-            worker,
-            tx,
-            _rx: rx,
+            main,
+            cpu,
             stats,
             statistics,
             metrics,
@@ -131,7 +205,7 @@ impl InferenceQueue {
 
     /// Start `threads` more inference threads on this queue (on a paused queue: resume it).
     pub fn add_threads(&self, threads: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
-        batcher::spawn(self.worker.clone(), threads)
+        batcher::spawn(self.main.worker.clone(), threads)
     }
 
     /// The model's inference metrics.
@@ -143,7 +217,21 @@ impl InferenceQueue {
     /// at (every bucket, or a single input when passes are not padded): each size with the
     /// slowest thread's time for it.
     pub async fn warmed_up(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
-        self.worker.warm_up.wait().await
+        let took = self.main.worker.warm_up.wait().await?;
+        if let Some((_, _, lane)) = &self.cpu {
+            lane.worker.warm_up.wait().await?;
+        }
+        Ok(took)
+    }
+
+    /// Requests with fewer inputs than this run on the CPU lane, when there is one.
+    pub fn cpu_lane_below(&self) -> Option<usize> {
+        self.cpu.as_ref().map(|(below, _, _)| *below)
+    }
+
+    /// The CPU lane's inference threads (0 without a lane).
+    pub fn cpu_lane_threads(&self) -> usize {
+        self.cpu.as_ref().map_or(0, |(_, threads, _)| *threads)
     }
 
     /// The settings the queue and its threads were started with.
@@ -168,8 +256,22 @@ impl InferenceQueue {
         // Count before sending so a fast worker never decrements below zero; the gauge moves by
         // increments only, so its updates commute with the worker's.
         self.stats.depth.fetch_add(1, Ordering::SeqCst);
-        match self.tx.try_send(job) {
-            Ok(()) => self.metrics.queue_depth.increment(1.0),
+        let small = self
+            .cpu
+            .as_ref()
+            .filter(|(below, _, _)| job.rows.len() < *below)
+            .map(|(_, _, lane)| lane);
+        // A small request goes to the CPU lane; when that is full (or there is none), to the
+        // device's, which refuses only once it is full too.
+        let mut sent = match small {
+            Some(lane) => lane.tx.try_send(job).map(|()| lane),
+            None => Err(TrySendError::Full(job)),
+        };
+        if let Err(TrySendError::Full(job)) = sent {
+            sent = self.main.tx.try_send(job).map(|()| &self.main);
+        }
+        match sent {
+            Ok(lane) => lane.worker.metrics.queue_depth.increment(1.0),
             Err(e) => {
                 self.stats.depth.fetch_sub(1, Ordering::SeqCst);
                 return in_flight.finish(Err(match e {

@@ -127,6 +127,11 @@ pub fn compiled_backends() -> Vec<&'static str> {
     out
 }
 
+/// Whether this binary has a CPU backend (the GPU image's does, for the CPU lane).
+pub fn has_cpu_backend() -> bool {
+    cfg!(any(feature = "flex", feature = "ndarray"))
+}
+
 /// The CPU backends compiled into this binary, preferred first.
 pub fn cpu_backends() -> Vec<SelectedDevice> {
     let mut out = Vec::new();

@@ -131,19 +131,31 @@ fn describe() {
 }
 
 /// The served model's name and version: labels on every inference metric, so a canary's
-/// numbers can be told from the stable version's.
+/// numbers can be told from the stable version's. The CPU lane beside a GPU adds
+/// `lane="cpu"`, so its passes are told from the GPU's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelLabels {
     pub model: String,
     pub version: String,
+    pub lane: Option<&'static str>,
 }
 
 impl ModelLabels {
+    /// The same model's labels for the named lane.
+    pub fn for_lane(&self, lane: &'static str) -> Self {
+        Self {
+            lane: Some(lane),
+            ..self.clone()
+        }
+    }
+
     fn labels(&self) -> Vec<Label> {
-        vec![
+        let mut labels = vec![
             Label::new("model", self.model.clone()),
             Label::new("version", self.version.clone()),
-        ]
+        ];
+        labels.extend(self.lane.map(|lane| Label::new("lane", lane)));
+        labels
     }
 }
 

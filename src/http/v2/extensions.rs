@@ -56,11 +56,6 @@ pub async fn model_config(
             parameter(model.weights_sha256.clone()),
         ),
     ]);
-    let kind = if model.backend == "wgpu" {
-        "KIND_GPU"
-    } else {
-        "KIND_CPU"
-    };
     Ok(Json(ModelConfig {
         name: model.name.clone(),
         platform: String::new(),
@@ -80,11 +75,15 @@ pub async fn model_config(
                 max_queue_size: queue.max_queue as u64,
             },
         },
-        instance_group: vec![InstanceGroup {
-            name: model.name.clone(),
-            kind: kind.into(),
-            count: queue.threads as u64,
-        }],
+        instance_group: state
+            .instance_groups()
+            .into_iter()
+            .map(|g| InstanceGroup {
+                name: g.name,
+                kind: if g.gpu { "KIND_GPU" } else { "KIND_CPU" }.into(),
+                count: g.count as u64,
+            })
+            .collect(),
         parameters,
     }))
 }
