@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The GPU against the CPU, one release binary on one machine: readiness (warm-up of every batch
-# size), the first 10 s of c=64 after readiness against the steady state and against a burst
-# after 30 s idle, single inputs at c=1/64/256, 64-, 256- and 1024-row JSON bodies and 1024- and
-# 4096-row binary V2 tensors, on `--device gpu` with its defaults, on a few variants of them
-# (c=256 single inputs, 64-row JSON and 4096-row binary bodies), and on `--device cpu
-# --max-batch 4096`. Also checks that GPU and CPU answers agree.
+# size), the first 10 s after readiness against the steady state and against a burst after 30 s
+# idle (single inputs at c=64, which take the CPU lane by default, then 256-row bodies at c=16,
+# the GPU's first traffic), single inputs at c=1/64/256, 64-, 256- and 1024-row JSON bodies and
+# 1024- and 4096-row binary V2 tensors, on `--device gpu` with its defaults, on a few variants
+# of them (the first 10 s, c=256 single inputs, 64-row JSON and 4096-row binary bodies), and on
+# `--device cpu --max-batch 4096`. Also checks that GPU and CPU answers agree.
 #
 #   BIN=target/release/ember-serve bash benches/gpu.sh
 #
 # BIN: built with `--no-default-features --features flex,wgpu,mimalloc` (as the GPU image is).
 # DURATION=4s per point; VARIANTS: flag sets tried beside the GPU defaults, `;`-separated
-# (default "--workers=1;--workers=2;--workers=8;--batch-wait=1ms");
+# (default "--cpu-lane-below=0;--max-batch=4096": everything on the GPU; the former pass size);
 # BASELINE_BIN: another build whose CPU backend runs the batched points too (config
 # `cpu-baseline`), to tell a change's effect on the CPU from machine noise;
 # SERVER_CPUS=0-11 WRK_CPUS=12-15 pin the server and wrk (taskset; empty: no pinning);
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 source .ci/lib.sh
 BIN=${BIN:-target/release/ember-serve}
 DURATION=${DURATION:-4s}
-VARIANTS=${VARIANTS---workers=1;--workers=2;--workers=8;--batch-wait=1ms}
+VARIANTS=${VARIANTS---cpu-lane-below=0;--max-batch=4096}
 OUT=${OUT:-benches/results}
 SERVER_CPUS=${SERVER_CPUS-0-11}
 WRK_CPUS=${WRK_CPUS-12-15}
@@ -69,8 +70,8 @@ for rows in (1024, 4096):
     }, separators=(",", ":")).encode()
     lua(f"bin{rows}", header + raw, {"Content-Type": "application/octet-stream",
                                      "Inference-Header-Content-Length": len(header)})
-# 64 different inputs, to compare the GPU's answers with the CPU's.
-rows = [[(p * (i + 3)) % 17 for p in range(64)] for i in range(64)]
+# 256 different inputs (enough for the GPU's lane), to compare the GPU's answers with the CPU's.
+rows = [[(p * (i + 3)) % 17 for p in range(64)] for i in range(256)]
 open(f"{work}/agree.json", "w").write(json.dumps({"inputs": rows}))
 PY
 
@@ -101,6 +102,7 @@ V1=/v1/predict
 V2=/v2/models/digits-cnn/infer
 full_table() {
   point first-10s json1 64 1 $V1 10s
+  point first-10s-256 json256 16 256 $V1 10s
   point single json1 64 1 $V1
   point single json1 1 1 $V1
   point single json1 256 1 $V1
@@ -119,12 +121,14 @@ full_table
 # leaving an idle state (clocks), not kernels compiling, which happens once.
 sleep "${IDLE:-30}"
 point after-idle json1 64 1 $V1 10s
+point after-idle-256 json256 16 256 $V1 10s
 stop_server
 
 IFS=';' read -ra variants <<<"$VARIANTS"
 for flags in "${variants[@]}"; do
   # shellcheck disable=SC2086 # a variant is a list of flags, split on purpose
   start "gpu$(tr -c 'a-z0-9\n' '-' <<<"$flags" | tr -s '-')" --device gpu $flags
+  point first-10s json1 64 1 $V1 10s
   point single json1 256 1 $V1
   point json-64 json64 16 64 $V1
   point binary-4096 bin4096 16 4096 $V2
@@ -148,11 +152,11 @@ python3 - "$work/gpu.out" "$work/cpu.out" "$OUT/gpu-models.json" "$OUT/gpu.csv" 
 import csv, json, sys
 gpu, cpu, models, table, logs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 model = json.load(open(models))["models"][0]
-print(f"device: {model['device']} ({model['backend']})")
+print(f"device: {model['device']} ({model['backend']}), CPU lane below {model.get('cpu_lane_below')} inputs")
 g = [p["probabilities"] for p in json.load(open(gpu))["predictions"]]
 c = [p["probabilities"] for p in json.load(open(cpu))["predictions"]]
 worst = max(abs(a - b) for x, y in zip(g, c) for a, b in zip(x, y))
-print(f"GPU and CPU answers on 64 inputs: largest difference {worst:.2e}")
+print(f"GPU and CPU answers on {len(g)} inputs: largest difference {worst:.2e}")
 for log in logs:
     text = open(log).read()
     noisy = sum("cooperative matrix" in line for line in text.splitlines())
