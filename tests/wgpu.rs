@@ -17,6 +17,21 @@ fn gpu() -> Option<device::SelectedDevice> {
     }
 }
 
+/// The server's flags for `--device gpu` on the committed weights, plus `extra`.
+fn gpu_server_args(extra: &[&str]) -> ember_serve::config::ServeArgs {
+    let weights = common::repo_path("weights");
+    let flags = [
+        "ember-serve",
+        "--device",
+        "gpu",
+        "--weights",
+        weights.to_str().unwrap(),
+    ];
+    let cli: ember_serve::config::Cli =
+        clap::Parser::try_parse_from(flags.iter().chain(extra)).unwrap();
+    cli.serve
+}
+
 #[test]
 fn wgpu_matches_the_cpu_backend() {
     let Some(gpu) = gpu() else { return };
@@ -41,19 +56,8 @@ fn wgpu_matches_the_cpu_backend() {
 #[tokio::test]
 async fn the_server_runs_and_reports_the_gpu_device() {
     let Some(gpu) = gpu() else { return };
-    let weights = common::repo_path("weights");
-    let args = clap::Parser::try_parse_from([
-        "ember-serve",
-        "--device",
-        "gpu",
-        "--weights",
-        weights.to_str().unwrap(),
-        // The GPU default is 4096 (13 warm-up sizes); 16 keeps lavapipe's warm-up short.
-        "--max-batch",
-        "16",
-    ])
-    .map(|c: ember_serve::config::Cli| c.serve)
-    .unwrap();
+    // The GPU default is 4096 (13 warm-up sizes); 16 keeps lavapipe's warm-up short.
+    let args = gpu_server_args(&["--max-batch", "16"]);
     let started = ember_serve::app::start(&args).unwrap();
     // On a GPU every pass is padded to a power of two, and each of them runs before readiness.
     let took = started.service.warm_up().await.unwrap();
@@ -98,20 +102,7 @@ async fn the_server_runs_and_reports_the_gpu_device() {
 #[tokio::test]
 async fn a_cpu_lane_beside_the_gpu_takes_the_small_requests() {
     let Some(_) = gpu() else { return };
-    let weights = common::repo_path("weights");
-    let args = clap::Parser::try_parse_from([
-        "ember-serve",
-        "--device",
-        "gpu",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--max-batch",
-        "8",
-        "--cpu-lane-below",
-        "4",
-    ])
-    .map(|c: ember_serve::config::Cli| c.serve)
-    .unwrap();
+    let args = gpu_server_args(&["--max-batch", "8", "--cpu-lane-below", "4"]);
     let started = ember_serve::app::start(&args).unwrap();
     started.service.warm_up().await.unwrap();
     let options = started.router_options(&args);
