@@ -203,6 +203,14 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         padded_to = ?tuning.buckets.sizes(), "inference threads"
     );
     let cpu_lane = match tuning.cpu_lane_below {
+        0 if runs == Runs::Gpu => {
+            tracing::info!(
+                "on this model a GPU serves more than the CPU backend from about {GPU_WINS_FROM} \
+                 inputs per request (most as binary V2 tensors); smaller requests are faster on \
+                 the CPU lane (--cpu-lane-below) or --device cpu (benches/README.md, \"GPU\")"
+            );
+            None
+        }
         0 => None,
         below => {
             let cpu = device::select(DeviceChoice::Cpu)?;

@@ -6,6 +6,8 @@
 //! `batch_wait` (up to `max_batch` inputs) into one forward pass and routes every result back to
 //! the request it came from, in order. On a GPU every pass is padded up to one of a few batch
 //! sizes, each run by every thread before readiness, so no request waits for a kernel compile.
+//! Beside a GPU, small requests have a lane of their own: CPU-backend threads on a second
+//! channel, which on this model serve them faster than the GPU does.
 
 mod batcher;
 mod buckets;

@@ -91,6 +91,8 @@ struct Lane {
     _rx: Receiver<Job>,
     /// What a new inference thread of the lane starts from.
     worker: Worker,
+    /// Threads the lane started with.
+    threads: usize,
 }
 
 impl Lane {
@@ -100,14 +102,15 @@ impl Lane {
         tx: Sender<Job>,
         threads: usize,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        let threads = batcher::spawn(worker.clone(), threads)?;
+        let handles = batcher::spawn(worker.clone(), threads)?;
         Ok((
             Self {
                 tx,
                 _rx: rx,
                 worker,
+                threads,
             },
-            threads,
+            handles,
         ))
     }
 }
@@ -118,9 +121,8 @@ impl Lane {
 pub struct InferenceQueue {
     /// The device's lane: every request, or those the CPU lane does not take.
     main: Lane,
-    /// Small requests beside a GPU: the size they must stay under, the lane's thread count, the
-    /// lane.
-    cpu: Option<(usize, usize, Lane)>,
+    /// Small requests beside a GPU, with the size they must stay under.
+    cpu: Option<(usize, Lane)>,
     stats: Arc<QueueStats>,
     statistics: Arc<InferenceStatistics>,
     metrics: InferenceMetrics,
@@ -146,7 +148,7 @@ impl InferenceQueue {
         let stats = Arc::new(QueueStats::default());
         let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
         let metrics = InferenceMetrics::new(&config.labels);
-        let worker = |classifier, metrics, max_batch: usize, buckets: Buckets, threads| {
+        let start_lane = |classifier, metrics, max_batch: usize, buckets: Buckets, threads| {
             let (tx, rx) = bounded(config.max_queue.max(1));
             let worker = Worker {
                 metrics,
@@ -161,7 +163,7 @@ impl InferenceQueue {
             };
             Lane::start(worker, rx, tx, threads)
         };
-        let (main, mut threads) = worker(
+        let (main, mut threads) = start_lane(
             classifier,
             metrics.clone(),
             config.max_batch,
@@ -172,7 +174,7 @@ impl InferenceQueue {
             None => None,
             Some(lane) => {
                 let lane_metrics = InferenceMetrics::new(&config.labels.for_lane("cpu"));
-                let (cpu, more) = worker(
+                let (cpu, more) = start_lane(
                     lane.classifier,
                     lane_metrics,
                     lane.max_batch,
@@ -180,7 +182,7 @@ impl InferenceQueue {
                     lane.threads,
                 )?;
                 threads.extend(more);
-                Some((lane.below, lane.threads, cpu))
+                Some((lane.below, cpu))
             }
         };
         let queue = Self {
@@ -218,7 +220,7 @@ impl InferenceQueue {
     /// slowest thread's time for it.
     pub async fn warmed_up(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
         let took = self.main.worker.warm_up.wait().await?;
-        if let Some((_, _, lane)) = &self.cpu {
+        if let Some((_, lane)) = &self.cpu {
             lane.worker.warm_up.wait().await?;
         }
         Ok(took)
@@ -226,12 +228,12 @@ impl InferenceQueue {
 
     /// Requests with fewer inputs than this run on the CPU lane, when there is one.
     pub fn cpu_lane_below(&self) -> Option<usize> {
-        self.cpu.as_ref().map(|(below, _, _)| *below)
+        self.cpu.as_ref().map(|(below, _)| *below)
     }
 
     /// The CPU lane's inference threads (0 without a lane).
     pub fn cpu_lane_threads(&self) -> usize {
-        self.cpu.as_ref().map_or(0, |(_, threads, _)| *threads)
+        self.cpu.as_ref().map_or(0, |(_, lane)| lane.threads)
     }
 
     /// The settings the queue and its threads were started with.
@@ -259,8 +261,8 @@ impl InferenceQueue {
         let small = self
             .cpu
             .as_ref()
-            .filter(|(below, _, _)| job.rows.len() < *below)
-            .map(|(_, _, lane)| lane);
+            .filter(|(below, _)| job.rows.len() < *below)
+            .map(|(_, lane)| lane);
         // A small request goes to the CPU lane; when that is full (or there is none), to the
         // device's, which refuses only once it is full too.
         let mut sent = match small {
