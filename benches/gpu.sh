@@ -18,7 +18,8 @@
 # IDLE=30: seconds idle before the after-idle burst; OUT=benches/results. Needs wrk, curl and
 # python3, and a Vulkan driver the loader can open (`ember-serve --device gpu` refuses to start
 # and says why otherwise). About 3 minutes.
-# Writes $OUT/gpu.csv and $OUT/gpu-*.log (each server's log); prints the table.
+# Writes $OUT/gpu.csv, $OUT/gpu-passes.csv (each point's forward passes by lane: how many, mean
+# inputs, mean time) and $OUT/gpu-*.log (each server's log); prints the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=.ci/lib.sh
@@ -77,6 +78,7 @@ PY
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 echo "config,point,concurrency,rows_per_request,requests_per_s,rows_per_s,p50_ms,p99_ms,errors" >"$OUT/gpu.csv"
+echo "config,point,concurrency,lane,passes,mean_inputs,mean_forward_ms" >"$OUT/gpu-passes.csv"
 config=""
 start() { # NAME FLAGS...: start the server, wait for readiness, record how long it took
   config=$1
@@ -92,10 +94,38 @@ start() { # NAME FLAGS...: start the server, wait for readiness, record how long
 
 point() { # NAME BODY CONCURRENCY ROWS PATH [DURATION]
   local name=$1 body=$2 c=$3 rows=$4 path=$5 duration=${6:-$DURATION} report rps p50 p99 errors
+  curl -fs "$URL/metrics" >"$work/before.prom"
   report=$("${wrk_cpu[@]}" wrk -t"$((c < 4 ? c : 4))" -c"$c" -d"$duration" --latency -s "$work/$body.lua" "$URL$path")
+  curl -fs "$URL/metrics" >"$work/after.prom"
   IFS=, read -r rps p50 p99 errors < <(wrk_summary "$report")
   echo "$config,$name,$c,$rows,$rps,$(awk -v r="$rps" -v n="$rows" 'BEGIN {printf "%.0f", r * n}'),$p50,$p99,$errors" |
     tee -a "$OUT/gpu.csv" >&2
+  passes "$config,$name,$c" "$work/before.prom" "$work/after.prom" >>"$OUT/gpu-passes.csv"
+}
+
+# passes PREFIX BEFORE AFTER: for each lane, the forward passes a point ran, their mean size
+# and mean time (the server's own metrics), so a point's time splits into passes and the rest.
+passes() {
+  python3 - "$@" <<'PY'
+import re, sys
+prefix, before, after = sys.argv[1:]
+def read(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'ember_inference_(forward_duration_seconds|batch_size)_(sum|count)\{([^}]*)\} (\S+)', line)
+        if m:
+            lane = re.search(r'lane="([^"]*)"', m[3])
+            key = (lane[1] if lane else "device", m[1], m[2])
+            out[key] = out.get(key, 0.0) + float(m[4])
+    return out
+b, a = read(before), read(after)
+for lane in sorted({k[0] for k in a}):
+    d = lambda metric, part: a.get((lane, metric, part), 0.0) - b.get((lane, metric, part), 0.0)
+    n = d("batch_size", "count")
+    if n:
+        print(f"{prefix},{lane},{n:.0f},{d('batch_size', 'sum') / n:.1f},"
+              f"{1000 * d('forward_duration_seconds', 'sum') / n:.3f}")
+PY
 }
 
 V1=/v1/predict
@@ -172,4 +202,9 @@ for r in rows:
     print(f"{r['config']:18} {r['point']:12} {r['concurrency']:>4} {r['rows_per_request']:>5} "
           f"{float(r['requests_per_s']):>10,.0f} {float(r['rows_per_s']):>11,.0f} "
           f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']}")
+print()
+print(f"{'config':18} {'point':15} {'c':>4} {'lane':7} {'passes':>9} {'inputs':>8} {'forward ms':>10}")
+for r in csv.DictReader(open(table.replace("gpu.csv", "gpu-passes.csv"))):
+    print(f"{r['config']:18} {r['point']:15} {r['concurrency']:>4} {r['lane']:7} {r['passes']:>9} "
+          f"{r['mean_inputs']:>8} {r['mean_forward_ms']:>10}")
 PY
