@@ -202,11 +202,12 @@ impl ModelService {
             gpu: self.model.backend == "wgpu",
             count: self.queue.config().threads,
         }];
-        if let Some(count) = Some(self.queue.cpu_lane_threads()).filter(|&n| n > 0) {
+        let lane = self.queue.cpu_lane_threads();
+        if lane > 0 {
             groups.push(InstanceGroup {
                 name: format!("{}_cpu_lane", self.model.name),
                 gpu: false,
-                count,
+                count: lane,
             });
         }
         groups
