@@ -12,7 +12,7 @@ use super::buckets::Buckets;
 use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::{InferenceStatistics, PassTimes};
 use super::warmup::WarmUp;
-use crate::model::{Classifier, INPUT_LEN, argmax};
+use crate::model::{Classifier, INPUT_LEN, NUM_CLASSES, argmax};
 use crate::telemetry::metrics::InferenceMetrics;
 use crate::telemetry::traces;
 
@@ -133,12 +133,7 @@ impl Worker {
             .collect();
         let pass = traces::forward_pass(&requests, inputs);
         let started = Instant::now();
-        let result = pass
-            .in_scope(|| catch_unwind(AssertUnwindSafe(|| self.classifier.probabilities(&rows))))
-            .map_or_else(
-                |panic| Err(panic_message(&panic)),
-                |r| r.map_err(|e| e.to_string()),
-            );
+        let result = pass.in_scope(|| guarded_pass(&self.classifier, &rows));
         drop(pass);
         let mut times = PassTimes {
             input: started - gathering,
@@ -188,6 +183,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// One forward pass over `rows`, with a backend panic turned into an error like any other: the
+/// thread survives to serve the next pass.
+pub(super) fn guarded_pass(
+    classifier: &Classifier,
+    rows: &[[f32; INPUT_LEN]],
+) -> Result<Vec<[f32; NUM_CLASSES]>, String> {
+    catch_unwind(AssertUnwindSafe(|| classifier.probabilities(rows))).map_or_else(
+        |panic| Err(panic_message(&panic)),
+        |r| r.map_err(|e| e.to_string()),
+    )
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -6,11 +6,11 @@
 //! [`WarmUp::wait`]). The first seconds of traffic on an H100 still show a p99 tail with either
 //! scheme (benches/README.md, "GPU"): its cause is open.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::batcher::guarded_pass;
 use super::job::InferenceError;
 use crate::model::{Classifier, INPUT_LEN, not_a_distribution};
 
@@ -89,9 +89,7 @@ impl WarmUp {
 /// One pass of `size` zero inputs, checked to give probabilities.
 fn probe(classifier: &Classifier, size: usize) -> Result<(), String> {
     let rows = vec![[0.0f32; INPUT_LEN]; size];
-    let probs = catch_unwind(AssertUnwindSafe(|| classifier.probabilities(&rows)))
-        .map_err(|_| "the backend panicked".to_string())?
-        .map_err(|e| e.to_string())?;
+    let probs = guarded_pass(classifier, &rows)?;
     match probs.iter().find_map(not_a_distribution) {
         Some(sum) => Err(format!("probabilities sum to {sum}, not 1")),
         None if probs.len() != size => Err(format!("{} answers for {size} inputs", probs.len())),
