@@ -214,7 +214,6 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         0 => None,
         below => {
             let cpu = device::select(DeviceChoice::Cpu)?;
-            let (classifier, _) = Classifier::load(&args.weights, &cpu.device)?;
             let (threads, max_batch) = cpu_threads_and_max_batch();
             tracing::info!(
                 below,
@@ -226,7 +225,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
                  \"GPU\"); --cpu-lane-below 0 sends everything to the GPU"
             );
             Some(CpuLane {
-                classifier: Arc::new(classifier),
+                classifier: Arc::new(classifier.to_device(&cpu.device)),
                 below,
                 threads,
                 max_batch,

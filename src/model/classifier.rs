@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
 
 use super::cnn::{DigitCnn, INPUT_LEN, NUM_CLASSES, to_input};
@@ -43,6 +44,12 @@ impl Classifier {
             conv: model,
             device,
         }
+    }
+
+    /// The same network on `device` (the CPU lane's copy of a GPU's model), without reading
+    /// the weights file again.
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self::new(self.conv.clone().to_device(device), device.clone())
     }
 
     /// Load and verify the weights in `dir` (see [`weights::load`]) onto `device`.
