@@ -15,23 +15,25 @@ fn classifier() -> Arc<Classifier> {
     Arc::new(common::classifier(&dev))
 }
 
+/// A queue of `threads` inference threads (0: paused), no padding, unlabelled metrics.
+fn config(max_batch: usize, batch_wait: Duration, max_queue: usize, threads: usize) -> QueueConfig {
+    QueueConfig {
+        labels: Default::default(),
+        max_batch,
+        batch_wait,
+        max_queue,
+        threads,
+        buckets: Default::default(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
     let model = classifier();
     let images = common::pixels(48);
     let expected = model.probabilities(&images).unwrap();
-    let (queue, _threads) = InferenceQueue::start(
-        model,
-        QueueConfig {
-            labels: Default::default(),
-            max_batch: 64,
-            batch_wait: Duration::from_millis(200),
-            max_queue: 64,
-            threads: 1,
-            buckets: Default::default(),
-        },
-    )
-    .unwrap();
+    let (queue, _threads) =
+        InferenceQueue::start(model, config(64, Duration::from_millis(200), 64, 1)).unwrap();
 
     // 16 requests of 3 images each, all in flight together.
     let tasks: Vec<_> = images
@@ -66,18 +68,8 @@ async fn concurrent_requests_share_forward_passes_and_get_their_own_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_never_exceed_max_batch() {
-    let (queue, _threads) = InferenceQueue::start(
-        classifier(),
-        QueueConfig {
-            labels: Default::default(),
-            max_batch: 4,
-            batch_wait: Duration::from_millis(100),
-            max_queue: 64,
-            threads: 1,
-            buckets: Default::default(),
-        },
-    )
-    .unwrap();
+    let (queue, _threads) =
+        InferenceQueue::start(classifier(), config(4, Duration::from_millis(100), 64, 1)).unwrap();
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let q = queue.clone();
@@ -105,18 +97,8 @@ async fn batches_never_exceed_max_batch() {
 
 #[tokio::test]
 async fn a_lone_request_does_not_wait_for_the_batch_window() {
-    let (queue, _threads) = InferenceQueue::start(
-        classifier(),
-        QueueConfig {
-            labels: Default::default(),
-            max_batch: 64,
-            batch_wait: Duration::from_secs(5),
-            max_queue: 8,
-            threads: 1,
-            buckets: Default::default(),
-        },
-    )
-    .unwrap();
+    let (queue, _threads) =
+        InferenceQueue::start(classifier(), config(64, Duration::from_secs(5), 8, 1)).unwrap();
     // With nobody else in flight, a 5 s window would only delay it.
     let answer =
         tokio::time::timeout(Duration::from_secs(2), queue.predict(common::pixels(1))).await;
@@ -132,18 +114,8 @@ async fn a_lone_request_does_not_wait_for_the_batch_window() {
 
 #[tokio::test]
 async fn threads_stop_when_the_last_handle_is_dropped() {
-    let (queue, threads) = InferenceQueue::start(
-        classifier(),
-        QueueConfig {
-            labels: Default::default(),
-            max_batch: 8,
-            batch_wait: Duration::ZERO,
-            max_queue: 8,
-            threads: 2,
-            buckets: Default::default(),
-        },
-    )
-    .unwrap();
+    let (queue, threads) =
+        InferenceQueue::start(classifier(), config(8, Duration::ZERO, 8, 2)).unwrap();
     assert_eq!(queue.predict(common::pixels(2)).await.unwrap().len(), 2);
     drop(queue);
     for t in threads {
@@ -154,18 +126,8 @@ async fn threads_stop_when_the_last_handle_is_dropped() {
 #[tokio::test]
 async fn statistics_count_failures_and_callers_that_gave_up() {
     // No inference thread: the one queue slot fills and stays full.
-    let (queue, _threads) = InferenceQueue::start(
-        classifier(),
-        QueueConfig {
-            labels: Default::default(),
-            max_batch: 4,
-            batch_wait: Duration::ZERO,
-            max_queue: 1,
-            threads: 0,
-            buckets: Default::default(),
-        },
-    )
-    .unwrap();
+    let (queue, _threads) =
+        InferenceQueue::start(classifier(), config(4, Duration::ZERO, 1, 0)).unwrap();
     let gave_up =
         tokio::time::timeout(Duration::from_millis(50), queue.predict(common::pixels(1))).await;
     assert!(gave_up.is_err(), "nobody could have answered");
@@ -180,17 +142,6 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
     assert_eq!((s.execution_count, s.queue.count), (0, 0));
 }
 
-fn lane_config(threads: usize, max_queue: usize) -> QueueConfig {
-    QueueConfig {
-        labels: Default::default(),
-        max_batch: 16,
-        batch_wait: Duration::ZERO,
-        max_queue,
-        threads,
-        buckets: Default::default(),
-    }
-}
-
 fn cpu_lane(below: usize, threads: usize) -> Option<CpuLane> {
     Some(CpuLane {
         classifier: classifier(),
@@ -203,9 +154,12 @@ fn cpu_lane(below: usize, threads: usize) -> Option<CpuLane> {
 #[tokio::test]
 async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
     // The device's lane has no thread yet: only the CPU lane can answer.
-    let (queue, _threads) =
-        InferenceQueue::start_with_cpu_lane(classifier(), lane_config(0, 8), cpu_lane(4, 1))
-            .unwrap();
+    let (queue, _threads) = InferenceQueue::start_with_cpu_lane(
+        classifier(),
+        config(16, Duration::ZERO, 8, 0),
+        cpu_lane(4, 1),
+    )
+    .unwrap();
     assert_eq!(queue.cpu_lane_below(), Some(4));
     let small = tokio::time::timeout(Duration::from_secs(5), queue.predict(common::pixels(3)))
         .await
@@ -231,9 +185,12 @@ async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
 #[tokio::test]
 async fn a_full_cpu_lane_hands_small_requests_to_the_device() {
     // The CPU lane has no thread and room for one request; the device's lane has a thread.
-    let (queue, _threads) =
-        InferenceQueue::start_with_cpu_lane(classifier(), lane_config(1, 1), cpu_lane(64, 0))
-            .unwrap();
+    let (queue, _threads) = InferenceQueue::start_with_cpu_lane(
+        classifier(),
+        config(16, Duration::ZERO, 1, 1),
+        cpu_lane(64, 0),
+    )
+    .unwrap();
     let stuck = tokio::spawn({
         let queue = queue.clone();
         async move { queue.predict(common::pixels(1)).await }
