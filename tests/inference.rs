@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ember_serve::inference::{CpuLane, InferenceQueue, QueueConfig};
+use ember_serve::inference::{CpuLane, InferenceError, InferenceQueue, Prediction, QueueConfig};
 use ember_serve::model::{Classifier, DeviceChoice, device};
 
 fn classifier() -> Arc<Classifier> {
@@ -151,6 +151,15 @@ fn cpu_lane(below: usize, threads: usize) -> Option<CpuLane> {
     })
 }
 
+/// `queue.predict` of `inputs` digits, left running in the background.
+fn predicting(
+    queue: &InferenceQueue,
+    inputs: usize,
+) -> tokio::task::JoinHandle<Result<Vec<Prediction>, InferenceError>> {
+    let queue = queue.clone();
+    tokio::spawn(async move { queue.predict(common::pixels(inputs)).await })
+}
+
 #[tokio::test]
 async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
     // The device's lane has no thread yet: only the CPU lane can answer.
@@ -166,10 +175,7 @@ async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
         .expect("three inputs are fewer than four: the CPU lane answers");
     assert_eq!(small.unwrap().len(), 3);
 
-    let large = tokio::spawn({
-        let queue = queue.clone();
-        async move { queue.predict(common::pixels(4)).await }
-    });
+    let large = predicting(&queue, 4);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !large.is_finished(),
@@ -191,10 +197,7 @@ async fn a_full_cpu_lane_hands_small_requests_to_the_device() {
         cpu_lane(64, 0),
     )
     .unwrap();
-    let stuck = tokio::spawn({
-        let queue = queue.clone();
-        async move { queue.predict(common::pixels(1)).await }
-    });
+    let stuck = predicting(&queue, 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!stuck.is_finished(), "the CPU lane has no thread");
     let answer = tokio::time::timeout(Duration::from_secs(5), queue.predict(common::pixels(2)))
