@@ -32,6 +32,28 @@ fn gpu_server_args(extra: &[&str]) -> ember_serve::config::ServeArgs {
     cli.serve
 }
 
+/// POST the first `n` digits to `/v1/predict`: `n` answers, each the CPU backend's.
+async fn predicts_as_the_cpu(app: &axum::Router, n: usize) {
+    let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
+    let rows: Vec<_> = common::digits(n).into_iter().map(|(row, _)| row).collect();
+    let reply = common::post_json(
+        app,
+        "/v1/predict",
+        serde_json::json!({ "inputs": rows }).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let predictions = reply.json()["predictions"].as_array().unwrap().clone();
+    assert_eq!(predictions.len(), n);
+    let expected = cpu.probabilities(&common::pixels(n)).unwrap();
+    for (got, want) in predictions.iter().zip(&expected) {
+        for (g, w) in got["probabilities"].as_array().unwrap().iter().zip(want) {
+            let g = g.as_f64().unwrap() as f32;
+            assert!((g - w).abs() < 1e-4, "{n} inputs: {g} vs cpu {w}");
+        }
+    }
+}
+
 #[test]
 fn wgpu_matches_the_cpu_backend() {
     let Some(gpu) = gpu() else { return };
@@ -78,23 +100,7 @@ async fn the_server_runs_and_reports_the_gpu_device() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["predictions"][0]["label"], "0");
     // Five inputs run padded to eight: five answers, each the CPU's.
-    let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
-    let rows: Vec<_> = common::digits(5).into_iter().map(|(row, _)| row).collect();
-    let reply = common::post_json(
-        &app,
-        "/v1/predict",
-        serde_json::json!({ "inputs": rows }).to_string(),
-    )
-    .await;
-    let predictions = reply.json()["predictions"].as_array().unwrap().clone();
-    assert_eq!(predictions.len(), 5);
-    let expected = cpu.probabilities(&common::pixels(5)).unwrap();
-    for (got, want) in predictions.iter().zip(&expected) {
-        for (g, w) in got["probabilities"].as_array().unwrap().iter().zip(want) {
-            let g = g.as_f64().unwrap() as f32;
-            assert!((g - w).abs() < 1e-4, "wgpu {g} vs cpu {w}");
-        }
-    }
+    predicts_as_the_cpu(&app, 5).await;
     let metrics = common::get(&app, "/metrics").await.text();
     assert!(metrics.contains(r#"backend="wgpu""#), "{metrics}");
 }
@@ -126,7 +132,6 @@ async fn a_cpu_lane_beside_the_gpu_takes_the_small_requests() {
         (Some("KIND_CPU"), Some(cores as u64))
     );
 
-    let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
     let passes = |metrics: &str, lane: &str| -> u64 {
         metrics
             .lines()
@@ -139,23 +144,7 @@ async fn a_cpu_lane_beside_the_gpu_takes_the_small_requests() {
     let executed = stats.execution_count();
     // 3 inputs take the CPU lane, 6 the GPU's; both give the CPU backend's answers.
     for n in [3, 6] {
-        let rows: Vec<_> = common::digits(n).into_iter().map(|(row, _)| row).collect();
-        let reply = common::post_json(
-            &app,
-            "/v1/predict",
-            serde_json::json!({ "inputs": rows }).to_string(),
-        )
-        .await;
-        assert_eq!(reply.status, 200);
-        let expected = cpu.probabilities(&common::pixels(n)).unwrap();
-        let predictions = reply.json()["predictions"].as_array().unwrap().clone();
-        assert_eq!(predictions.len(), n);
-        for (got, want) in predictions.iter().zip(&expected) {
-            for (g, w) in got["probabilities"].as_array().unwrap().iter().zip(want) {
-                let g = g.as_f64().unwrap() as f32;
-                assert!((g - w).abs() < 1e-4, "{n} inputs: {g} vs cpu {w}");
-            }
-        }
+        predicts_as_the_cpu(&app, n).await;
     }
     // This test's lane is the only one labelled: its metrics count its passes alone. Both
     // lanes' passes count in the queue's statistics.
