@@ -1,6 +1,5 @@
 //! The inference thread: gather queued jobs into a batch, run one forward pass, reply to each.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -10,9 +9,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::buckets::Buckets;
 use super::job::{InferenceError, Job, Prediction, QueueStats};
+use super::pass::guarded_pass;
 use super::stats::{InferenceStatistics, PassTimes};
 use super::warmup::WarmUp;
-use crate::model::{Classifier, INPUT_LEN, NUM_CLASSES, argmax};
+use crate::model::{Classifier, INPUT_LEN, argmax};
 use crate::telemetry::metrics::InferenceMetrics;
 use crate::telemetry::traces;
 
@@ -183,26 +183,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// One forward pass over `rows`, with a backend panic turned into an error like any other: the
-/// thread survives to serve the next pass.
-pub(super) fn guarded_pass(
-    classifier: &Classifier,
-    rows: &[[f32; INPUT_LEN]],
-) -> Result<Vec<[f32; NUM_CLASSES]>, String> {
-    catch_unwind(AssertUnwindSafe(|| classifier.probabilities(rows))).map_or_else(
-        |panic| Err(panic_message(&panic)),
-        |r| r.map_err(|e| e.to_string()),
-    )
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "the backend panicked".into())
 }
 
 #[cfg(test)]

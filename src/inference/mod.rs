@@ -12,6 +12,7 @@
 mod batcher;
 mod buckets;
 mod job;
+mod pass;
 mod queue;
 pub mod stats;
 mod warmup;

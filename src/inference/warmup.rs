@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::batcher::guarded_pass;
 use super::job::InferenceError;
+use super::pass::guarded_pass;
 use crate::model::{Classifier, INPUT_LEN, not_a_distribution};
 
 /// How far the threads have got.
