@@ -24,8 +24,10 @@ pub fn images(
         return Err(TensorError::InputCount(request.inputs.len()).into());
     };
     let header = InputHeader::check(&input.name, &input.shape, &input.datatype)?;
-    let values = match (request.raw_input_contents.as_slice(), &input.contents) {
-        ([], Some(contents)) => typed_values(contents, header.datatype),
+    let images = match (request.raw_input_contents.as_slice(), &input.contents) {
+        ([], Some(contents)) => {
+            header.images(&typed_values(contents, header.datatype), max_batch)?
+        }
         ([], None) => {
             return Err(Status::invalid_argument(
                 "input has neither contents nor raw_input_contents",
@@ -41,7 +43,7 @@ pub fn images(
                     header.bytes()
                 )));
             }
-            header.datatype.decode(raw)
+            header.raw_images(raw, max_batch)?
         }
         ([_], Some(_)) => {
             return Err(Status::invalid_argument(
@@ -55,7 +57,7 @@ pub fn images(
             )));
         }
     };
-    Ok(header.images(&values, max_batch)?)
+    Ok(images)
 }
 
 /// The values of the `contents` field that carries `datatype`.

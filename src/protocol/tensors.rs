@@ -95,6 +95,26 @@ impl InputHeader {
         }
         Ok(input::images_from_flat(values, max_batch)?)
     }
+
+    /// The images in `raw`, the input's little-endian bytes (binary tensor data, gRPC's
+    /// `raw_input_contents`), checked as [`Self::images`] checks decoded values.
+    pub fn raw_images(
+        &self,
+        raw: &[u8],
+        max_batch: usize,
+    ) -> Result<Vec<[f32; INPUT_LEN]>, TensorError> {
+        if raw.len() != self.bytes() {
+            return Err(TensorError::Count {
+                have: raw.len() / self.datatype.size().max(1),
+                shape: vec![self.batch as i64, INPUT_LEN as i64],
+                need: self.values(),
+            });
+        }
+        if self.datatype == Datatype::FP32 {
+            return Ok(input::images_from_f32_le(raw, max_batch)?);
+        }
+        self.images(&self.datatype.decode(raw), max_batch)
+    }
 }
 
 /// What to return for one requested output.

@@ -78,7 +78,7 @@ pub fn decode_inputs(
         data,
     } = input;
     let header = InputHeader::check(name, shape, datatype)?;
-    let values = match (binary_size(parameters)?, data) {
+    let images = match (binary_size(parameters)?, data) {
         (Some(_), Some(_)) => {
             return Err(V2Error::bad_request(
                 "input has both binary_data_size and data",
@@ -99,12 +99,12 @@ pub fn decode_inputs(
             }
             let (chunk, rest) = binary.split_at(n);
             binary = rest;
-            header.datatype.decode(chunk)
+            header.raw_images(chunk, max_batch)?
         }
         (None, Some(data)) => {
-            let mut out = Vec::with_capacity(header.values());
-            flatten(data, &mut out)?;
-            out
+            let mut values = Vec::with_capacity(header.values());
+            flatten(data, &mut values)?;
+            header.images(&values, max_batch)?
         }
         (None, None) => {
             return Err(V2Error::bad_request(
@@ -118,7 +118,7 @@ pub fn decode_inputs(
             binary.len()
         )));
     }
-    Ok(header.images(&values, max_batch)?)
+    Ok(images)
 }
 
 /// A boolean entry of the request's `parameters`, if present.

@@ -1,0 +1,73 @@
+//! `cargo bench --bench codec`: the host's own work for one binary V2 request of 1024 and 4096
+//! rows, without the forward pass: parse the JSON header and decode and check the FP32 tail into
+//! images (`decode`; the images alone: `raw-images`, and `images-via-f64` as every other
+//! datatype is decoded), then encode both outputs as binary (`encode`). On a GPU this is CPU time every request pays beside the
+//! device's. Allocates with mimalloc, as the server does.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ember_serve::http::v2::codec;
+use ember_serve::http::v2::types::InferRequest;
+use ember_serve::inference::Prediction;
+use ember_serve::protocol::tensors::InputHeader;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn body(rows: usize) -> (Vec<u8>, String) {
+    let raw: Vec<u8> = (0..rows * 64)
+        .flat_map(|i| ((i % 17) as f32).to_le_bytes())
+        .collect();
+    let header = serde_json::json!({
+        "inputs": [{"name": "input", "shape": [rows, 64], "datatype": "FP32",
+                    "parameters": {"binary_data_size": raw.len()}}],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}},
+                    {"name": "label", "parameters": {"binary_data": true}}]
+    })
+    .to_string()
+    .into_bytes();
+    let len = header.len().to_string();
+    ([header, raw].concat(), len)
+}
+
+fn codec(c: &mut Criterion) {
+    let labels: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let mut group = c.benchmark_group("codec");
+    for rows in [1024usize, 4096] {
+        let (body, header_len) = body(rows);
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_with_input(BenchmarkId::new("decode", rows), &body, |b, body| {
+            b.iter(|| {
+                let (json, tail) = codec::split_body(body, Some(&header_len)).unwrap();
+                let request: InferRequest = serde_json::from_slice(json).unwrap();
+                codec::decode_inputs(&request, tail, 65536).unwrap()
+            })
+        });
+        let (json, tail) = codec::split_body(&body, Some(&header_len)).unwrap();
+        let header = InputHeader::check("input", &[rows as i64, 64], "FP32").unwrap();
+        group.bench_with_input(BenchmarkId::new("raw-images", rows), &tail, |b, tail| {
+            b.iter(|| header.raw_images(tail, 65536).unwrap())
+        });
+        group.bench_with_input(
+            BenchmarkId::new("images-via-f64", rows),
+            &tail,
+            |b, tail| b.iter(|| header.images(&header.datatype.decode(tail), 65536).unwrap()),
+        );
+        let request: InferRequest = serde_json::from_slice(json).unwrap();
+        let requested = codec::requested_outputs(&request).unwrap();
+        let predictions: Vec<Prediction> = (0..rows)
+            .map(|i| Prediction {
+                label: i % 10,
+                confidence: 0.5,
+                probabilities: [0.05; 10],
+            })
+            .collect();
+        group.bench_with_input(BenchmarkId::new("encode", rows), &predictions, |b, p| {
+            b.iter(|| codec::encode_outputs(p, &requested, &labels))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec);
+criterion_main!(benches);
