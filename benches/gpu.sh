@@ -12,14 +12,17 @@
 # BIN: built with `--no-default-features --features flex,wgpu,mimalloc` (as the GPU image is).
 # DURATION=4s per point; VARIANTS: flag sets tried beside the GPU defaults, `;`-separated
 # (default "--cpu-lane-below=0;--max-batch=4096": everything on the GPU; the former pass size);
-# BASELINE_BIN: another build whose CPU backend runs the batched points too (config
-# `cpu-baseline`), to tell a change's effect on the CPU from machine noise;
+# BASELINE_BIN: another build, run on the GPU (`gpu-baseline`: c=256 singles, 64-row JSON,
+# 4096-row binary) and on its CPU backend (`cpu-baseline`), to tell a change's effect from the
+# machine's noise; PROFILE=0 skips the kernel profile (a one-thread server under cubecl's
+# profiler, 20 sequential 4096-row binary requests: each kernel's launches and time);
 # SERVER_CPUS=0-11 WRK_CPUS=12-15 pin the server and wrk (taskset; empty: no pinning);
 # IDLE=30: seconds idle before the after-idle burst; OUT=benches/results. Needs wrk, curl and
 # python3, and a Vulkan driver the loader can open (`ember-serve --device gpu` refuses to start
 # and says why otherwise). About 3 minutes.
 # Writes $OUT/gpu.csv, $OUT/gpu-passes.csv (each point's forward passes by lane: how many, mean
-# inputs, mean time) and $OUT/gpu-*.log (each server's log); prints the tables.
+# inputs, mean time), $OUT/gpu-kernels.csv (the profile) and $OUT/gpu-*.log (each server's
+# log); prints the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=.ci/lib.sh
@@ -71,6 +74,7 @@ for rows in (1024, 4096):
     }, separators=(",", ":")).encode()
     lua(f"bin{rows}", header + raw, {"Content-Type": "application/octet-stream",
                                      "Inference-Header-Content-Length": len(header)})
+    open(f"{work}/bin{rows}.header-length", "w").write(str(len(header)))
 # 256 different inputs (enough for the GPU's lane), to compare the GPU's answers with the CPU's.
 rows = [[(p * (i + 3)) % 17 for p in range(64)] for i in range(256)]
 open(f"{work}/agree.json", "w").write(json.dumps({"inputs": rows}))
@@ -79,6 +83,7 @@ PY
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 echo "config,point,concurrency,rows_per_request,requests_per_s,rows_per_s,p50_ms,p99_ms,errors" >"$OUT/gpu.csv"
 echo "config,point,concurrency,lane,passes,mean_inputs,mean_forward_ms" >"$OUT/gpu-passes.csv"
+rm -f "$OUT/gpu-kernels.csv"
 config=""
 start() { # NAME FLAGS...: start the server, wait for readiness, record how long it took
   config=$1
@@ -171,6 +176,11 @@ full_table
 stop_server
 
 if [ -n "${BASELINE_BIN:-}" ]; then
+  BIN=$BASELINE_BIN start gpu-baseline --device gpu
+  point single json1 256 1 $V1
+  point json-64 json64 16 64 $V1
+  point binary-4096 bin4096 16 4096 $V2
+  stop_server
   BIN=$BASELINE_BIN start cpu-baseline --device cpu --max-batch 4096
   point json-64 json64 16 64 $V1
   point json-1024 json1024 32 1024 $V1
@@ -178,8 +188,46 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   stop_server
 fi
 
+# Where a 4096-row pass's device time goes: cubecl's profiler logs every kernel it runs (and
+# waits for each, so only the kernels' own times count here, not the pass's).
+if [ "${PROFILE:-1}" != 0 ]; then
+  export CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG=$OUT/cubecl-profile.log
+  rm -f "$CUBECL_DEBUG_LOG"
+  start gpu-profile --device gpu --workers 1 --cpu-lane-below 0
+  unset CUBECL_DEBUG_OPTION CUBECL_DEBUG_LOG
+  python3 - "$URL$V2" "$work/bin4096.body" "$(cat "$work/bin4096.header-length")" \
+    "$OUT/cubecl-profile.log" "$OUT/gpu-kernels.csv" <<'PY'
+import collections, re, sys, urllib.request
+url, body, header_length, log, table = sys.argv[1:]
+body = open(body, "rb").read()
+def lines():
+    return open(log, errors="replace").read().splitlines()
+before = len(lines())
+requests = 20
+for _ in range(requests):
+    urllib.request.urlopen(urllib.request.Request(url, data=body, headers={
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": header_length})).read()
+unit = {"ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
+kernels = collections.defaultdict(list)
+for line in lines()[before:]:
+    m = re.match(r"\|\s*([\d.]+)(ns|µs|us|ms|s)\s*\|\s*(\w+)", line)
+    if m:
+        kernels[m[3]].append(float(m[1]) * unit[m[2]])
+with open(table, "w") as out:
+    out.write("kernel,launches_per_request,mean_us,us_per_request\n")
+    for name, times in sorted(kernels.items(), key=lambda kv: -sum(kv[1])):
+        out.write(f"{name},{len(times) / requests:g},{sum(times) / len(times):.1f},"
+                  f"{sum(times) / requests:.1f}\n")
+total = sum(sum(t) for t in kernels.values()) / requests
+launches = sum(len(t) for t in kernels.values()) / requests
+print(f"4096-row binary request, one thread: {launches:g} kernels, {total:.0f} µs of kernel time")
+PY
+  stop_server
+fi
+
 python3 - "$work/gpu.out" "$work/cpu.out" "$OUT/gpu-models.json" "$OUT/gpu.csv" "$OUT"/gpu-*.log <<'PY'
-import csv, json, sys
+import csv, json, os, sys
 gpu, cpu, models, table, logs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 model = json.load(open(models))["models"][0]
 print(f"device: {model['device']} ({model['backend']}), CPU lane below {model.get('cpu_lane_below')} inputs")
@@ -207,4 +255,10 @@ print(f"{'config':18} {'point':15} {'c':>4} {'lane':7} {'passes':>9} {'inputs':>
 for r in csv.DictReader(open(table.replace("gpu.csv", "gpu-passes.csv"))):
     print(f"{r['config']:18} {r['point']:15} {r['concurrency']:>4} {r['lane']:7} {r['passes']:>9} "
           f"{r['mean_inputs']:>8} {r['mean_forward_ms']:>10}")
+kernels = table.replace("gpu.csv", "gpu-kernels.csv")
+if os.path.exists(kernels):
+    print()
+    print(f"{'kernel (4096-row request, one thread)':40} {'launches':>8} {'mean µs':>9} {'µs/request':>10}")
+    for r in csv.DictReader(open(kernels)):
+        print(f"{r['kernel']:40} {r['launches_per_request']:>8} {r['mean_us']:>9} {r['us_per_request']:>10}")
 PY
