@@ -76,7 +76,7 @@ fn committed_weights_reach_97_percent_on_held_out_data_on_every_cpu_backend() {
     }
 }
 
-/// One input runs the convolutional form, two or more the dense form (`Classifier`): every
+/// On a CPU backend one input runs the convolutional form, two or more the dense form: every
 /// held-out image must get the same answer either way, on every CPU backend.
 #[test]
 fn an_image_gets_the_same_answer_alone_and_in_a_batch() {

@@ -13,34 +13,26 @@
 //! differs from the convolution; results agree to float rounding (tested below on untrained
 //! networks, and in tests/model.rs on every held-out image on every backend). Training and the
 //! weights file keep the convolutional [`DigitCnn`].
+//!
+//! On a GPU the same maps are folded further, because there each kernel launch costs more than
+//! the arithmetic: with a constant 1 appended to every input, a bias is one more row of the
+//! matrix, and a block of zeros beside the four windows makes the max the ReLU too
+//! (`relu(max(a, b, c, d)) = max(a, b, c, d, 0)`), so a stage is one multiply and one max.
 
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
-use super::cnn::DigitCnn;
+use super::cnn::{DigitCnn, INPUT_LEN, PIXEL_MAX, to_input};
 
-/// How a stage's four window maps are laid out, for the backend it runs on.
-// Two of these per loaded model, built once: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-enum Windows {
-    /// Four `[in, out]` maps for window positions (0,0), (0,1), (1,0), (1,1): on the CPU
-    /// backends four small multiplies and three element-wise maxima beat one wide multiply and a
-    /// strided reduction (11–16 % more rows/s on batches of 64 to 4096, benches/README.md, "GPU").
-    Separate([Tensor<2>; 4]),
-    /// The four side by side, `[in, 4 × out]`: one multiply and one reduction per pass, not
-    /// seven kernels, because on a GPU each launch costs more than this model's arithmetic.
-    Stacked(Tensor<2>),
-}
-
-/// One convolution + ReLU + 2×2/2 max-pool as four dense maps and a bias.
+/// One convolution + ReLU + 2×2/2 max-pool as four dense maps and a bias: the CPU backends'
+/// form, where four small multiplies and three element-wise maxima beat one wide multiply and a
+/// strided reduction (11–16 % more rows/s on batches of 64 to 4096, benches/README.md, "GPU").
 #[derive(Debug, Clone)]
 struct PooledDense {
-    windows: Windows,
-    /// `out`: the width of one window's map.
-    outputs: usize,
+    /// `[in, out]` maps for window positions (0,0), (0,1), (1,0), (1,1).
+    windows: [Tensor<2>; 4],
     /// `[1, out]`: the convolution's bias per output channel, repeated over the pooled map.
     bias: Tensor<2>,
 }
@@ -49,12 +41,7 @@ impl PooledDense {
     /// Lower `conv` applied to maps of `[channels, height, width]` (height and width even).
     /// Outputs are laid out `[channel, row, column]` of the pooled map, as a reshape of the
     /// pooled convolution output would be.
-    fn lower(
-        conv: &Conv2d,
-        [channels, height, width]: [usize; 3],
-        device: &Device,
-        stacked: bool,
-    ) -> Self {
+    fn lower(conv: &Conv2d, [channels, height, width]: [usize; 3], device: &Device) -> Self {
         let inputs = channels * height * width;
         let basis = Tensor::<2>::eye(inputs, device).reshape([inputs, channels, height, width]);
         let linear_part = Conv2d {
@@ -71,15 +58,10 @@ impl PooledDense {
             .permute([3, 5, 0, 1, 2, 4]) // [dy, dx, inputs, out_channels, rows, cols]
             .reshape([4, inputs, outputs]);
         // Materialised, so every pass multiplies plain row-major matrices, not strided views.
-        let windows = if stacked {
-            let stacked = windows.permute([1, 0, 2]).reshape([inputs, 4 * outputs]);
-            Windows::Stacked(Tensor::from_data(stacked.into_data(), device))
-        } else {
-            Windows::Separate(std::array::from_fn(|k| {
-                let w = windows.clone().narrow(0, k, 1).reshape([inputs, outputs]);
-                Tensor::from_data(w.into_data(), device)
-            }))
-        };
+        let windows = std::array::from_fn(|k| {
+            let w = windows.clone().narrow(0, k, 1).reshape([inputs, outputs]);
+            Tensor::from_data(w.into_data(), device)
+        });
         let bias = match &conv.bias {
             Some(b) => b
                 .val()
@@ -88,61 +70,243 @@ impl PooledDense {
                 .reshape([1, outputs]),
             None => Tensor::zeros([1, outputs], device),
         };
-        Self {
-            windows,
-            outputs,
-            bias,
-        }
+        Self { windows, bias }
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let pooled = match &self.windows {
-            Windows::Separate(windows) => {
-                let [w00, w01, w10, w11] = windows.clone().map(|w| x.clone().matmul(w));
-                w00.max_pair(w01).max_pair(w10.max_pair(w11))
-            }
-            Windows::Stacked(windows) => {
-                let [batch, _] = x.dims();
-                x.matmul(windows.clone())
-                    .reshape([batch, 4, self.outputs])
-                    .max_dim(1)
-                    .reshape([batch, self.outputs])
-            }
-        };
-        relu(pooled + self.bias.clone())
+        let [w00, w01, w10, w11] = self.windows.clone().map(|w| x.clone().matmul(w));
+        relu(w00.max_pair(w01).max_pair(w10.max_pair(w11)) + self.bias.clone())
+    }
+
+    /// The stage folded into one `[in′, 5 × out′]` matrix (see [`Folded`]): the four window
+    /// maps with the bias as their last input row and a column that carries the constant 1 on,
+    /// then a block of zeros, whose max with the windows is the ReLU.
+    fn fold(&self, inputs: usize, device: &Device) -> Result<Folded, String> {
+        let windows = (self.windows.iter().cloned().map(host)).collect::<Result<Vec<_>, _>>()?;
+        let bias = host(self.bias.clone())?;
+        let mut maps: Vec<Option<&[f32]>> = windows.iter().map(|w| Some(w.as_slice())).collect();
+        maps.push(None);
+        Ok(Folded::new(&maps, &bias, inputs, true, device))
     }
 }
 
-/// [`DigitCnn`] as two pooled dense stages and its two linear layers.
+/// The GPU's form of one layer: a matrix whose inputs end with a constant-1 column, so the bias
+/// is a row of the multiply rather than a kernel of its own.
+///
+/// Each input is `in′` wide: `in` values, the 1, and zeros up to a multiple of four (aligned
+/// rows let the multiply load four floats at a time). A layer that feeds another puts its 1
+/// back at position `out` of each `out′`-wide block. A ReLU is a block of zeros beside the
+/// layer's and a max over the blocks, as a pooling is: on a GPU every kernel launch costs more
+/// than this model's arithmetic, and a pass runs 7 kernels this way (a multiply and a max per
+/// layer, the last layer's multiply alone) against 16 with burn's bias additions and ReLUs (a
+/// compare and a masked fill each), measured with `CUBECL_DEBUG_OPTION=profile` on lavapipe.
+#[derive(Debug, Clone)]
+struct Folded {
+    /// `[in′, blocks × out′]`.
+    matrix: Tensor<2>,
+    /// Blocks side by side: 5 for a pooled stage (4 windows and the zeros), 2 for a linear
+    /// layer and its ReLU, 1 for the last layer.
+    blocks: usize,
+    /// `out′`: the width of one block, and of what the layer hands on.
+    width: usize,
+}
+
+/// `tensor`'s values, read back to the host (at load time, to fold them).
+fn host<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, String> {
+    let data = tensor.try_into_data().map_err(|e| format!("{e:?}"))?;
+    data.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))
+}
+
+/// `n` rounded up to a multiple of four.
+fn aligned(n: usize) -> usize {
+    n.next_multiple_of(4)
+}
+
+impl Folded {
+    /// Fold `maps` (`[inputs, outputs]` each, row-major; `None`: a block of zeros) and `bias`
+    /// into one matrix; `carry` puts the constant 1 in each block's column `outputs`.
+    fn new(
+        maps: &[Option<&[f32]>],
+        bias: &[f32],
+        inputs: usize,
+        carry: bool,
+        device: &Device,
+    ) -> Self {
+        let outputs = bias.len();
+        let width = if carry { aligned(outputs + 1) } else { outputs };
+        let columns = maps.len() * width;
+        let mut matrix = vec![0.0f32; aligned(inputs + 1) * columns];
+        for (block, map) in maps.iter().enumerate() {
+            let Some(map) = map else { continue };
+            let at = |row: usize, col: usize| row * columns + block * width + col;
+            for (row, values) in map.chunks_exact(outputs).enumerate() {
+                matrix[at(row, 0)..at(row, outputs)].copy_from_slice(values);
+            }
+            matrix[at(inputs, 0)..at(inputs, outputs)].copy_from_slice(bias);
+            if carry {
+                matrix[at(inputs, outputs)] = 1.0;
+            }
+        }
+        Self {
+            matrix: Tensor::from_data(
+                TensorData::new(matrix, [aligned(inputs + 1), columns]),
+                device,
+            ),
+            blocks: maps.len(),
+            width,
+        }
+    }
+
+    /// Fold `linear`: its weight `[in, out]` and bias; `relu` adds the block of zeros.
+    fn linear(linear: &Linear, relu: bool, device: &Device) -> Result<Self, String> {
+        let weight = linear.weight.val();
+        let [inputs, outputs] = weight.dims();
+        let weight = host(weight)?;
+        let bias = match &linear.bias {
+            Some(b) => host(b.val())?,
+            None => vec![0.0; outputs],
+        };
+        let maps: &[Option<&[f32]>] = if relu {
+            &[Some(&weight), None]
+        } else {
+            &[Some(&weight)]
+        };
+        // A layer followed by a ReLU feeds another, so it carries the 1 on.
+        Ok(Self::new(maps, &bias, inputs, relu, device))
+    }
+
+    /// The layer's output `[batch, width]`; a pooled stage's max over its blocks.
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = x.matmul(self.matrix.clone());
+        if self.blocks == 1 {
+            return y;
+        }
+        let [batch, _] = y.dims();
+        y.reshape([batch, self.blocks, self.width])
+            .max_dim(1)
+            .reshape([batch, self.width])
+    }
+}
+
+/// [`DigitCnn`] in the form its backend runs fastest.
 #[derive(Debug, Clone)]
 pub struct DenseCnn {
-    stage1: PooledDense,
-    stage2: PooledDense,
-    fc1: Linear,
-    fc2: Linear,
+    form: Form,
+}
+
+// One per loaded model, built once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Form {
+    /// The CPU backends': two pooled dense stages and the network's two linear layers.
+    Separate {
+        stage1: PooledDense,
+        stage2: PooledDense,
+        fc1: Linear,
+        fc2: Linear,
+    },
+    /// A GPU's: four folded matrices, 7 kernels a pass.
+    Folded {
+        stage1: Folded,
+        stage2: Folded,
+        fc1: Folded,
+        fc2: Folded,
+    },
 }
 
 impl DenseCnn {
     /// Lower a trained network on `device` (a few small passes; done once at load), in the
-    /// layout that is faster on its backend.
+    /// form that is faster on its backend.
     pub fn lower(model: &DigitCnn, device: &Device) -> Self {
         Self::lower_as(model, device, launches_kernels(device))
     }
 
-    fn lower_as(model: &DigitCnn, device: &Device, stacked: bool) -> Self {
-        Self {
-            stage1: PooledDense::lower(&model.conv1, [1, 8, 8], device, stacked),
-            stage2: PooledDense::lower(&model.conv2, [8, 4, 4], device, stacked),
+    fn lower_as(model: &DigitCnn, device: &Device, folded: bool) -> Self {
+        let stage1 = PooledDense::lower(&model.conv1, [1, 8, 8], device);
+        let stage2 = PooledDense::lower(&model.conv2, [8, 4, 4], device);
+        let separate = Form::Separate {
+            stage1,
+            stage2,
             fc1: model.fc1.clone(),
             fc2: model.fc2.clone(),
-        }
+        };
+        let form = if !folded {
+            separate
+        } else {
+            match separate.fold(device) {
+                Ok(folded) => folded,
+                // Reading the weights back from the device failed: the separate form is still
+                // correct, only slower on a GPU.
+                Err(e) => {
+                    tracing::warn!(error = %e, "folding the model for the GPU failed; serving it unfolded");
+                    separate
+                }
+            }
+        };
+        Self { form }
     }
 
-    /// Logits `[batch, 10]` for pixels `[batch, 64]` already scaled to 0..=1, as
-    /// [`DigitCnn::forward`] computes them.
-    pub fn forward(&self, pixels: Tensor<2>) -> Tensor<2> {
-        let x = self.stage2.forward(self.stage1.forward(pixels));
-        self.fc2.forward(relu(self.fc1.forward(x)))
+    /// Whether this is the GPU's folded form.
+    pub fn is_folded(&self) -> bool {
+        matches!(self.form, Form::Folded { .. })
+    }
+
+    /// The network's input for `rows` of raw pixel values (0..=16), laid out for this form.
+    pub fn input(&self, device: &Device, rows: &[[f32; INPUT_LEN]]) -> Tensor<2> {
+        if !self.is_folded() {
+            return to_input(device, rows);
+        }
+        let width = aligned(INPUT_LEN + 1);
+        let mut flat = vec![0.0f32; rows.len() * width];
+        for (row, out) in rows.iter().zip(flat.chunks_exact_mut(width)) {
+            for (o, v) in out.iter_mut().zip(row) {
+                *o = v / PIXEL_MAX;
+            }
+            out[INPUT_LEN] = 1.0;
+        }
+        Tensor::from_data(TensorData::new(flat, [rows.len(), width]), device)
+    }
+
+    /// Logits `[batch, 10]` for an input made by [`Self::input`], as [`DigitCnn::forward`]
+    /// computes them.
+    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
+        match &self.form {
+            Form::Separate {
+                stage1,
+                stage2,
+                fc1,
+                fc2,
+            } => {
+                let x = stage2.forward(stage1.forward(input));
+                fc2.forward(relu(fc1.forward(x)))
+            }
+            Form::Folded {
+                stage1,
+                stage2,
+                fc1,
+                fc2,
+            } => fc2.forward(fc1.forward(stage2.forward(stage1.forward(input)))),
+        }
+    }
+}
+
+impl Form {
+    fn fold(&self, device: &Device) -> Result<Self, String> {
+        let Self::Separate {
+            stage1,
+            stage2,
+            fc1,
+            fc2,
+        } = self
+        else {
+            return Ok(self.clone());
+        };
+        Ok(Self::Folded {
+            stage1: stage1.fold(INPUT_LEN, device)?,
+            stage2: stage2.fold(stage1.bias.dims()[1], device)?,
+            fc1: Folded::linear(fc1, true, device)?,
+            fc2: Folded::linear(fc2, false, device)?,
+        })
     }
 }
 
@@ -165,27 +329,34 @@ mod tests {
     use burn::tensor::Tensor;
 
     use super::DenseCnn;
+    use crate::model::cnn::{INPUT_LEN, to_input};
     use crate::model::{DigitCnn, device};
 
-    /// Largest absolute difference between the two forms' logits for `rows` random images.
+    /// Largest absolute difference between the convolutional form's logits and each dense
+    /// form's (separate and folded, whichever the CPU backend would pick) for `rows` random
+    /// images.
     fn worst_difference(seed: u64, rows: usize) -> f32 {
         let dev = device::cpu_backends().remove(0).device;
         dev.seed(seed);
         let model = DigitCnn::new(&dev); // untrained: biases of both signs, no structure
         let pixels: Tensor<2> = Tensor::random(
-            [rows, 64],
-            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            [rows, INPUT_LEN],
+            burn::tensor::Distribution::Uniform(0.0, 16.0),
             &dev,
         );
-        let conv = model.forward(pixels.clone()).into_data();
+        let flat: Vec<f32> = pixels.into_data().try_to_vec().unwrap();
+        let images: Vec<[f32; INPUT_LEN]> = flat
+            .chunks_exact(INPUT_LEN)
+            .map(|row| row.try_into().unwrap())
+            .collect();
+        let conv = model.forward(to_input(&dev, &images)).into_data();
         let a = conv.try_to_vec::<f32>().unwrap();
-        // Both layouts, whichever the CPU backend would pick.
         [false, true]
             .into_iter()
-            .map(|stacked| {
-                let dense = DenseCnn::lower_as(&model, &dev, stacked)
-                    .forward(pixels.clone())
-                    .into_data();
+            .map(|folded| {
+                let form = DenseCnn::lower_as(&model, &dev, folded);
+                assert_eq!(form.is_folded(), folded);
+                let dense = form.forward(form.input(&dev, &images)).into_data();
                 assert_eq!(conv.shape(), dense.shape());
                 let b = dense.try_to_vec::<f32>().unwrap();
                 a.iter()
@@ -197,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dense_form_computes_the_same_logits_as_the_convolutions() {
+    fn the_dense_forms_compute_the_same_logits_as_the_convolutions() {
         for seed in [1, 2, 3] {
             let worst = worst_difference(seed, 33);
             assert!(worst < 1e-5, "seed {seed}: logits differ by {worst}");
