@@ -11,7 +11,7 @@
 #
 # BIN: built with `--no-default-features --features flex,wgpu,mimalloc` (as the GPU image is).
 # DURATION=4s per point; VARIANTS: flag sets tried beside the GPU defaults, `;`-separated
-# (default "--cpu-lane-below=0;--max-batch=4096": everything on the GPU; the former pass size);
+# (default "--cpu-lane-below=0;--gpu-queues=2": everything on the GPU; two device queues);
 # BASELINE_BIN: another build, run on the GPU (`gpu-baseline`: c=256 singles, 64-row JSON,
 # 4096-row binary) and on its CPU backend (`cpu-baseline`), to tell a change's effect from the
 # machine's noise; PROFILE=0 skips the kernel profile (a one-thread server under cubecl's
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 source .ci/lib.sh
 BIN=${BIN:-target/release/ember-serve}
 DURATION=${DURATION:-4s}
-VARIANTS=${VARIANTS---cpu-lane-below=0;--max-batch=4096}
+VARIANTS=${VARIANTS---cpu-lane-below=0;--gpu-queues=2}
 OUT=${OUT:-benches/results}
 SERVER_CPUS=${SERVER_CPUS-0-11}
 WRK_CPUS=${WRK_CPUS-12-15}

@@ -198,8 +198,24 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         body_limit,
         ..
     } = tuning;
+    let classifier = Arc::new(classifier);
+    let mut classifiers = vec![classifier.clone()];
+    if runs == Runs::Cpu {
+        if args.gpu_queues > 1 {
+            tracing::warn!(
+                gpu_queues = args.gpu_queues,
+                "--gpu-queues is ignored on the CPU"
+            );
+        }
+    } else {
+        for device in device::more_queues(&selected, args.gpu_queues as usize - 1)? {
+            classifiers.push(Arc::new(classifier.to_device(&device)));
+        }
+    }
+    let gpu_queues = (runs != Runs::Cpu).then_some(classifiers.len());
     tracing::info!(
-        threads, batch_wait = ?batch_wait, max_batch, body_limit,
+        threads, gpu_queues,
+        batch_wait = ?batch_wait, max_batch, body_limit,
         padded_to = ?tuning.buckets.sizes(), "inference threads"
     );
     let cpu_lane = match tuning.cpu_lane_below {
@@ -233,7 +249,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         }
     };
     let (queue, inference_threads) = InferenceQueue::start_with_cpu_lane(
-        Arc::new(classifier),
+        classifiers,
         QueueConfig {
             max_batch,
             batch_wait,
@@ -271,6 +287,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         device_fallback: selected.fallback,
         max_batch_size: max_batch,
         cpu_lane_below: queue.cpu_lane_below(),
+        gpu_queues,
         weights_sha256: manifest.sha256,
         held_out_accuracy: manifest.held_out_accuracy,
     };

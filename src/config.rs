@@ -90,6 +90,13 @@ pub struct ServeArgs {
     /// several passes are in flight (one uploads while another computes or reads back).
     #[arg(long, env = "EMBER_WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
+    /// On a GPU, how many devices to open on its adapter, each with its own command queue, and
+    /// spread the inference threads over (like Triton's instance count): every launch, upload
+    /// and readback of one device goes through a single submission thread, which several
+    /// devices do not share. Each device compiles its own kernels during warm-up. Ignored on the
+    /// CPU backends.
+    #[arg(long, env = "EMBER_GPU_QUEUES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub gpu_queues: u32,
     /// Give up on a queued request after this long with 504 (`0s`: wait as long as it takes).
     /// A request that times out before its forward pass started is dropped from the batch.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
@@ -325,6 +332,9 @@ mod tests {
             cli.serve.cpu_lane_below, None,
             "resolved per device at start-up"
         );
+        assert_eq!(cli.serve.gpu_queues, 1);
+        assert!(Cli::try_parse_from(["ember-serve", "--gpu-queues", "0"]).is_err());
+        assert!(Cli::try_parse_from(["ember-serve", "--gpu-queues", "17"]).is_err());
         assert_eq!(cli.serve.log_level, "warn,ember_serve=info");
         assert_eq!(cli.serve.batch_wait, Duration::ZERO);
         let cli = Cli::try_parse_from(["ember-serve", "--batch-wait", "2ms"]).unwrap();

@@ -44,6 +44,10 @@ pub struct ServedModel {
     /// request runs on `device`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_lane_below: Option<usize>,
+    /// Devices opened on the GPU's adapter, each with its own command queue, that the
+    /// inference threads are spread over (`--gpu-queues`; absent on the CPU backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_queues: Option<usize>,
     /// sha256 of the weights file, as verified at start-up.
     pub weights_sha256: String,
     /// Accuracy on the held-out 20 % of the data set, as recorded at training time.

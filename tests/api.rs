@@ -498,7 +498,9 @@ async fn models_say_why_auto_chose_the_cpu() {
         let reason = model["device_fallback"].as_str().unwrap_or_default();
         assert!(!reason.is_empty(), "{model}");
     }
-    let (app, _) = cold_app(&[]);
+    // --gpu-queues means nothing to a CPU backend: ignored, and not reported.
+    let (app, _) = cold_app(&["--device", "cpu", "--gpu-queues", "3"]);
     let model = get(&app, "/v1/models").await.json()["models"][0].clone();
     assert!(model.get("device_fallback").is_none(), "{model}");
+    assert!(model.get("gpu_queues").is_none(), "{model}");
 }

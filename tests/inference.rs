@@ -164,7 +164,7 @@ fn predicting(
 async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
     // The device's lane has no thread yet: only the CPU lane can answer.
     let (queue, _threads) = InferenceQueue::start_with_cpu_lane(
-        classifier(),
+        vec![classifier()],
         config(16, Duration::ZERO, 8, 0),
         cpu_lane(4, 1),
     )
@@ -192,7 +192,7 @@ async fn small_requests_take_the_cpu_lane_and_the_rest_the_device() {
 async fn a_full_cpu_lane_hands_small_requests_to_the_device() {
     // The CPU lane has no thread and room for one request; the device's lane has a thread.
     let (queue, _threads) = InferenceQueue::start_with_cpu_lane(
-        classifier(),
+        vec![classifier()],
         config(16, Duration::ZERO, 1, 1),
         cpu_lane(64, 0),
     )
@@ -209,4 +209,12 @@ async fn a_full_cpu_lane_hands_small_requests_to_the_device() {
         1,
         "one still queued"
     );
+}
+
+#[test]
+fn a_queue_without_a_model_does_not_start() {
+    let started =
+        InferenceQueue::start_with_cpu_lane(Vec::new(), config(4, Duration::ZERO, 4, 1), None);
+    let error = started.err().expect("a queue with no model started");
+    assert!(error.to_string().contains("needs a model"), "{error}");
 }

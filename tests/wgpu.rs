@@ -163,6 +163,64 @@ async fn a_cpu_lane_beside_the_gpu_takes_the_small_requests() {
 }
 
 #[test]
+fn more_queues_are_devices_of_their_own_on_the_same_adapter() {
+    let Some(gpu) = gpu() else { return };
+    let more = device::more_queues(&gpu, 2).unwrap();
+    assert_eq!(more.len(), 2);
+    let ids: Vec<String> = std::iter::once(&gpu.device)
+        .chain(&more)
+        .map(|d| format!("{d:?}"))
+        .collect();
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    let cpu = common::classifier(&device::select(DeviceChoice::Cpu).unwrap().device);
+    let rows = common::pixels(3);
+    let want = cpu.probabilities(&rows).unwrap();
+    for device in &more {
+        assert_eq!(device.identity().unwrap().name, gpu.name);
+        let got = common::classifier(device).probabilities(&rows).unwrap();
+        for (x, y) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert!((x - y).abs() < 1e-4, "{ids:?}: {x} vs cpu {y}");
+        }
+    }
+    assert!(device::more_queues(&gpu, 0).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_server_spreads_its_threads_over_gpu_queues() {
+    let Some(_) = gpu() else { return };
+    let args = gpu_server_args(&["--max-batch", "8", "--workers", "3", "--gpu-queues", "2"]);
+    let started = ember_serve::app::start(&args).unwrap();
+    // Every thread warms every size on its own queue's device before readiness.
+    let took = started.service.warm_up().await.unwrap();
+    assert_eq!(took.len(), 4, "{took:?}");
+    let options = started.router_options(&args);
+    let app = ember_serve::http::router(started.service.clone(), started.metrics, &options);
+    let models = common::get(&app, "/v1/models").await.json();
+    assert_eq!(models["models"][0]["gpu_queues"], 2);
+    // Requests at once, so passes land on threads of both queues: all get the CPU's answers.
+    let replies = futures_join(&app, [1, 3, 5, 8, 2, 7]).await;
+    assert_eq!(replies, 6);
+}
+
+/// Post `counts` digits concurrently; each request's answers must be the CPU's.
+async fn futures_join<const N: usize>(app: &axum::Router, counts: [usize; N]) -> usize {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in counts {
+        let app = app.clone();
+        tasks.spawn(async move { predicts_as_the_cpu(&app, n).await });
+    }
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+        done += 1;
+    }
+    done
+}
+
+#[test]
 fn auto_prefers_hardware_and_falls_back_to_cpu() {
     let Some(gpu) = gpu() else { return };
     let auto = device::select(DeviceChoice::Auto).unwrap();

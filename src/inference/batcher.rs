@@ -32,11 +32,19 @@ pub(super) struct Worker {
     pub warm_up: Arc<WarmUp>,
 }
 
-/// Start `threads` inference threads, each running a clone of `worker`.
-pub(super) fn spawn(worker: Worker, threads: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
+/// Start `threads` inference threads, each running a clone of `worker` on the next of
+/// `classifiers` in turn (one per GPU queue; `worker`'s own when there are none).
+pub(super) fn spawn(
+    worker: Worker,
+    classifiers: &[Arc<Classifier>],
+    threads: usize,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     (0..threads)
         .map(|i| {
-            let worker = worker.clone();
+            let mut worker = worker.clone();
+            if let Some(classifier) = classifiers.get(i % classifiers.len().max(1)) {
+                worker.classifier = classifier.clone();
+            }
             std::thread::Builder::new()
                 .name(format!("inference-{i}"))
                 .spawn(move || worker.run())

@@ -91,6 +91,8 @@ struct Lane {
     _rx: Receiver<Job>,
     /// What a new inference thread of the lane starts from.
     worker: Worker,
+    /// The models its threads take in turn: one per GPU queue.
+    classifiers: Vec<Arc<Classifier>>,
     /// Threads the lane started with.
     threads: usize,
 }
@@ -98,16 +100,18 @@ struct Lane {
 impl Lane {
     fn start(
         worker: Worker,
+        classifiers: Vec<Arc<Classifier>>,
         rx: Receiver<Job>,
         tx: Sender<Job>,
         threads: usize,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        let handles = batcher::spawn(worker.clone(), threads)?;
+        let handles = batcher::spawn(worker.clone(), &classifiers, threads)?;
         Ok((
             Self {
                 tx,
                 _rx: rx,
                 worker,
+                classifiers,
                 threads,
             },
             handles,
@@ -135,20 +139,29 @@ impl InferenceQueue {
         classifier: Arc<Classifier>,
         config: QueueConfig,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        Self::start_with_cpu_lane(classifier, config, None)
+        Self::start_with_cpu_lane(vec![classifier], config, None)
     }
 
-    /// [`InferenceQueue::start`], plus the CPU lane's threads when there is one. Both lanes
-    /// share the queue's limits and statistics; the lane's metrics carry `lane="cpu"`.
+    /// [`InferenceQueue::start`] with the device's threads spread over `classifiers` (the same
+    /// model on each of a GPU's queues, taken in turn), plus the CPU lane's threads when there
+    /// is one. Both lanes share the queue's limits and statistics; the lane's metrics carry
+    /// `lane="cpu"`.
     pub fn start_with_cpu_lane(
-        classifier: Arc<Classifier>,
+        classifiers: Vec<Arc<Classifier>>,
         config: QueueConfig,
         cpu_lane: Option<CpuLane>,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let stats = Arc::new(QueueStats::default());
         let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
         let metrics = InferenceMetrics::new(&config.labels);
-        let start_lane = |classifier, metrics, max_batch: usize, buckets: Buckets, threads| {
+        let start_lane = |classifiers: Vec<Arc<Classifier>>,
+                          metrics,
+                          max_batch: usize,
+                          buckets: Buckets,
+                          threads| {
+            let Some(classifier) = classifiers.first().cloned() else {
+                return Err(std::io::Error::other("an inference lane needs a model"));
+            };
             let (tx, rx) = bounded(config.max_queue.max(1));
             let worker = Worker {
                 metrics,
@@ -161,10 +174,10 @@ impl InferenceQueue {
                 warm_up: Arc::new(WarmUp::new(buckets.warm_up_sizes(), threads)),
                 buckets,
             };
-            Lane::start(worker, rx, tx, threads)
+            Lane::start(worker, classifiers, rx, tx, threads)
         };
         let (main, mut threads) = start_lane(
-            classifier,
+            classifiers,
             metrics.clone(),
             config.max_batch,
             config.buckets.clone(),
@@ -175,7 +188,7 @@ impl InferenceQueue {
             Some(lane) => {
                 let lane_metrics = InferenceMetrics::new(&config.labels.for_lane("cpu"));
                 let (cpu, more) = start_lane(
-                    lane.classifier,
+                    vec![lane.classifier],
                     lane_metrics,
                     lane.max_batch,
                     Buckets::default(),
@@ -207,7 +220,7 @@ impl InferenceQueue {
 
     /// Start `threads` more inference threads on this queue (on a paused queue: resume it).
     pub fn add_threads(&self, threads: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
-        batcher::spawn(self.main.worker.clone(), threads)
+        batcher::spawn(self.main.worker.clone(), &self.main.classifiers, threads)
     }
 
     /// The model's inference metrics.

@@ -31,6 +31,8 @@ pub enum DeviceError {
     NoAdapter(String),
     #[error("probing wgpu adapters panicked (broken Vulkan loader or driver?)")]
     ProbePanicked,
+    #[error("--gpu-queues: opening another device on the adapter failed: {0}")]
+    Queue(String),
 }
 
 /// What was chosen.
@@ -197,6 +199,78 @@ fn gpu_adapters() -> Result<Vec<SelectedDevice>, DeviceError> {
 #[cfg(not(feature = "wgpu"))]
 fn gpu_adapters() -> Result<Vec<SelectedDevice>, DeviceError> {
     Err(DeviceError::NoGpuBackend)
+}
+
+/// `count` more devices on the adapter `selected` runs on, each with its own queue and so its
+/// own cubecl submission thread (every launch, upload and readback of a device is a task on
+/// that one thread), registered with burn as devices of their own.
+#[cfg(feature = "wgpu")]
+pub fn more_queues(selected: &SelectedDevice, count: usize) -> Result<Vec<Device>, DeviceError> {
+    use burn::tensor::wgpu::{WgpuSetup, wgpu};
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let failed = |e: &dyn std::fmt::Display| DeviceError::Queue(format!("{}: {e}", selected.name));
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::PRIMARY,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    // The same card on another graphics API would be another runtime: Vulkan first, as cubecl
+    // picks it.
+    let adapter = ready(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+        .into_iter()
+        .filter(|a| a.get_info().name == selected.name)
+        .min_by_key(|a| a.get_info().backend != wgpu::Backend::Vulkan)
+        .ok_or_else(|| failed(&"no adapter of that name"))?;
+    (0..count)
+        .map(|_| {
+            // What cubecl asks of a device it opens itself (WGSL kernels).
+            let (device, queue) = ready(
+                adapter.request_device(&wgpu::DeviceDescriptor {
+                    label: Some("ember-serve queue"),
+                    required_features: adapter
+                        .features()
+                        .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+                    required_limits: adapter.limits(),
+                    memory_hints: wgpu::MemoryHints::MemoryUsage,
+                    ..Default::default()
+                }),
+            )
+            .map_err(|e| failed(&e))?;
+            Device::wgpu_options()
+                .setup(WgpuSetup {
+                    instance: instance.clone(),
+                    adapter: adapter.clone(),
+                    device,
+                    queue,
+                    backend: adapter.get_info().backend,
+                })
+                .init()
+                .map_err(|e| failed(&e))
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "wgpu"))]
+pub fn more_queues(_selected: &SelectedDevice, count: usize) -> Result<Vec<Device>, DeviceError> {
+    match count {
+        0 => Ok(Vec::new()),
+        _ => Err(DeviceError::NoGpuBackend),
+    }
+}
+
+/// The output of a wgpu future: native ones are ready when first polled (wgpu-core works
+/// synchronously), so two start-up calls need no executor.
+#[cfg(feature = "wgpu")]
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
 }
 
 #[cfg(test)]
