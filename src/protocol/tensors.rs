@@ -77,11 +77,7 @@ impl InputHeader {
         max_batch: usize,
     ) -> Result<Vec<[f32; INPUT_LEN]>, TensorError> {
         if values.len() != self.values() {
-            return Err(TensorError::Count {
-                have: values.len(),
-                shape: vec![self.batch as i64, INPUT_LEN as i64],
-                need: self.values(),
-            });
+            return Err(self.wrong_count(values.len()));
         }
         if self.datatype.is_integer() && values.iter().any(|v| v.fract() != 0.0) {
             return Err(TensorError::NotIntegers(self.datatype.as_str()));
@@ -96,6 +92,15 @@ impl InputHeader {
         Ok(input::images_from_flat(values, max_batch)?)
     }
 
+    /// The error for `have` values where the shape holds another number.
+    fn wrong_count(&self, have: usize) -> TensorError {
+        TensorError::Count {
+            have,
+            shape: vec![self.batch as i64, INPUT_LEN as i64],
+            need: self.values(),
+        }
+    }
+
     /// The images in `raw`, the input's little-endian bytes (binary tensor data, gRPC's
     /// `raw_input_contents`), checked as [`Self::images`] checks decoded values.
     pub fn raw_images(
@@ -104,11 +109,7 @@ impl InputHeader {
         max_batch: usize,
     ) -> Result<Vec<[f32; INPUT_LEN]>, TensorError> {
         if raw.len() != self.bytes() {
-            return Err(TensorError::Count {
-                have: raw.len() / self.datatype.size().max(1),
-                shape: vec![self.batch as i64, INPUT_LEN as i64],
-                need: self.values(),
-            });
+            return Err(self.wrong_count(raw.len() / self.datatype.size().max(1)));
         }
         if self.datatype == Datatype::FP32 {
             return Ok(input::images_from_f32_le(raw, max_batch)?);
