@@ -254,3 +254,57 @@ fn the_gpu_image_carries_what_the_nvidia_icd_needs() {
     let checked = read(".ci/images.sh");
     assert!(checked.contains("dpkg-query") && checked.contains("libglvnd0"));
 }
+
+/// The images' dependency layer builds against stub sources: cargo refuses a manifest whose
+/// binaries or benchmarks are missing, so each one Cargo.toml declares (as `cargo metadata`
+/// reads it) needs its stub in both Dockerfiles, or the image build fails at that layer.
+#[test]
+fn the_dependency_layer_stubs_every_declared_target() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(repo_path("."))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = format!("{}/", env!("CARGO_MANIFEST_DIR"));
+    let mut declared: Vec<String> = metadata["packages"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            let kinds = t["kind"].as_array().unwrap();
+            kinds.iter().any(|k| k == "bin" || k == "bench")
+        })
+        .map(|t| t["src_path"].as_str().unwrap().replace(&root, ""))
+        .filter(|path| path != "src/main.rs") // the stub loop copies it
+        .collect();
+    declared.sort();
+    assert!(
+        declared.contains(&"benches/forward.rs".to_string()),
+        "{declared:?}"
+    );
+    for dockerfile in ["docker/Dockerfile", "docker/Dockerfile.gpu"] {
+        let text = read(dockerfile);
+        let mut stubs: Vec<String> = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("for f in "))
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        stubs.sort();
+        assert_eq!(stubs, declared, "{dockerfile}'s stub sources");
+    }
+}
