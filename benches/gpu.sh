@@ -21,8 +21,8 @@
 # python3, and a Vulkan driver the loader can open (`ember-serve --device gpu` refuses to start
 # and says why otherwise). About 3 minutes.
 # Writes $OUT/gpu.csv, $OUT/gpu-passes.csv (each point's forward passes by lane: how many, mean
-# inputs, mean time), $OUT/gpu-kernels.csv (the profile) and $OUT/gpu-*.log (each server's
-# log); prints the tables.
+# inputs, mean time), $OUT/gpu-threads.csv (each point's CPU time by group of server threads),
+# $OUT/gpu-kernels.csv (the profile) and $OUT/gpu-*.log (each server's log); prints the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=.ci/lib.sh
@@ -83,6 +83,7 @@ PY
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 echo "config,point,concurrency,rows_per_request,requests_per_s,rows_per_s,p50_ms,p99_ms,errors" >"$OUT/gpu.csv"
 echo "config,point,concurrency,lane,passes,mean_inputs,mean_forward_ms" >"$OUT/gpu-passes.csv"
+echo "config,point,concurrency,threads,count,cpu_pct,busiest_pct" >"$OUT/gpu-threads.csv"
 rm -f "$OUT/gpu-kernels.csv"
 config=""
 start() { # NAME FLAGS...: start the server, wait for readiness, record how long it took
@@ -98,14 +99,49 @@ start() { # NAME FLAGS...: start the server, wait for readiness, record how long
 }
 
 point() { # NAME BODY CONCURRENCY ROWS PATH [DURATION]
-  local name=$1 body=$2 c=$3 rows=$4 path=$5 duration=${6:-$DURATION} report rps p50 p99 errors
+  local name=$1 body=$2 c=$3 rows=$4 path=$5 duration=${6:-$DURATION} report rps p50 p99 errors t0
   curl -fs "$URL/metrics" >"$work/before.prom"
+  threads snapshot "$work/before.threads"
+  t0=$(now_ms)
   report=$("${wrk_cpu[@]}" wrk -t"$((c < 4 ? c : 4))" -c"$c" -d"$duration" --latency -s "$work/$body.lua" "$URL$path")
+  threads "$config,$name,$c" "$work/before.threads" "$(($(now_ms) - t0))" >>"$OUT/gpu-threads.csv"
   curl -fs "$URL/metrics" >"$work/after.prom"
   IFS=, read -r rps p50 p99 errors < <(wrk_summary "$report")
   echo "$config,$name,$c,$rows,$rps,$(awk -v r="$rps" -v n="$rows" 'BEGIN {printf "%.0f", r * n}'),$p50,$p99,$errors" |
     tee -a "$OUT/gpu.csv" >&2
   passes "$config,$name,$c" "$work/before.prom" "$work/after.prom" >>"$OUT/gpu-passes.csv"
+}
+
+# threads snapshot FILE: the server's threads' CPU time so far. threads PREFIX BEFORE MS: each
+# group of threads' CPU time since, as % of one core over MS, all of them and the busiest: is
+# any thread (cubecl's device threads, `DS*`, above all; threads a driver starts from them
+# inherit the name) busy all the time the point ran?
+threads() {
+  python3 - "$server" "$@" <<'PY'
+import collections, glob, json, os, re, sys
+pid, prefix, before = sys.argv[1], sys.argv[2], sys.argv[3]
+ticks = {}
+for stat in glob.glob(f"/proc/{pid}/task/*/stat"):
+    try:
+        text = open(stat).read()
+    except OSError:
+        continue
+    name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+    ticks[stat.split("/")[4]] = [name, int(rest[11]) + int(rest[12])]
+if prefix == "snapshot":
+    json.dump(ticks, open(before, "w"))
+    sys.exit()
+seconds = int(sys.argv[4]) / 1000 * os.sysconf("SC_CLK_TCK")
+earlier = json.load(open(before))
+groups = collections.defaultdict(list)
+for tid, (name, now) in ticks.items():
+    used = now - earlier.get(tid, [name, 0])[1]
+    group = name if name.startswith("DS") else re.sub(r"[-_]?\d+$", "", name)
+    groups[group].append(100 * used / seconds)
+for group, pcts in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+    if sum(pcts) >= 1:
+        print(f"{prefix},{group},{len(pcts)},{sum(pcts):.0f},{max(pcts):.0f}")
+PY
 }
 
 # passes PREFIX BEFORE AFTER: for each lane, the forward passes a point ran, their mean size
@@ -255,6 +291,12 @@ print(f"{'config':18} {'point':15} {'c':>4} {'lane':7} {'passes':>9} {'inputs':>
 for r in csv.DictReader(open(table.replace("gpu.csv", "gpu-passes.csv"))):
     print(f"{r['config']:18} {r['point']:15} {r['concurrency']:>4} {r['lane']:7} {r['passes']:>9} "
           f"{r['mean_inputs']:>8} {r['mean_forward_ms']:>10}")
+print()
+print(f"{'config':18} {'point (CPU time, % of a core)':30} {'c':>4} {'threads':16} {'n':>3} {'all':>6} {'busiest':>7}")
+for r in csv.DictReader(open(table.replace("gpu.csv", "gpu-threads.csv"))):
+    if r["point"] in ("binary-4096", "single") and r["concurrency"] in ("16", "256"):
+        print(f"{r['config']:18} {r['point']:30} {r['concurrency']:>4} {r['threads']:16} "
+              f"{r['count']:>3} {r['cpu_pct']:>6} {r['busiest_pct']:>7}")
 kernels = table.replace("gpu.csv", "gpu-kernels.csv")
 if os.path.exists(kernels):
     print()
