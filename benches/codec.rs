@@ -1,7 +1,8 @@
 //! `cargo bench --bench codec`: the host's own work for one binary V2 request of 1024 and 4096
 //! rows, without the forward pass: parse the JSON header and decode and check the FP32 tail into
-//! images (`decode`; the images alone: `raw-images`, and `images-via-f64` as every other
-//! datatype is decoded), then encode both outputs as binary (`encode`). On a GPU this is CPU time every request pays beside the
+//! images (`decode`; the images alone: `raw-images`, and `images-via-f64` as the datatypes
+//! without a direct path are decoded; `raw-images-uint8` from UINT8 bytes), then encode both
+//! outputs as binary (`encode`). On a GPU this is CPU time every request pays beside the
 //! device's. Allocates with mimalloc, as the server does.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -52,6 +53,13 @@ fn codec(c: &mut Criterion) {
             BenchmarkId::new("images-via-f64", rows),
             &tail,
             |b, tail| b.iter(|| header.images(&header.datatype.decode(tail), 65536).unwrap()),
+        );
+        let uint8: Vec<u8> = (0..rows * 64).map(|i| (i % 17) as u8).collect();
+        let uint8_header = InputHeader::check("input", &[rows as i64, 64], "UINT8").unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("raw-images-uint8", rows),
+            &uint8,
+            |b, raw| b.iter(|| uint8_header.raw_images(raw, 65536).unwrap()),
         );
         let request: InferRequest = serde_json::from_slice(json).unwrap();
         let requested = codec::requested_outputs(&request).unwrap();

@@ -51,15 +51,17 @@ pub fn images_from_flat(
     images_from_rows(chunks, max_batch)
 }
 
-/// Check a batch given as raw little-endian FP32 bytes, row-major (the binary protocols' common
-/// case): the same checks and errors as [`images_from_flat`], without widening every value to
-/// `f64` first, which took most of a 4096-row request's decoding time (benches/README.md).
-pub fn images_from_f32_le(
+/// Check a batch given as raw little-endian values of `N` bytes each, row-major, that `value`
+/// turns into `f32` exactly (FP32 and UINT8, the binary protocols' common cases): the same
+/// checks and errors as [`images_from_flat`], without widening every value to `f64` first,
+/// which took most of a 4096-row request's decoding time (benches/README.md).
+pub fn images_from_le<const N: usize>(
     bytes: &[u8],
     max_batch: usize,
+    value: impl Fn([u8; N]) -> f32,
 ) -> Result<Vec<[f32; INPUT_LEN]>, InputError> {
-    const ROW_BYTES: usize = INPUT_LEN * 4;
-    let count = bytes.len().div_ceil(ROW_BYTES);
+    let row_bytes = INPUT_LEN * N;
+    let count = bytes.len().div_ceil(row_bytes);
     if count == 0 {
         return Err(InputError::Empty);
     }
@@ -67,18 +69,19 @@ pub fn images_from_f32_le(
         return Err(InputError::TooMany { count, max_batch });
     }
     let mut out = Vec::with_capacity(count);
-    for (index, raw) in bytes.chunks(ROW_BYTES).enumerate() {
-        let Ok(raw) = <&[u8; ROW_BYTES]>::try_from(raw) else {
+    for (index, raw) in bytes.chunks(row_bytes).enumerate() {
+        if raw.len() != row_bytes {
             return Err(InputError::WrongLength {
                 image: index,
-                len: raw.len() / 4,
+                len: raw.len() / N,
             });
-        };
-        // Fixed sizes and no branch per pixel, so the loop vectorises; only a row that fails
-        // is searched for the pixel to name.
-        let row: [f32; INPUT_LEN] = std::array::from_fn(|j| {
-            f32::from_le_bytes([raw[4 * j], raw[4 * j + 1], raw[4 * j + 2], raw[4 * j + 3]])
-        });
+        }
+        // No branch per pixel, so the loop vectorises; only a row that fails is searched for
+        // the pixel to name.
+        let mut row = [0.0f32; INPUT_LEN];
+        for (v, le) in row.iter_mut().zip(raw.chunks_exact(N)) {
+            *v = value(le.try_into().unwrap_or([0; N]));
+        }
         let in_range = row
             .iter()
             .fold(true, |ok, v| ok & (0.0..=PIXEL_MAX).contains(v));
@@ -141,38 +144,56 @@ mod tests {
         assert!(check(&[row(f64::INFINITY)], 2).is_err());
     }
 
+    type Images = Result<Vec<[f32; 64]>, InputError>;
+    type Decode = fn(&[f64], usize) -> Images;
+
+    fn fp32(values: &[f64], max_batch: usize) -> Images {
+        let raw: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| (v as f32).to_le_bytes())
+            .collect();
+        images_from_le(&raw, max_batch, f32::from_le_bytes)
+    }
+
+    fn uint8(values: &[f64], max_batch: usize) -> Images {
+        let raw: Vec<u8> = values.iter().map(|&v| v as u8).collect();
+        images_from_le(&raw, max_batch, |[b]: [u8; 1]| f32::from(b))
+    }
+
     #[test]
-    fn raw_fp32_is_checked_as_the_flat_tensor_is() {
-        let mut flat = vec![2.0; 128];
-        flat[64 + 3] = 17.0;
-        for bad in [
+    fn raw_values_are_checked_as_the_flat_tensor_is() {
+        let fp32_bad = [
             None,
             Some(-0.5),
             Some(16.25),
             Some(f64::NAN),
             Some(f64::INFINITY),
-        ] {
-            let mut values = flat.clone();
-            values[64 + 3] = bad.unwrap_or(16.0);
-            let raw: Vec<u8> = values
-                .iter()
-                .flat_map(|&v| (v as f32).to_le_bytes())
-                .collect();
-            for max_batch in [1, 2] {
-                let got = images_from_f32_le(&raw, max_batch);
-                let want = images_from_flat(&values, max_batch);
-                match (&got, &want) {
-                    // NaN != NaN: compare what the error says.
-                    (Err(g), Err(w)) => assert_eq!(g.to_string(), w.to_string()),
-                    _ => assert_eq!(got, want),
+        ];
+        let uint8_bad = [None, Some(17.0), Some(255.0)];
+        let decoders: [(Decode, &[Option<f64>]); 2] = [(fp32, &fp32_bad), (uint8, &uint8_bad)];
+        for (decode, bad) in decoders {
+            for bad in bad {
+                let mut values = vec![2.0; 128];
+                values[64 + 3] = bad.unwrap_or(16.0);
+                for max_batch in [1, 2] {
+                    let got = decode(&values, max_batch);
+                    let want = images_from_flat(&values, max_batch);
+                    match (&got, &want) {
+                        // NaN != NaN: compare what the error says.
+                        (Err(g), Err(w)) => assert_eq!(g.to_string(), w.to_string()),
+                        _ => assert_eq!(got, want),
+                    }
                 }
             }
         }
-        let images = images_from_f32_le(&[0; 512], 2).unwrap();
+        let images = images_from_le(&[0; 512], 2, f32::from_le_bytes).unwrap();
         assert_eq!(images, vec![[0.0; 64]; 2]);
-        assert_eq!(images_from_f32_le(&[], 4), Err(InputError::Empty));
         assert_eq!(
-            images_from_f32_le(&[0; 300], 4),
+            images_from_le(&[], 4, f32::from_le_bytes),
+            Err(InputError::Empty)
+        );
+        assert_eq!(
+            images_from_le(&[0; 300], 4, f32::from_le_bytes),
             Err(InputError::WrongLength { image: 1, len: 11 })
         );
     }

@@ -111,10 +111,12 @@ impl InputHeader {
         if raw.len() != self.bytes() {
             return Err(self.wrong_count(raw.len() / self.datatype.size().max(1)));
         }
-        if self.datatype == Datatype::FP32 {
-            return Ok(input::images_from_f32_le(raw, max_batch)?);
-        }
-        self.images(&self.datatype.decode(raw), max_batch)
+        let images = match self.datatype {
+            Datatype::FP32 => input::images_from_le(raw, max_batch, f32::from_le_bytes),
+            Datatype::UINT8 => input::images_from_le(raw, max_batch, |[b]: [u8; 1]| f32::from(b)),
+            _ => return self.images(&self.datatype.decode(raw), max_batch),
+        };
+        Ok(images?)
     }
 }
 
