@@ -215,13 +215,25 @@ pub fn more_queues(selected: &SelectedDevice, count: usize) -> Result<Vec<Device
         backends: wgpu::Backends::PRIMARY,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
-    // The same card on another graphics API would be another runtime: Vulkan first, as cubecl
-    // picks it.
+    // The selected card by its PCI address where the driver gives one (identical cards share a
+    // name), else by name; on Vulkan first, as cubecl picks it.
+    let pci_address = selected
+        .device
+        .identity()
+        .and_then(|identity| identity.physical?.pci_address);
     let adapter = ready(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
         .into_iter()
-        .filter(|a| a.get_info().name == selected.name)
+        .filter(|a| {
+            let info = a.get_info();
+            same_card(
+                &info.device_pci_bus_id,
+                &info.name,
+                pci_address.as_ref(),
+                &selected.name,
+            )
+        })
         .min_by_key(|a| a.get_info().backend != wgpu::Backend::Vulkan)
-        .ok_or_else(|| failed(&"no adapter of that name"))?;
+        .ok_or_else(|| failed(&"no adapter with its PCI address or name"))?;
     (0..count)
         .map(|_| {
             // What cubecl asks of a device it opens itself (WGSL kernels).
@@ -259,6 +271,21 @@ pub fn more_queues(_selected: &SelectedDevice, count: usize) -> Result<Vec<Devic
     }
 }
 
+/// Whether an adapter (its PCI bus id and name, as wgpu reports them) is the selected card: the
+/// same PCI address where the selected one has one, else the same name.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+fn same_card<A: std::str::FromStr + PartialEq>(
+    bus_id: &str,
+    name: &str,
+    pci_address: Option<&A>,
+    selected_name: &str,
+) -> bool {
+    match pci_address {
+        Some(wanted) => bus_id.parse::<A>().ok().as_ref() == Some(wanted),
+        None => name == selected_name,
+    }
+}
+
 /// The output of a wgpu future: native ones are ready when first polled (wgpu-core works
 /// synchronously), so two start-up calls need no executor.
 #[cfg(feature = "wgpu")]
@@ -292,6 +319,18 @@ mod tests {
             assert!(chosen.fallback.is_none());
         }
         assert_eq!(select(DeviceChoice::Cpu).unwrap().fallback, None);
+    }
+
+    #[test]
+    fn another_queue_opens_on_the_selected_card() {
+        // Identical cards share a name: the PCI address decides where there is one.
+        let first = Some(&0x0100u32);
+        assert!(same_card("256", "H100", first, "H100"));
+        assert!(!same_card("512", "H100", first, "H100"));
+        assert!(!same_card("not an address", "H100", first, "H100"));
+        // A software renderer has none: its name decides.
+        assert!(same_card("", "llvmpipe", None::<&u32>, "llvmpipe"));
+        assert!(!same_card("", "llvmpipe", None::<&u32>, "H100"));
     }
 
     #[test]
