@@ -224,26 +224,24 @@ impl DenseCnn {
     fn lower_as(model: &DigitCnn, device: &Device, folded: bool) -> Self {
         let stage1 = PooledDense::lower(&model.conv1, [1, 8, 8], device);
         let stage2 = PooledDense::lower(&model.conv2, [8, 4, 4], device);
-        let separate = Form::Separate {
-            stage1,
-            stage2,
-            fc1: model.fc1.clone(),
-            fc2: model.fc2.clone(),
-        };
-        let form = if !folded {
-            separate
-        } else {
-            match separate.fold(device) {
-                Ok(folded) => folded,
+        if folded {
+            match fold(&stage1, &stage2, model, device) {
+                Ok(form) => return Self { form },
                 // Reading the weights back from the device failed: the separate form is still
                 // correct, only slower on a GPU.
                 Err(e) => {
                     tracing::warn!(error = %e, "folding the model for the GPU failed; serving it unfolded");
-                    separate
                 }
             }
-        };
-        Self { form }
+        }
+        Self {
+            form: Form::Separate {
+                stage1,
+                stage2,
+                fc1: model.fc1.clone(),
+                fc2: model.fc2.clone(),
+            },
+        }
     }
 
     /// Whether this is the GPU's folded form.
@@ -290,24 +288,19 @@ impl DenseCnn {
     }
 }
 
-impl Form {
-    fn fold(&self, device: &Device) -> Result<Self, String> {
-        let Self::Separate {
-            stage1,
-            stage2,
-            fc1,
-            fc2,
-        } = self
-        else {
-            return Ok(self.clone());
-        };
-        Ok(Self::Folded {
-            stage1: stage1.fold(INPUT_LEN, device)?,
-            stage2: stage2.fold(stage1.bias.dims()[1], device)?,
-            fc1: Folded::linear(fc1, true, device)?,
-            fc2: Folded::linear(fc2, false, device)?,
-        })
-    }
+/// The folded form of `model`, from its two pooled stages as lowered.
+fn fold(
+    stage1: &PooledDense,
+    stage2: &PooledDense,
+    model: &DigitCnn,
+    device: &Device,
+) -> Result<Form, String> {
+    Ok(Form::Folded {
+        stage1: stage1.fold(INPUT_LEN, device)?,
+        stage2: stage2.fold(stage1.bias.dims()[1], device)?,
+        fc1: Folded::linear(&model.fc1, true, device)?,
+        fc2: Folded::linear(&model.fc2, false, device)?,
+    })
 }
 
 /// Whether `device` runs every operation as a launched kernel (a cubecl device: wgpu), rather
