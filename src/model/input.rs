@@ -32,14 +32,17 @@ pub fn images_from_rows<'a>(
     rows: impl ExactSizeIterator<Item = &'a [f64]>,
     max_batch: usize,
 ) -> Result<Vec<[f32; INPUT_LEN]>, InputError> {
-    let count = rows.len();
-    if count == 0 {
-        return Err(InputError::Empty);
-    }
-    if count > max_batch {
-        return Err(InputError::TooMany { count, max_batch });
-    }
+    batch_size(rows.len(), max_batch)?;
     rows.enumerate().map(|(i, row)| image(i, row)).collect()
+}
+
+/// `count` images make an acceptable batch: at least one, at most `max_batch`.
+fn batch_size(count: usize, max_batch: usize) -> Result<(), InputError> {
+    match count {
+        0 => Err(InputError::Empty),
+        _ if count > max_batch => Err(InputError::TooMany { count, max_batch }),
+        _ => Ok(()),
+    }
 }
 
 /// Check a batch given as a flat, row-major tensor of images (its length a multiple of 64).
@@ -62,12 +65,7 @@ pub fn images_from_le<const N: usize>(
 ) -> Result<Vec<[f32; INPUT_LEN]>, InputError> {
     let row_bytes = INPUT_LEN * N;
     let count = bytes.len().div_ceil(row_bytes);
-    if count == 0 {
-        return Err(InputError::Empty);
-    }
-    if count > max_batch {
-        return Err(InputError::TooMany { count, max_batch });
-    }
+    batch_size(count, max_batch)?;
     let mut out = Vec::with_capacity(count);
     for (index, raw) in bytes.chunks(row_bytes).enumerate() {
         if raw.len() != row_bytes {
