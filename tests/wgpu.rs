@@ -201,12 +201,12 @@ async fn a_server_spreads_its_threads_over_gpu_queues() {
     let models = common::get(&app, "/v1/models").await.json();
     assert_eq!(models["models"][0]["gpu_queues"], 2);
     // Requests at once, so passes land on threads of both queues: all get the CPU's answers.
-    let replies = futures_join(&app, [1, 3, 5, 8, 2, 7]).await;
+    let replies = predict_concurrently(&app, [1, 3, 5, 8, 2, 7]).await;
     assert_eq!(replies, 6);
 }
 
 /// Post `counts` digits concurrently; each request's answers must be the CPU's.
-async fn futures_join<const N: usize>(app: &axum::Router, counts: [usize; N]) -> usize {
+async fn predict_concurrently<const N: usize>(app: &axum::Router, counts: [usize; N]) -> usize {
     let mut tasks = tokio::task::JoinSet::new();
     for n in counts {
         let app = app.clone();

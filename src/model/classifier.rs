@@ -47,8 +47,8 @@ impl Classifier {
         }
     }
 
-    /// The same network on `device` (the CPU lane's copy of a GPU's model), without reading
-    /// the weights file again.
+    /// The same network on `device` (the CPU lane's copy of a GPU's model, or another GPU
+    /// queue's), without reading the weights file again.
     pub fn to_device(&self, device: &Device) -> Self {
         Self::new(self.conv.clone().to_device(device), device.clone())
     }
