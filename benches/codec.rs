@@ -3,12 +3,16 @@
 //! images (`decode`; the images alone: `raw-images`, and `images-via-f64` as the datatypes
 //! without a direct path are decoded; `raw-images-uint8` from UINT8 bytes), then encode both
 //! outputs as binary (`encode`). On a GPU this is CPU time every request pays beside the
-//! device's. Allocates with mimalloc, as the server does.
+//! device's. The `json` group does the same for JSON bodies of 64 and 1024 rows: `/v1/predict`
+//! and V2 requests read and checked, a `/v1/predict` answer written. Allocates with mimalloc, as
+//! the server does.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ember_serve::http::types::{PredictRequest, PredictResponse, PredictionBody};
 use ember_serve::http::v2::codec;
 use ember_serve::http::v2::types::InferRequest;
 use ember_serve::inference::Prediction;
+use ember_serve::model::input;
 use ember_serve::protocol::tensors::InputHeader;
 
 #[cfg(feature = "mimalloc")]
@@ -77,5 +81,65 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec);
+/// A `/v1/predict` body of `rows` images, pixels written as a client's JSON encoder writes
+/// whole-number floats (`13.0`), and the same request as a V2 JSON tensor.
+fn json_bodies(rows: usize) -> (Vec<u8>, Vec<u8>) {
+    let images: Vec<Vec<f64>> = (0..rows)
+        .map(|r| (0..64).map(|p| ((r + p) % 17) as f64).collect())
+        .collect();
+    let predict = serde_json::to_vec(&serde_json::json!({ "inputs": images })).unwrap();
+    let v2 = serde_json::to_vec(&serde_json::json!({
+        "inputs": [{"name": "input", "shape": [rows, 64], "datatype": "FP32", "data": images}]
+    }))
+    .unwrap();
+    (predict, v2)
+}
+
+/// JSON bodies: what `/v1/predict` and V2 JSON requests cost before and after the forward pass.
+fn json(c: &mut Criterion) {
+    let mut group = c.benchmark_group("json");
+    for rows in [64usize, 1024] {
+        let (predict, v2) = json_bodies(rows);
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_with_input(
+            BenchmarkId::new("predict-decode", rows),
+            &predict,
+            |b, body| {
+                b.iter(|| {
+                    let request: PredictRequest = serde_json::from_slice(body).unwrap();
+                    input::images_from_rows(request.inputs.iter().map(Vec::as_slice), 65536)
+                        .unwrap()
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("v2-decode", rows), &v2, |b, body| {
+            b.iter(|| {
+                let request: InferRequest = serde_json::from_slice(body).unwrap();
+                codec::decode_inputs(&request, &[], 65536).unwrap()
+            })
+        });
+        let response = PredictResponse {
+            model: "digits-cnn".into(),
+            model_version: "2.0.0".into(),
+            backend: "flex".into(),
+            device: "cpu".into(),
+            predictions: (0..rows)
+                .map(|i| PredictionBody {
+                    label: (i % 10).to_string(),
+                    class: i % 10,
+                    confidence: 0.912_345_6,
+                    probabilities: vec![0.009_753_1; 10],
+                })
+                .collect(),
+        };
+        group.bench_with_input(
+            BenchmarkId::new("predict-encode", rows),
+            &response,
+            |b, r| b.iter(|| serde_json::to_vec(r).unwrap()),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, json);
 criterion_main!(benches);

@@ -366,7 +366,21 @@ async fn bad_requests_are_400_with_an_error_body() {
         ),
         (
             input("input", json!([1, 64]), "FP32", json!(vec!["a"; 64])),
-            "must be numbers",
+            "must be numbers (flat or nested arrays), found \"a\"",
+        ),
+        (
+            input(
+                "input",
+                json!([1, 64]),
+                "FP32",
+                json!([vec![1.0; 63], vec![true]]),
+            ),
+            "must be numbers (flat or nested arrays), found true",
+        ),
+        // The tensor's declaration is checked before its values, as for numbers.
+        (
+            input("input", json!([1, 64]), "BYTES", json!(vec!["a"; 64])),
+            "datatype BYTES",
         ),
         (input("input", json!([0, 64]), "FP32", json!([])), "empty"),
         (

@@ -37,20 +37,6 @@ pub fn split_body<'a>(
     Ok(body.split_at(n))
 }
 
-/// Flatten nested JSON arrays of numbers in row-major order.
-fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), V2Error> {
-    match value {
-        Value::Array(items) => items.iter().try_for_each(|v| flatten(v, out)),
-        Value::Number(n) => n
-            .as_f64()
-            .map(|f| out.push(f))
-            .ok_or_else(|| V2Error::bad_request(format!("{n} is not a representable number"))),
-        other => Err(V2Error::bad_request(format!(
-            "input data must be numbers (flat or nested arrays), found {other}"
-        ))),
-    }
-}
-
 fn binary_size(parameters: &Option<Map<String, Value>>) -> Result<Option<usize>, V2Error> {
     match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
         None => Ok(None),
@@ -102,9 +88,12 @@ pub fn decode_inputs(
             header.raw_images(chunk, max_batch)?
         }
         (None, Some(data)) => {
-            let mut values = Vec::with_capacity(header.values());
-            flatten(data, &mut values)?;
-            header.images(&values, max_batch)?
+            if let Some(found) = &data.not_a_number {
+                return Err(V2Error::bad_request(format!(
+                    "input data must be numbers (flat or nested arrays), found {found}"
+                )));
+            }
+            header.images(&data.values, max_batch)?
         }
         (None, None) => {
             return Err(V2Error::bad_request(
