@@ -375,6 +375,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let limits = |listener| ConnectionLimits {
         listener,
         client_timeout: args.client_timeout,
+        keep_alive: args.keep_alive_timeout,
         max_connections: args
             .max_connections
             .map_or_else(connections::default_max_connections, |n| n as usize),

@@ -116,10 +116,14 @@ pub struct ServeArgs {
     #[arg(long, env = "EMBER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
     /// How long a client may take to send a request's headers, and again its body, before it
-    /// gets 408 and its connection is closed; also how long an idle keep-alive connection stays
-    /// open.
+    /// gets 408 and its connection is closed.
     #[arg(long, env = "EMBER_CLIENT_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub client_timeout: Duration,
+    /// How long an HTTP/1.1 keep-alive connection waits for its next request before it is
+    /// closed. Keep it above the idle timeout of any proxy or load balancer in front (60 s for
+    /// AWS ALB and ingress-nginx), so they never reuse a connection the server is closing.
+    #[arg(long, env = "EMBER_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_positive_duration)]
+    pub keep_alive_timeout: Duration,
     /// Most open connections per listener; one more is answered 503 and closed. Default: the
     /// open-file limit less room for the server's own files.
     #[arg(long, env = "EMBER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -350,6 +354,8 @@ mod tests {
         assert!(s.cors_allow_origins.is_empty() && s.otlp_endpoint.is_none());
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.client_timeout, Duration::from_secs(30));
+        assert_eq!(s.keep_alive_timeout, Duration::from_secs(75));
+        assert!(Cli::try_parse_from(["ember-serve", "--keep-alive-timeout", "0s"]).is_err());
         assert_eq!(s.max_connections, None);
         assert!(Cli::try_parse_from(["ember-serve", "--client-timeout", "0s"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--max-connections", "0"]).is_err());

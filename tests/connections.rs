@@ -1,5 +1,6 @@
 //! The accept loop every listener runs, over real sockets: slow clients get 408 and lose their
-//! connection, idle keep-alive connections are closed (busy ones and HTTP/2 ones are not), a
+//! connection, idle keep-alive connections are closed at `--keep-alive-timeout` without a word
+//! (busy ones and HTTP/2 ones are not), a
 //! connection over `--max-connections` is refused with 503, and a drain that outlives its
 //! deadline reports what it abandoned.
 
@@ -34,10 +35,12 @@ async fn serve(
     (addr, stop, server)
 }
 
+/// `client_timeout` for headers and bodies, and as keep-alive timeout.
 fn limits(client_timeout: Duration, max_connections: usize) -> ConnectionLimits {
     ConnectionLimits {
         listener: "http",
         client_timeout,
+        keep_alive: client_timeout,
         max_connections,
     }
 }
@@ -124,6 +127,63 @@ async fn late_headers_get_408_and_idle_keep_alive_connections_are_closed() {
     let rest = read_until_closed(&mut idle).await;
     assert!(!rest.contains("HTTP/1.1 200"), "{rest}");
     assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn the_keep_alive_timeout_is_its_own_and_an_idle_close_says_nothing() {
+    let (app, _service) = ready().await;
+    let get = b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Longer than the client timeout: an idle connection outlives --client-timeout.
+    let patient = ConnectionLimits {
+        keep_alive: Duration::from_millis(1500),
+        ..limits(Duration::from_millis(300), 100)
+    };
+    let (addr, _stop, _server) = serve(app.clone(), patient).await;
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(get).await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    stream.write_all(get).await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+
+    // Shorter than the client timeout: closed at the keep-alive timeout, not at the client's,
+    // and with nothing written (a 408 there would be read as the answer to the client's next
+    // request).
+    let brief = ConnectionLimits {
+        keep_alive: Duration::from_millis(500),
+        ..limits(Duration::from_secs(8), 100)
+    };
+    let (addr, _stop, _server) = serve(app.clone(), brief.clone()).await;
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(get).await.unwrap();
+    assert!(read_response(&mut idle).await.starts_with("HTTP/1.1 200"));
+    let answered = Instant::now();
+    let rest = read_until_closed(&mut idle).await;
+    assert_eq!(rest, "", "an idle keep-alive connection was sent {rest:?}");
+    let waited = answered.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(4),
+        "closed {waited:?} after the last answer"
+    );
+
+    // A next request begun but not finished within the keep-alive timeout gets its 408.
+    let mut partial = TcpStream::connect(&addr).await.unwrap();
+    partial.write_all(get).await.unwrap();
+    assert!(
+        read_response(&mut partial)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    partial
+        .write_all(b"GET /health/live HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut partial).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("within 500ms (--keep-alive-timeout)"),
+        "{answer}"
+    );
 }
 
 /// Read one HTTP/1.1 response with a `content-length` body from a keep-alive connection.

@@ -1,10 +1,11 @@
-//! The two clocks a client runs against: `--client-timeout` for a request's headers (and for an
-//! idle keep-alive connection), and as long again for its body.
+//! The clocks a client runs against: `--client-timeout` for a request's headers (the first on
+//! a connection) and again for its body, and `--keep-alive-timeout` for the next request on an
+//! idle keep-alive connection.
 //!
 //! hyper's own header-read timeout re-arms a timer for every request, which cost about 3 % of
 //! throughput on a keep-alive connection (benches/README.md). Here each connection has one
-//! watch instead: a request only moves a counter up and down, each write another, and the
-//! timer wakes at most once per timeout to look at them. HTTP/2 connections are left alone, as hyper
+//! watch instead: a request only moves a counter up and down, a write stamps the time, and the
+//! timer wakes only when a deadline may have passed. HTTP/2 connections are left alone, as hyper
 //! left them: their streams are multiplexed and idle gRPC channels are normal.
 
 use std::future::Future;
@@ -23,18 +24,34 @@ use tokio::time::{Instant, Sleep};
 
 use crate::telemetry::metrics as m;
 
-/// What one connection has been doing, as far as the header deadline cares. Shared between the
+/// What one connection has been doing, as far as its deadlines care. Shared between the
 /// connection's I/O, its service (one per request) and its watch, all on the connection's task.
 #[derive(Debug)]
 pub(super) struct HeadWatch {
     opened: Instant,
     /// Requests whose headers have arrived and whose response is not ready yet.
     busy: AtomicUsize,
-    /// Successful writes: every response is at least one, and a client still reading a long
+    /// When the last successful write ended, in nanoseconds after `opened` plus one; 0 before
+    /// the first. Every response is at least one write, and a client still reading a long
     /// response is not waiting to send headers.
-    writes: AtomicU64,
+    last_write: AtomicU64,
+    /// Bytes have arrived since the last write: the next request has begun.
+    read_since_write: AtomicBool,
     /// The connection speaks HTTP/2 (its preface arrived).
     http2: AtomicBool,
+}
+
+/// Why a watched connection is to be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overdue {
+    /// A request's headers did not all arrive within `within` (the flag named): answer 408.
+    Headers {
+        within: Duration,
+        flag: &'static str,
+    },
+    /// No next request began within `--keep-alive-timeout`: close without a word, as a client
+    /// of an idle keep-alive connection expects.
+    Idle,
 }
 
 impl HeadWatch {
@@ -42,7 +59,8 @@ impl HeadWatch {
         Arc::new(Self {
             opened: Instant::now(),
             busy: AtomicUsize::new(0),
-            writes: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+            read_since_write: AtomicBool::new(false),
             http2: AtomicBool::new(false),
         })
     }
@@ -58,24 +76,62 @@ impl HeadWatch {
         Busy(self.clone())
     }
 
-    /// Resolves once a whole `timeout` has passed with no request in progress and nothing
-    /// written: exactly `timeout` after opening for a client that never finishes its first
-    /// headers, between one and two timeouts after the last response on a keep-alive one. No
-    /// clock is read per request for it.
-    pub(super) async fn headers_overdue(&self, timeout: Duration) {
-        let mut writes = self.writes.load(Relaxed);
-        let mut check_at = self.opened + timeout;
+    fn wrote(&self) {
+        let nanos = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.last_write.store(nanos + 1, Relaxed);
+        self.read_since_write.store(false, Relaxed);
+    }
+
+    fn read(&self) {
+        if !self.read_since_write.load(Relaxed) {
+            self.read_since_write.store(true, Relaxed);
+        }
+    }
+
+    fn last_write(&self) -> Option<Instant> {
+        match self.last_write.load(Relaxed) {
+            0 => None,
+            n => Some(self.opened + Duration::from_nanos(n - 1)),
+        }
+    }
+
+    /// Resolves when the connection has overstayed: `client_timeout` after opening without its
+    /// first request's headers, or `keep_alive` after its last write with no request in
+    /// progress. Wakes only when one of those may have passed, or a timeout after finding a
+    /// request in progress.
+    pub(super) async fn overdue(&self, client_timeout: Duration, keep_alive: Duration) -> Overdue {
+        let mut check_at = self.opened + client_timeout.min(keep_alive);
         loop {
             tokio::time::sleep_until(check_at).await;
             if self.http2.load(Relaxed) {
                 return std::future::pending().await;
             }
-            let written = self.writes.load(Relaxed);
-            if self.busy.load(Relaxed) == 0 && written == writes {
-                return;
+            let now = Instant::now();
+            if self.busy.load(Relaxed) > 0 {
+                check_at = now + client_timeout.min(keep_alive);
+                continue;
             }
-            writes = written;
-            check_at = Instant::now() + timeout;
+            let (due, overdue) = match self.last_write() {
+                None => (
+                    self.opened + client_timeout,
+                    Overdue::Headers {
+                        within: client_timeout,
+                        flag: "--client-timeout",
+                    },
+                ),
+                Some(written) if self.read_since_write.load(Relaxed) => (
+                    written + keep_alive,
+                    Overdue::Headers {
+                        within: keep_alive,
+                        flag: "--keep-alive-timeout",
+                    },
+                ),
+                Some(written) => (written + keep_alive, Overdue::Idle),
+            };
+            if now >= due {
+                return overdue;
+            }
+            check_at = due;
         }
     }
 }
@@ -91,7 +147,7 @@ impl Drop for Busy {
 
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A connection's socket that tells its [`HeadWatch`] about writes and about an HTTP/2 preface.
+/// A connection's socket that tells its [`HeadWatch`] about reads, writes and an HTTP/2 preface.
 pub(super) struct Watched<IO> {
     io: IO,
     watch: Arc<HeadWatch>,
@@ -136,8 +192,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if this.sniffed.is_some() && buf.filled().len() > before {
-            this.sniff(&buf.filled()[before..]);
+        if buf.filled().len() > before {
+            this.watch.read();
+            if this.sniffed.is_some() {
+                this.sniff(&buf.filled()[before..]);
+            }
         }
         polled
     }
@@ -148,7 +207,7 @@ impl<IO: AsyncWrite + Unpin> Watched<IO> {
         if let Poll::Ready(Ok(n)) = polled
             && *n > 0
         {
-            self.watch.writes.fetch_add(1, Relaxed);
+            self.watch.wrote();
         }
     }
 }

@@ -31,16 +31,17 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::telemetry::metrics as m;
-use deadlines::{DeadlineBody, HeadWatch, Watched};
+use deadlines::{DeadlineBody, HeadWatch, Overdue, Watched};
 
 /// How one listener treats its clients.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// `http` or `grpc`: the `listener` label on the connection metrics.
     pub listener: &'static str,
-    /// For the request headers, and again for the body; also how long an idle keep-alive
-    /// connection stays open.
+    /// For the request headers, and again for the body.
     pub client_timeout: Duration,
+    /// How long a keep-alive connection waits for its next request before it is closed.
+    pub keep_alive: Duration,
     /// Most connections open at once on this listener.
     pub max_connections: usize,
 }
@@ -133,7 +134,8 @@ fn serve_connection(
     app: Router,
     limits: &ConnectionLimits,
 ) -> Arc<HeadWatch> {
-    let (listener, client_timeout) = (limits.listener, limits.client_timeout);
+    let (listener, client_timeout, keep_alive) =
+        (limits.listener, limits.client_timeout, limits.keep_alive);
     // A connection whose headers are late is dropped; a second handle on the socket lets us
     // say 408 first.
     let notice = TimeoutNotice::new(&stream);
@@ -160,10 +162,12 @@ fn serve_connection(
         tokio::select! {
             biased;
             _ = connection => {}
-            () = watch.headers_overdue(client_timeout) => {
-                metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
-                    .increment(1);
-                notice.send(client_timeout);
+            overdue = watch.overdue(client_timeout, keep_alive) => {
+                if let Overdue::Headers { within, flag } = overdue {
+                    metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
+                        .increment(1);
+                    notice.send(within, flag);
+                }
             }
         }
         open.decrement(1.0);
@@ -188,12 +192,11 @@ impl TimeoutNotice {
 
     /// Best effort: the socket is non-blocking and the answer is small; a full send buffer or a
     /// gone client only means the 408 is not seen.
-    fn send(self, timeout: Duration) {
+    fn send(self, timeout: Duration, flag: &str) {
         #[cfg(unix)]
         if let Some(mut socket) = self.0 {
             use std::io::Write;
-            let detail =
-                format!("the request headers did not arrive within {timeout:?} (--client-timeout)");
+            let detail = format!("the request headers did not arrive within {timeout:?} ({flag})");
             let _ = socket.write_all(&plain_response(
                 "408 Request Timeout",
                 "request-timeout",
@@ -203,7 +206,7 @@ impl TimeoutNotice {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
         #[cfg(not(unix))]
-        let _ = timeout;
+        let _ = (timeout, flag);
     }
 }
 

@@ -231,6 +231,7 @@ pub async fn serve_grpc(
     let limits = ConnectionLimits {
         listener: "grpc",
         client_timeout: Duration::from_secs(30),
+        keep_alive: Duration::from_secs(75),
         max_connections: 1000,
     };
     let server = tokio::spawn(async move {
