@@ -2,8 +2,9 @@
 //! server facing clients directly needs.
 //!
 //! - A client gets `--client-timeout` to send a request's headers and then as long again for its
-//!   body; past either it gets 408 and its connection is closed. Idle keep-alive connections
-//!   are closed after the same time, so a trickling or vanished client cannot hold a slot.
+//!   body; past either it gets 408 and its connection is closed. An idle keep-alive connection
+//!   is closed, without a word, `--keep-alive-timeout` after its last response, so a trickling
+//!   or vanished client cannot hold a slot for long.
 //! - `--max-connections` caps open connections; one over the cap is answered 503 and closed.
 //! - After a shutdown signal the listener closes and in-flight requests get until the drain
 //!   deadline (`--shutdown-timeout`); whatever is still running then is abandoned and counted.

@@ -185,7 +185,7 @@ pub struct InputTensor {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TensorData {
     pub values: Vec<f64>,
-    /// The first value that is not a number, as JSON would write it.
+    /// The first value that is not a number, as JSON writes it (an object: `an object`).
     pub not_a_number: Option<String>,
 }
 
