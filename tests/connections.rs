@@ -55,6 +55,18 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// Send `bytes`, then read until the server closes: a 408 whose body says `detail`.
+async fn sent_then_408(stream: &mut TcpStream, bytes: &[u8], detail: &str) -> String {
+    stream.write_all(bytes).await.unwrap();
+    let answer = read_until_closed(stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout"),
+        "{answer}"
+    );
+    assert!(answer.contains(detail), "{answer}");
+    answer
+}
+
 async fn ready() -> (Router, Arc<ModelService>) {
     common::ready_app(&[]).await
 }
@@ -65,37 +77,25 @@ async fn a_client_trickling_its_body_gets_408_and_its_connection_closed() {
     let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(600), 100)).await;
     let mut stream = TcpStream::connect(&addr).await.unwrap();
     let started = Instant::now();
-    stream
-        .write_all(
-            b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
-              content-length: 102400\r\n\r\n{",
-        )
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let answer = sent_then_408(
+        &mut stream,
+        b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          content-length: 102400\r\n\r\n{",
+        "urn:ember-serve:problem:request-timeout",
+    )
+    .await;
     assert!(answer.contains("connection: close"), "{answer}");
-    assert!(
-        answer.contains("urn:ember-serve:problem:request-timeout"),
-        "{answer}"
-    );
     assert!(answer.contains("x-request-id:"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(600));
     // The same on V2, in its own error shape.
     let mut stream = TcpStream::connect(&addr).await.unwrap();
-    stream
-        .write_all(
-            b"POST /v2/models/digits-cnn/infer HTTP/1.1\r\nhost: x\r\n\
-              content-type: application/json\r\ncontent-length: 5000\r\n\r\n{\"in",
-        )
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(
-        answer.contains("{\"error\":\"the request body did not arrive"),
-        "{answer}"
-    );
+    sent_then_408(
+        &mut stream,
+        b"POST /v2/models/digits-cnn/infer HTTP/1.1\r\nhost: x\r\n\
+          content-type: application/json\r\ncontent-length: 5000\r\n\r\n{\"in",
+        "{\"error\":\"the request body did not arrive",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -104,16 +104,12 @@ async fn late_headers_get_408_and_idle_keep_alive_connections_are_closed() {
     let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(500), 100)).await;
 
     let mut partial = TcpStream::connect(&addr).await.unwrap();
-    partial
-        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n")
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut partial).await;
-    assert!(
-        answer.starts_with("HTTP/1.1 408 Request Timeout"),
-        "{answer}"
-    );
-    assert!(answer.contains("did not arrive within 500ms"), "{answer}");
+    sent_then_408(
+        &mut partial,
+        b"GET /health/live HTTP/1.1\r\nhost: x\r\n",
+        "did not arrive within 500ms (--client-timeout)",
+    )
+    .await;
 
     // A finished request keeps the connection for the next one, but not forever.
     let mut idle = TcpStream::connect(&addr).await.unwrap();
@@ -174,16 +170,12 @@ async fn the_keep_alive_timeout_is_its_own_and_an_idle_close_says_nothing() {
             .await
             .starts_with("HTTP/1.1 200")
     );
-    partial
-        .write_all(b"GET /health/live HTTP/1.1\r\n")
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut partial).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(
-        answer.contains("within 500ms (--keep-alive-timeout)"),
-        "{answer}"
-    );
+    sent_then_408(
+        &mut partial,
+        b"GET /health/live HTTP/1.1\r\n",
+        "within 500ms (--keep-alive-timeout)",
+    )
+    .await;
 }
 
 /// Read one HTTP/1.1 response with a `content-length` body from a keep-alive connection.
