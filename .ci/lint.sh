@@ -10,10 +10,10 @@ step "rustfmt"
 cargo fmt --all -- --check
 
 step "clippy (default features)"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --workspace --locked --all-targets -- -D warnings
 
 step "clippy (all features)"
-cargo clippy --locked --all-targets --all-features -- -D warnings
+cargo clippy --workspace --locked --all-targets --all-features -- -D warnings
 
 step "actionlint, shellcheck"
 actionlint

@@ -10,7 +10,7 @@ source .ci/lib.sh
 step() { printf '\n--- %s\n' "$*"; }
 
 step "cargo test (README.md's test command)"
-cargo test --locked --all-features
+cargo test --workspace --locked --all-features
 
 ADDR=127.0.0.1:18095
 GRPC=127.0.0.1:18096

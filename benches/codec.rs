@@ -8,11 +8,11 @@
 //! the server does.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ember_model::input;
 use ember_serve::http::types::{PredictRequest, PredictResponse, PredictionBody};
 use ember_serve::http::v2::codec;
 use ember_serve::http::v2::types::InferRequest;
 use ember_serve::inference::Prediction;
-use ember_serve::model::input;
 use ember_serve::protocol::tensors::InputHeader;
 
 #[cfg(feature = "mimalloc")]

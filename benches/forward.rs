@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ember_serve::model::{Classifier, DeviceChoice, device};
+use ember_model::{Classifier, DeviceChoice, device};
 
 fn devices() -> Vec<device::SelectedDevice> {
     let mut out = device::cpu_backends();

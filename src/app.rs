@@ -19,9 +19,9 @@ use crate::connections::{self, ConnectionLimits, ServeError};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
 use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
-use crate::model::{Classifier, DeviceChoice, DeviceError, WeightsError, device};
 use crate::service::{ModelService, ServedModel};
 use crate::telemetry::metrics::{self as m, RecorderError};
+use ember_model::{Classifier, DeviceChoice, DeviceError, WeightsError, device};
 
 /// Why the server did not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ impl Tuning {
             // Room for a full batch of JSON numbers (up to 16 bytes each), never under 1 MiB.
             body_limit: args
                 .body_limit
-                .unwrap_or((max_batch * crate::model::INPUT_LEN * 16).max(1 << 20)),
+                .unwrap_or((max_batch * ember_model::INPUT_LEN * 16).max(1 << 20)),
             buckets: Buckets::resolve(&args.batch_buckets, max_batch, !cpu_backend)?,
             // A software renderer's passes run on the CPU anyway; by default they all stay on
             // it, so what runs there is the GPU code.
@@ -160,7 +160,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
     }
     let api_keys = ApiKeys::load(&args.api_keys, args.api_key_file.as_deref())?;
     let metrics = m::handle()?;
-    let selected = device::select(args.device)?;
+    let selected = device::select(args.device.into())?;
     tracing::info!(
         requested = ?args.device,
         backend = selected.backend,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::model::DeviceChoice;
+use ember_model::DeviceChoice;
 
 /// ember-serve: an 8×8 digit classifier (burn CNN) behind an HTTP API with OpenAPI docs
 /// (`/docs`) and Prometheus metrics (`/metrics`).
@@ -59,8 +59,8 @@ pub struct ServeArgs {
     #[arg(long, env = "EMBER_WEIGHTS", default_value = "weights")]
     pub weights: PathBuf,
     /// Device to run the model on: `auto` prefers a hardware GPU adapter and falls back to the CPU.
-    #[arg(long, env = "EMBER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
-    pub device: DeviceChoice,
+    #[arg(long, env = "EMBER_DEVICE", value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
     /// Most inputs in one request, and in one forward pass. Default: 64 on the CPU backends,
     /// 4096 on a GPU (which gains most from large batches: send them as binary V2 tensors).
     #[arg(long, env = "EMBER_MAX_BATCH", value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -258,6 +258,28 @@ fn parse_positive_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(d)
 }
 
+/// `--device`: the model crate's [`DeviceChoice`] as a flag (the model layer knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// A hardware GPU adapter if one is found, otherwise the CPU backend.
+    Auto,
+    /// The CPU backend: burn-flex where compiled in (the faster of the two; benches/README.md),
+    /// else burn-ndarray.
+    Cpu,
+    /// A wgpu adapter (Vulkan, Metal, DX12); software adapters such as lavapipe count.
+    Gpu,
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(arg: DeviceArg) -> Self {
+        match arg {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Gpu => DeviceChoice::Gpu,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -325,7 +347,7 @@ mod tests {
         let off = Cli::try_parse_from(["ember-serve", "--grpc-port", "0"]).unwrap();
         assert_eq!(off.serve.grpc_addr(), None);
         assert_eq!(cli.serve.weights, PathBuf::from("weights"));
-        assert_eq!(cli.serve.device, DeviceChoice::Auto);
+        assert_eq!(cli.serve.device, DeviceArg::Auto);
         assert_eq!(cli.serve.max_batch, None, "resolved per device at start-up");
         assert_eq!(
             cli.serve.body_limit, None,

@@ -1,7 +1,8 @@
 //! ember-serve: a burn digit classifier behind an axum API.
 //!
-//! Data flows one way through the crate: [`config`] is read once at start-up, [`model`] loads and
-//! verifies the weights and picks a device, [`inference`] owns the model on its own thread(s) and
+//! The model layer is a crate of its own (`ember-model`, in `model/`): it loads and verifies the
+//! weights and picks a device, and knows nothing of this crate. Data flows one way through this
+//! one: [`config`] is read once at start-up, [`inference`] owns the model on its own thread(s) and
 //! batches queued requests into forward passes, [`service`] holds the rules every surface shares
 //! (readiness, timeouts), and [`http`] and [`grpc`] turn requests into service calls and results
 //! into their wire formats, behind [`auth`] (API keys) and [`connections`] (the accept loop with
@@ -16,7 +17,6 @@ pub mod grpc;
 pub mod healthcheck;
 pub mod http;
 pub mod inference;
-pub mod model;
 pub mod protocol;
 pub mod service;
 pub mod telemetry;

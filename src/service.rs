@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::inference::{InferenceError, InferenceQueue, Prediction};
-use crate::model::weights::TensorSpec;
-use crate::model::{INPUT_LEN, not_a_distribution};
 use crate::telemetry::metrics as m;
+use ember_model::weights::TensorSpec;
+use ember_model::{INPUT_LEN, not_a_distribution};
 
 /// The served model as clients see it: what it takes and gives, and where it runs.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -106,7 +106,7 @@ impl ModelService {
         request_timeout: Option<Duration>,
     ) -> std::sync::Arc<Self> {
         metrics::gauge!(m::READY).set(0.0);
-        let predictions = (0..crate::model::NUM_CLASSES)
+        let predictions = (0..ember_model::NUM_CLASSES)
             .map(|class| {
                 let label = model
                     .labels

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ember_model::{Classifier, DeviceChoice, device};
 use ember_serve::inference::{CpuLane, InferenceError, InferenceQueue, Prediction, QueueConfig};
-use ember_serve::model::{Classifier, DeviceChoice, device};
 
 fn classifier() -> Arc<Classifier> {
     let dev = device::select(DeviceChoice::Cpu).unwrap().device;

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{classifier, repo_path};
-use ember_serve::model::weights::{self, Manifest, WeightsError};
-use ember_serve::model::{Classifier, DeviceChoice, dataset, device};
+use ember_model::weights::{self, Manifest, WeightsError};
+use ember_model::{Classifier, DeviceChoice, device};
+use ember_train::dataset;
 
-fn cpu() -> burn::tensor::Device {
+fn cpu() -> ember_model::Device {
     device::select(DeviceChoice::Cpu).unwrap().device
 }
 

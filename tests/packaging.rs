@@ -255,9 +255,10 @@ fn the_gpu_image_carries_what_the_nvidia_icd_needs() {
     assert!(checked.contains("dpkg-query") && checked.contains("libglvnd0"));
 }
 
-/// The images' dependency layer builds against stub sources: cargo refuses a manifest whose
-/// binaries or benchmarks are missing, so each one Cargo.toml declares (as `cargo metadata`
-/// reads it) needs its stub in both Dockerfiles, or the image build fails at that layer.
+/// The images' dependency layer builds against stub sources: cargo refuses a workspace whose
+/// declared targets are missing, so each library, binary and benchmark of every workspace member
+/// (as `cargo metadata` reads them) needs its stub in both Dockerfiles, or the image build fails
+/// at that layer.
 #[test]
 fn the_dependency_layer_stubs_every_declared_target() {
     let out = Command::new(env!("CARGO"))
@@ -278,22 +279,31 @@ fn the_dependency_layer_stubs_every_declared_target() {
     );
     let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
     let root = format!("{}/", env!("CARGO_MANIFEST_DIR"));
-    let mut declared: Vec<String> = metadata["packages"][0]["targets"]
+    let mut declared: Vec<String> = metadata["packages"]
         .as_array()
         .unwrap()
         .iter()
+        .flat_map(|package| package["targets"].as_array().unwrap())
         .filter(|t| {
             let kinds = t["kind"].as_array().unwrap();
-            kinds.iter().any(|k| k == "bin" || k == "bench")
+            kinds
+                .iter()
+                .any(|k| k == "lib" || k == "bin" || k == "bench")
         })
         .map(|t| t["src_path"].as_str().unwrap().replace(&root, ""))
         .filter(|path| path != "src/main.rs") // the stub loop copies it
         .collect();
     declared.sort();
-    assert!(
-        declared.contains(&"benches/forward.rs".to_string()),
-        "{declared:?}"
-    );
+    for expected in [
+        "benches/forward.rs",
+        "model/src/lib.rs",
+        "train/src/main.rs",
+    ] {
+        assert!(
+            declared.contains(&expected.to_string()),
+            "{expected} not in {declared:?}"
+        );
+    }
     for dockerfile in ["docker/Dockerfile", "docker/Dockerfile.gpu"] {
         let text = read(dockerfile);
         let mut stubs: Vec<String> = text

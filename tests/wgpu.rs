@@ -5,7 +5,8 @@
 
 mod common;
 
-use ember_serve::model::{DeviceChoice, dataset, device};
+use ember_model::{DeviceChoice, device};
+use ember_train::dataset;
 
 fn gpu() -> Option<device::SelectedDevice> {
     match device::select(DeviceChoice::Gpu) {

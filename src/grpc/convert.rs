@@ -10,10 +10,10 @@ use super::pb;
 use super::pb::infer_parameter::ParameterChoice;
 use crate::inference::Prediction;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
-use crate::model::INPUT_LEN;
 use crate::protocol::tensors::{EncodedOutput, InputHeader, OutputKind, TensorError};
 use crate::protocol::{self, Datatype, OutputName, protocol_version};
 use crate::service::ModelService;
+use ember_model::INPUT_LEN;
 
 /// The request's images, checked exactly as REST checks them.
 pub fn images(

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use super::types::Problem;
 use crate::auth::AuthError;
 use crate::inference::InferenceError;
-use crate::model::InputError;
 use crate::service::PredictError;
+use ember_model::InputError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 

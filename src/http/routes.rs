@@ -11,8 +11,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::types::*;
-use crate::model::input;
 use crate::service::ModelService;
+use ember_model::input;
 
 /// Links to everything else, or (for a browser, `Accept: text/html`) the page to draw a digit on.
 #[utoipa::path(get, path = "/", tag = "meta",

@@ -30,11 +30,11 @@ fn images_schema() -> utoipa::openapi::Array {
     let pixel = ObjectBuilder::new()
         .schema_type(Type::Number)
         .minimum(Some(0.0))
-        .maximum(Some(crate::model::PIXEL_MAX as f64));
+        .maximum(Some(ember_model::PIXEL_MAX as f64));
     let image = ArrayBuilder::new()
         .items(pixel)
-        .min_items(Some(crate::model::INPUT_LEN))
-        .max_items(Some(crate::model::INPUT_LEN));
+        .min_items(Some(ember_model::INPUT_LEN))
+        .max_items(Some(ember_model::INPUT_LEN));
     ArrayBuilder::new().items(image).min_items(Some(1)).build()
 }
 

@@ -12,9 +12,9 @@ use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::pass::guarded_pass;
 use super::stats::{InferenceStatistics, PassTimes};
 use super::warmup::WarmUp;
-use crate::model::{Classifier, INPUT_LEN, argmax};
 use crate::telemetry::metrics::InferenceMetrics;
 use crate::telemetry::traces;
+use ember_model::{Classifier, INPUT_LEN, argmax};
 
 /// What an inference thread needs; each thread gets a clone.
 #[derive(Clone)]
@@ -203,7 +203,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::{Buckets, InferenceStatistics, Job, QueueStats, WarmUp, Worker};
-    use crate::model::{Classifier, DeviceChoice, device};
+    use ember_model::{Classifier, DeviceChoice, device};
 
     fn worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;

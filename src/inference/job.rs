@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use crate::model::{INPUT_LEN, NUM_CLASSES};
 use crate::telemetry::traces::JobSpans;
+use ember_model::{INPUT_LEN, NUM_CLASSES};
 
 /// One input's result.
 #[derive(Debug, Clone, PartialEq)]

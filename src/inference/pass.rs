@@ -4,7 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::model::{Classifier, INPUT_LEN, NUM_CLASSES};
+use ember_model::{Classifier, INPUT_LEN, NUM_CLASSES};
 
 /// One forward pass over `rows`, with a backend panic turned into an error like any other: the
 /// thread survives to serve the next pass.

@@ -13,9 +13,9 @@ use super::buckets::Buckets;
 use super::job::{InferenceError, Job, Prediction, QueueStats};
 use super::stats::InferenceStatistics;
 use super::warmup::WarmUp;
-use crate::model::{Classifier, INPUT_LEN};
 use crate::telemetry::metrics::{InferenceMetrics, ModelLabels};
 use crate::telemetry::traces;
+use ember_model::{Classifier, INPUT_LEN};
 
 /// Queue and batching settings.
 #[derive(Debug, Clone)]

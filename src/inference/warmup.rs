@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::job::InferenceError;
 use super::pass::guarded_pass;
-use crate::model::{Classifier, INPUT_LEN, not_a_distribution};
+use ember_model::{Classifier, INPUT_LEN, not_a_distribution};
 
 /// How far the threads have got.
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{DeviceChoice, device};
+    use ember_model::{DeviceChoice, device};
 
     fn classifier() -> Classifier {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;

@@ -82,7 +82,7 @@ pub fn inputs() -> Vec<TensorDescription> {
     vec![TensorDescription {
         name: INPUT_NAME,
         datatype: Datatype::FP32,
-        shape: vec![-1, crate::model::INPUT_LEN as i64],
+        shape: vec![-1, ember_model::INPUT_LEN as i64],
     }]
 }
 
@@ -96,7 +96,7 @@ pub fn outputs() -> Vec<TensorDescription> {
     vec![
         describe(
             OutputName::Probabilities,
-            vec![-1, crate::model::NUM_CLASSES as i64],
+            vec![-1, ember_model::NUM_CLASSES as i64],
         ),
         describe(OutputName::Label, vec![-1]),
     ]

@@ -4,7 +4,7 @@
 
 use super::{Datatype, INPUT_NAME, OutputName};
 use crate::inference::Prediction;
-use crate::model::{INPUT_LEN, InputError, NUM_CLASSES, input};
+use ember_model::{INPUT_LEN, InputError, NUM_CLASSES, input};
 
 /// What is wrong with a request's tensors.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

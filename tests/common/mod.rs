@@ -56,7 +56,7 @@ pub fn read(rel: &str) -> String {
 /// The backend `--device cpu` resolves to in this build (`flex` where compiled in, else `ndarray`).
 #[allow(dead_code)] // not every test binary asks
 pub fn cpu_backend() -> &'static str {
-    ember_serve::model::device::select(ember_serve::model::DeviceChoice::Cpu)
+    ember_model::device::select(ember_model::DeviceChoice::Cpu)
         .map(|d| d.backend)
         .unwrap_or("none")
 }
@@ -146,8 +146,8 @@ pub async fn post_json(router: &Router, uri: &str, body: impl Into<Body>) -> Rep
 /// The real app's model and metrics over a paused queue (no inference thread): requests can
 /// only queue, fill it, or time out.
 pub fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (Router, Arc<ModelService>) {
+    use ember_model::{DeviceChoice, device};
     use ember_serve::inference::{InferenceQueue, QueueConfig};
-    use ember_serve::model::{DeviceChoice, device};
     let (_, real) = cold_app(&[]);
     let dev = device::select(DeviceChoice::Cpu).unwrap().device;
     let config = QueueConfig {
@@ -169,16 +169,15 @@ pub fn paused_app(max_queue: usize, timeout: Option<Duration>) -> (Router, Arc<M
 }
 
 /// The committed weights on `device`, as the server loads them.
-pub fn classifier(device: &burn::tensor::Device) -> ember_serve::model::Classifier {
-    ember_serve::model::Classifier::load(&repo_path("weights"), device)
+pub fn classifier(device: &ember_model::Device) -> ember_model::Classifier {
+    ember_model::Classifier::load(&repo_path("weights"), device)
         .unwrap()
         .0
 }
 
 /// Rows and labels of the first `n` images of the shipped data set.
 pub fn digits(n: usize) -> Vec<(Vec<f64>, usize)> {
-    let samples =
-        ember_serve::model::dataset::load(&repo_path("tests/data/digits.csv.gz")).unwrap();
+    let samples = ember_train::dataset::load(&repo_path("tests/data/digits.csv.gz")).unwrap();
     samples
         .into_iter()
         .take(n)
@@ -187,7 +186,7 @@ pub fn digits(n: usize) -> Vec<(Vec<f64>, usize)> {
 }
 
 /// The first `n` digits of the test set as the model's input rows.
-pub fn pixels(n: usize) -> Vec<[f32; ember_serve::model::INPUT_LEN]> {
+pub fn pixels(n: usize) -> Vec<[f32; ember_model::INPUT_LEN]> {
     digits(n)
         .into_iter()
         .map(|(row, _)| std::array::from_fn(|i| row[i] as f32))

@@ -8,9 +8,9 @@ use serde_json::{Map, Value, json};
 use super::error::V2Error;
 use super::types::{InferRequest, InputTensor, OutputParameters, Tensor};
 use crate::inference::Prediction;
-use crate::model::INPUT_LEN;
 use crate::protocol::OutputName;
 use crate::protocol::tensors::{EncodedOutput, InputHeader, OutputKind, OutputValues, TensorError};
+use ember_model::INPUT_LEN;
 
 /// Header naming the length of the JSON part of a binary request or response.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";

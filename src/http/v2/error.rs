@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::types::ErrorBody;
 use crate::http::ApiError;
-use crate::model::InputError;
 use crate::protocol::ModelLookupError;
 use crate::protocol::tensors::TensorError;
 use crate::service::PredictError;
+use ember_model::InputError;
 
 #[derive(Debug)]
 pub struct V2Error {

@@ -322,8 +322,8 @@ mod tests {
     use burn::tensor::Tensor;
 
     use super::DenseCnn;
-    use crate::model::cnn::{INPUT_LEN, to_input};
-    use crate::model::{DigitCnn, device};
+    use crate::cnn::{INPUT_LEN, to_input};
+    use crate::{DigitCnn, device};
 
     /// Largest absolute difference between the convolutional form's logits and each dense
     /// form's (separate and folded, whichever the CPU backend would pick) for `rows` random

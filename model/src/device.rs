@@ -6,15 +6,14 @@
 //! can show.
 
 use burn::tensor::Device;
-use serde::Serialize;
 
-/// What the operator asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+/// What the operator asked for (the server's `--device` maps onto it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
     /// A hardware GPU adapter if one is found, otherwise the CPU backend.
     Auto,
-    /// The CPU backend: burn-flex where compiled in (about twice as fast), else burn-ndarray.
+    /// The CPU backend: burn-flex where compiled in (the faster of the two; benches/README.md),
+    /// else burn-ndarray.
     Cpu,
     /// A wgpu adapter (Vulkan, Metal, DX12); software adapters such as lavapipe count.
     Gpu,

@@ -1,6 +1,6 @@
 //! The digit classifier: a small CNN over 8×8 images with 17 grey levels (0..=16).
 //!
-//! [`DigitCnn`] is the burn module as trained (`src/bin/train.rs`) and stored in the weights
+//! [`DigitCnn`] is the burn module as trained (`train/src/main.rs`) and stored in the weights
 //! file; [`super::Classifier`] is what serves it.
 
 use burn::module::Module;

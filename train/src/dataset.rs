@@ -9,8 +9,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::classifier::{Classifier, ForwardError, argmax};
-use super::cnn::{INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
+use ember_model::{Classifier, ForwardError, argmax};
+use ember_model::{INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
 
 /// Where the data set lives in the repository.
 pub const DEFAULT_PATH: &str = "tests/data/digits.csv.gz";

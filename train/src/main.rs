@@ -1,4 +1,4 @@
-//! `cargo run --release --bin train`: train the digit CNN with burn's autodiff on the fixed,
+//! `cargo run --release -p ember-train`: train the digit CNN with burn's autodiff on the fixed,
 //! seeded 80/20 split, evaluate it on the held-out 20 %, and write `weights/` (safetensors +
 //! manifest). Same seed, same machine → byte-identical weights.
 
@@ -10,9 +10,10 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 use clap::Parser;
-use ember_serve::model::cnn::to_input;
-use ember_serve::model::weights::{self, Manifest, TrainingSettings};
-use ember_serve::model::{Classifier, DeviceChoice, DigitCnn, dataset, device};
+use ember_model::cnn::to_input;
+use ember_model::weights::{self, Manifest, TrainingSettings};
+use ember_model::{Classifier, DeviceChoice, DigitCnn, device};
+use ember_train::dataset;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;

@@ -129,7 +129,7 @@ mod tests {
     use burn::tensor::{Tensor, TensorData, activation};
 
     use super::{NUM_CLASSES, not_a_distribution, softmax};
-    use crate::model::device;
+    use crate::device;
 
     #[test]
     fn the_host_softmax_is_burns() {
