@@ -1,5 +1,6 @@
-//! The operations documents stay usable: every alert names a RUNBOOK.md section that exists, and
-//! the runbook stays a runbook (tables and procedures, not a lab notebook).
+//! The operations documents stay usable: every alert names a RUNBOOK.md section that exists,
+//! every log line the runbook quotes is one the server writes, and the runbook stays a runbook
+//! (tables and procedures, not a lab notebook).
 
 mod common;
 
@@ -60,5 +61,66 @@ fn the_runbook_stays_short_and_leaves_measurements_to_the_benchmarks() {
     assert_eq!(
         anchor("5xx: the forward pass failed"),
         "5xx-the-forward-pass-failed"
+    );
+}
+
+/// Every `.rs` file under `dir`, read into one string.
+fn sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// Policy, for on-call: a log line the runbook tells them to grep for must be one the server can
+/// print. Each line it quotes (the "lines to look for" list, and every "log `…`" in its tables)
+/// must start with a message that is written in the server's or the model's source; what
+/// follows a `...` is the varying detail.
+#[test]
+fn every_log_line_the_runbook_quotes_is_in_the_source() {
+    let runbook = read("RUNBOOK.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut code = String::new();
+    for dir in ["src", "model/src"] {
+        sources(&common::repo_path(dir), &mut code);
+    }
+    let spans = |text: &str| -> Vec<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let list_start = runbook
+        .find("the lines to look for are")
+        .expect("RUNBOOK.md lists the log lines to look for");
+    let list_end = list_start + runbook[list_start..].find(". ").unwrap();
+    let mut quoted = spans(&runbook[list_start..list_end]);
+    for (i, _) in runbook.match_indices("log `") {
+        quoted.extend(spans(&runbook[i + 4..]).into_iter().take(1));
+    }
+    assert!(quoted.len() >= 10, "found only {quoted:?}");
+    let missing: Vec<&String> = quoted
+        .iter()
+        .filter(|line| {
+            let message = line
+                .split(['…'])
+                .next()
+                .unwrap()
+                .split("...")
+                .next()
+                .unwrap();
+            !code.contains(message.trim())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "RUNBOOK.md quotes log lines no source file writes: {missing:?}"
     );
 }
