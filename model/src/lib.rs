@@ -2,6 +2,10 @@
 //! apart from the server. It holds the network itself, its weights on disk (verified before
 //! they are trusted), what an input must look like, and the choice of backend and device.
 //!
+//! Besides the digits CNN, written by hand, every model directory of the repository
+//! (`weights/<name>/`: an ONNX graph and its config) is compiled in by build.rs through
+//! burn-onnx ([`imported`]).
+//!
 //! Nothing here knows about HTTP, gRPC, command lines or queues: it depends on burn, serde and
 //! a hash, and never on clap, utoipa or axum (they are not in its Cargo.toml, so a `use` of
 //! them cannot compile). The server's inference layer drives a [`Classifier`]; training lives
@@ -13,6 +17,7 @@ pub mod dense;
 pub mod device;
 #[cfg(all(feature = "wgpu", target_os = "linux"))]
 pub mod icd;
+pub mod imported;
 pub mod input;
 pub mod weights;
 
@@ -22,5 +27,6 @@ pub use classifier::{Classifier, ForwardError, argmax, not_a_distribution};
 pub use cnn::{DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
 pub use dense::DenseCnn;
 pub use device::{DeviceChoice, DeviceError, SelectedDevice};
+pub use imported::{ImportedModel, ModelConfig, TensorConfig};
 pub use input::InputError;
 pub use weights::{Manifest, WeightsError};

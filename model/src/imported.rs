@@ -1,0 +1,322 @@
+//! Models brought in as ONNX graphs: every directory of the model repository (`weights/<name>/`
+//! with `model.onnx` and `config.json`) is compiled in by build.rs through burn-onnx, so each
+//! runs on the same backends as the hand-written digits CNN.
+//!
+//! This module is the one interface the rest of the server needs for them: what a model takes
+//! and gives (its [`ModelConfig`], checked against the graph at build time), loading its
+//! weights, and a forward pass over flat FP32 tensors whose every value has been checked first.
+//! The graphs themselves sit behind [`Graph`], an adapter build.rs writes for each.
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::{Bytes, Device, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// A model's `config.json`: what the server needs that the graph does not say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub inputs: Vec<TensorConfig>,
+    pub outputs: Vec<TensorConfig>,
+    /// Most rows in one request and in one forward pass.
+    pub max_batch: u32,
+    /// Batch sizes worth padding a pass up to (warmed before serving).
+    #[serde(default)]
+    pub preferred_batch_sizes: Vec<u32>,
+}
+
+/// One input or output tensor. The first dimension of `shape` is the batch (`-1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorConfig {
+    pub name: String,
+    /// KServe V2's name for the element type (`FP32`).
+    pub datatype: String,
+    pub shape: Vec<i64>,
+    /// For a classifier's output: one name per class, in the order of its values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The smallest value an input accepts, where the model was only trained on larger ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl TensorConfig {
+    /// Values per row: the product of every dimension after the batch.
+    pub fn row_len(&self) -> usize {
+        self.shape
+            .iter()
+            .skip(1)
+            .map(|&d| d.max(0) as usize)
+            .product()
+    }
+}
+
+/// Why a model could not be loaded or could not answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImportedError {
+    #[error("no model named {0:?} is compiled into this binary (compiled in: {1})")]
+    UnknownModel(String, String),
+    #[error("{model}: config.json: {reason}")]
+    Config { model: String, reason: String },
+    #[error("{model}: the weights do not fit the graph: {reason}")]
+    Weights { model: String, reason: String },
+    #[error("{model}: {reason}")]
+    Graph { model: String, reason: String },
+}
+
+/// What is wrong with a request's tensors, naming the model, the tensor and the position.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImportedInputError {
+    #[error("model {model} takes {expected} input tensors ({names}); {given} were sent")]
+    Count {
+        model: String,
+        expected: usize,
+        given: usize,
+        names: String,
+    },
+    #[error("model {model}: a batch has 1 to {max_batch} rows; this one has {rows}")]
+    BatchSize {
+        model: String,
+        rows: usize,
+        max_batch: u32,
+    },
+    #[error(
+        "model {model}, input {tensor}: {len} values is not {rows} rows of {row_len} (shape {shape:?})"
+    )]
+    Length {
+        model: String,
+        tensor: String,
+        len: usize,
+        rows: usize,
+        row_len: usize,
+        shape: Vec<i64>,
+    },
+    #[error("model {model}, input {tensor}[{row}][{index}] = {value} is {why}")]
+    Value {
+        model: String,
+        tensor: String,
+        row: usize,
+        index: usize,
+        value: f32,
+        why: String,
+    },
+}
+
+/// A generated burn module behind one call shape: a tensor per graph input, each
+/// `[batch, ...]`, in; a tensor per graph output out. build.rs writes the impl for each model.
+pub trait Graph: Send + Sync {
+    fn run(&self, inputs: Vec<TensorData>, device: &Device) -> Result<Vec<TensorData>, GraphError>;
+}
+
+/// What a generated adapter can report.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphError {
+    #[error("the graph takes {expected} inputs, {given} were given")]
+    Arity { expected: usize, given: usize },
+}
+
+/// A model as build.rs compiled it in.
+pub(crate) struct Compiled {
+    /// `config.json`'s text (checked against the graph when it was compiled).
+    pub config: &'static str,
+    /// The weights burn-onnx extracted from the graph (a burnpack), the bundled version.
+    pub weights: &'static [u8],
+    /// The generated module with `weights` loaded onto a device.
+    #[allow(clippy::type_complexity)]
+    pub load: fn(&[u8], &Device) -> Result<Box<dyn Graph>, String>,
+}
+
+/// Build a generated module's weights from burnpack bytes; shapes are checked as they load.
+pub(crate) fn load<M>(mut model: M, weights: &[u8]) -> Result<Box<dyn Graph>, String>
+where
+    M: Module + Graph + 'static,
+{
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights.to_vec())));
+    let result = model.load_from(&mut store).map_err(|e| e.to_string())?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(format!(
+            "errors {:?}, missing tensors {:?}",
+            result.errors, result.missing
+        ));
+    }
+    Ok(Box::new(model))
+}
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/models.rs"));
+}
+
+fn parse(compiled: &Compiled) -> Result<ModelConfig, ImportedError> {
+    serde_json::from_str(compiled.config).map_err(|e| ImportedError::Config {
+        model: "?".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// The configs of every model compiled into this binary, in the repository's order.
+pub fn catalogue() -> Result<Vec<ModelConfig>, ImportedError> {
+    generated::COMPILED.iter().map(parse).collect()
+}
+
+/// A compiled-in model with its weights on a device.
+pub struct ImportedModel {
+    config: ModelConfig,
+    graph: Box<dyn Graph>,
+    device: Device,
+}
+
+impl std::fmt::Debug for ImportedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedModel")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImportedModel {
+    /// The model `name` with the weights bundled at build time.
+    pub fn load(name: &str, device: &Device) -> Result<Self, ImportedError> {
+        let mut names = Vec::new();
+        for compiled in generated::COMPILED {
+            let config = parse(compiled)?;
+            if config.name == name {
+                let graph = (compiled.load)(compiled.weights, device).map_err(|reason| {
+                    ImportedError::Weights {
+                        model: config.name.clone(),
+                        reason,
+                    }
+                })?;
+                return Ok(Self {
+                    config,
+                    graph,
+                    device: device.clone(),
+                });
+            }
+            names.push(config.name);
+        }
+        Err(ImportedError::UnknownModel(name.into(), names.join(", ")))
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Check a request's tensors: one per input, in the config's order, each `rows` rows of
+    /// its row length, every value finite and inside the input's range.
+    pub fn check(&self, inputs: &[&[f32]], rows: usize) -> Result<(), ImportedInputError> {
+        let model = || self.config.name.clone();
+        if inputs.len() != self.config.inputs.len() {
+            return Err(ImportedInputError::Count {
+                model: model(),
+                expected: self.config.inputs.len(),
+                given: inputs.len(),
+                names: self
+                    .config
+                    .inputs
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if rows == 0 || rows > self.config.max_batch as usize {
+            return Err(ImportedInputError::BatchSize {
+                model: model(),
+                rows,
+                max_batch: self.config.max_batch,
+            });
+        }
+        for (spec, values) in self.config.inputs.iter().zip(inputs) {
+            let row_len = spec.row_len();
+            if rows.checked_mul(row_len) != Some(values.len()) {
+                return Err(ImportedInputError::Length {
+                    model: model(),
+                    tensor: spec.name.clone(),
+                    len: values.len(),
+                    rows,
+                    row_len,
+                    shape: spec.shape.clone(),
+                });
+            }
+            let bad = values.iter().enumerate().find_map(|(i, &v)| {
+                let why = if !v.is_finite() {
+                    "not a finite number".to_string()
+                } else if spec.min.is_some_and(|min| f64::from(v) < min) {
+                    format!("below the input's minimum {}", spec.min.unwrap_or_default())
+                } else if spec.max.is_some_and(|max| f64::from(v) > max) {
+                    format!("above the input's maximum {}", spec.max.unwrap_or_default())
+                } else {
+                    return None;
+                };
+                Some((i, v, why))
+            });
+            if let Some((i, value, why)) = bad {
+                return Err(ImportedInputError::Value {
+                    model: model(),
+                    tensor: spec.name.clone(),
+                    row: i / row_len.max(1),
+                    index: i % row_len.max(1),
+                    value,
+                    why,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One forward pass over `rows` rows: the inputs are checked ([`Self::check`]), and each
+    /// output comes back flat, `rows` × its row length.
+    pub fn infer(&self, inputs: &[&[f32]], rows: usize) -> Result<Vec<Vec<f32>>, InferError> {
+        self.check(inputs, rows)?;
+        let tensors = self
+            .config
+            .inputs
+            .iter()
+            .zip(inputs)
+            .map(|(spec, values)| {
+                let mut shape = vec![rows];
+                shape.extend(spec.shape.iter().skip(1).map(|&d| d as usize));
+                TensorData::new(values.to_vec(), shape)
+            })
+            .collect();
+        let outputs = self
+            .graph
+            .run(tensors, &self.device)
+            .map_err(|e| InferError::Graph(e.to_string()))?;
+        outputs
+            .into_iter()
+            .zip(&self.config.outputs)
+            .map(|(data, spec)| {
+                let values: Vec<f32> = data
+                    .convert::<f32>()
+                    .try_into_vec()
+                    .map_err(|e| InferError::Readback(format!("{e:?}")))?;
+                if values.len() != rows * spec.row_len() {
+                    return Err(InferError::Readback(format!(
+                        "output {} has {} values for {rows} rows of {}",
+                        spec.name,
+                        values.len(),
+                        spec.row_len()
+                    )));
+                }
+                Ok(values)
+            })
+            .collect()
+    }
+}
+
+/// Why a forward pass gave no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InferError {
+    #[error(transparent)]
+    Input(#[from] ImportedInputError),
+    #[error("the graph failed: {0}")]
+    Graph(String),
+    #[error("reading the outputs failed: {0}")]
+    Readback(String),
+}
