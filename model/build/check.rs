@@ -1,39 +1,11 @@
 //! The checks a model directory must pass before it is compiled in: `config.json` parses, and
 //! agrees with `model.onnx` (tensor names and order, datatypes, ranks, fixed dimensions, label
 //! counts). Shared by build.rs, which fails the build on any of them, and by the tests, which
-//! feed it broken directories.
+//! feed it broken directories. Both include `src/config.rs` as `crate::config`.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-/// `config.json`, as the user writes it. Unknown fields are refused: a typo must not be ignored.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub name: String,
-    pub version: String,
-    #[serde(default)]
-    #[allow(dead_code)] // the server reads it at run time from the same file
-    pub description: String,
-    pub inputs: Vec<TensorConfig>,
-    pub outputs: Vec<TensorConfig>,
-    pub max_batch: u32,
-    #[serde(default)]
-    pub preferred_batch_sizes: Vec<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TensorConfig {
-    pub name: String,
-    pub datatype: String,
-    pub shape: Vec<i64>,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-}
+use crate::config::{ModelConfig, TensorConfig};
 
 /// One model that passed every check.
 pub struct Checked {
@@ -59,7 +31,8 @@ pub fn check(dir: &Path) -> Result<Checked, String> {
         return Err("no model.onnx beside config.json".into());
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| format!("config.json: {e}"))?;
-    let config: Config = serde_json::from_str(&text).map_err(|e| format!("config.json: {e}"))?;
+    let config: ModelConfig =
+        serde_json::from_str(&text).map_err(|e| format!("config.json: {e}"))?;
     if config.name != name {
         return Err(format!(
             "config.json names the model {:?}; it must be the directory's name, {name:?}",

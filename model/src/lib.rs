@@ -13,6 +13,7 @@
 
 pub mod classifier;
 pub mod cnn;
+pub mod config;
 pub mod dense;
 pub mod device;
 #[cfg(all(feature = "wgpu", target_os = "linux"))]
@@ -25,8 +26,9 @@ pub mod weights;
 pub use burn::tensor::Device;
 pub use classifier::{Classifier, ForwardError, argmax, not_a_distribution};
 pub use cnn::{DigitCnn, INPUT_LEN, NUM_CLASSES, PIXEL_MAX};
+pub use config::{ModelConfig, TensorConfig};
 pub use dense::DenseCnn;
 pub use device::{DeviceChoice, DeviceError, SelectedDevice};
-pub use imported::{ImportedModel, ModelConfig, TensorConfig};
+pub use imported::ImportedModel;
 pub use input::InputError;
 pub use weights::{Manifest, WeightsError};

@@ -7,6 +7,9 @@
 #[allow(dead_code)]
 #[path = "../build/check.rs"]
 mod check;
+#[allow(dead_code)]
+#[path = "../src/config.rs"]
+mod config;
 
 use std::path::{Path, PathBuf};
 
