@@ -33,6 +33,13 @@ python3 tests/clients/triton_grpc.py "$GRPC" "$ADDR"
 step "perf_analyzer 2.41 over gRPC (-i grpc, c=1 and c=16)"
 PROTOCOL=grpc bash benches/perf_analyzer.sh check "$GRPC"
 
+step "the repository's models through tritonclient (HTTP and gRPC), checked against ONNX Runtime"
+python3 tests/clients/triton_models.py "$ADDR" "$GRPC"
+
+step "perf_analyzer 2.41 on the repository's models (breast-cancer over HTTP, diabetes over gRPC)"
+MODEL=breast-cancer bash benches/perf_analyzer.sh check "$ADDR"
+MODEL=diabetes PROTOCOL=grpc bash benches/perf_analyzer.sh check "$GRPC"
+
 step "schemathesis --checks all against /api-docs/openapi.json (schemathesis.toml; fixed seed)"
 schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no-color
 

@@ -6,12 +6,14 @@
 #   bash benches/perf_analyzer.sh check HOST:PORT    # what .ci/test.sh runs: c=1 and c=16, 2 s windows
 #   bash benches/perf_analyzer.sh sweep [HOST:PORT]  # c=1,4,16,64 x batch 1 and 8 (~3 min)
 #   PROTOCOL=grpc bash benches/perf_analyzer.sh ...  # the same over gRPC (HOST:PORT: the gRPC port)
+#   MODEL=breast-cancer bash benches/perf_analyzer.sh ...  # a model of the repository (weights/)
 #
 # `sweep` without an address builds and starts a release server like benches/load.sh (features
 # flex,mimalloc, as the images) on 127.0.0.1:18181 (gRPC 18182) and writes
 # benches/results/perf_analyzer.csv (perf_analyzer-grpc.csv over gRPC).
 # Inputs are real digits from tests/data/digits.csv.gz (perf_analyzer's default random data is
-# outside the model's 0..=16 pixel range, and the server rightly refuses it).
+# outside the model's 0..=16 pixel range, and the server rightly refuses it); a repository
+# model's are the held-out rows of its weights/<name>/examples.json.
 #
 # perf_analyzer is in no crate or Debian package: the manylinux wheel of tritonclient 2.41.0 is
 # the last that ships the binary. It links libb64 (Debian libb64-0d) and libcudart.so.12 (PyPI
@@ -27,6 +29,7 @@ CUDART=12.3.101
 HOME_DIR=${PA_HOME:-target/perf_analyzer}
 # PROTOCOL=grpc speaks KServe V2 over gRPC (HOST:PORT is then the gRPC port).
 PROTOCOL=${PROTOCOL:-http}
+MODEL=${MODEL:-digits-cnn}
 PA=$HOME_DIR/bin/perf_analyzer
 OUT=benches/results
 
@@ -69,13 +72,26 @@ with gzip.open("tests/data/digits.csv.gz", "rt") as f:
     rows = [line.strip().split(",") for line in f if line.strip()][:256]
 json.dump({"data": [{"input": [float(v) for v in r[:64]]} for r in rows]}, open(sys.argv[1], "w"))
 PY
+  # A repository model's: one entry per example row, every input by name.
+  for examples in weights/*/examples.json; do
+    python3 - "$examples" "$HOME_DIR/$(basename "$(dirname "$examples")").json" <<'PY'
+import json, sys
+inputs = json.load(open(sys.argv[1]))["inputs"]
+rows = len(next(iter(inputs.values())))
+json.dump({"data": [{k: v[i] for k, v in inputs.items()} for i in range(rows)]}, open(sys.argv[2], "w"))
+PY
+  done
+}
+
+input_data() {
+  if [ "$MODEL" = digits-cnn ]; then echo "$HOME_DIR/digits.json"; else echo "$HOME_DIR/$MODEL.json"; fi
 }
 
 run_pa() { # URL, then perf_analyzer options
   local url=$1
   shift
   LD_LIBRARY_PATH="$HOME_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PA" -u "$url" -i "$PROTOCOL" \
-    -m digits-cnn --input-data "$HOME_DIR/digits.json" "$@"
+    -m "$MODEL" --input-data "$(input_data)" "$@"
 }
 
 check() { # URL
@@ -100,7 +116,7 @@ check() { # URL
     exit 1
   fi
   rm -f "$log"
-  echo "perf_analyzer $TRITONCLIENT ($PROTOCOL): OK against $url (c=1 and c=16, server queue/compute breakdown present)"
+  echo "perf_analyzer $TRITONCLIENT ($PROTOCOL, $MODEL): OK against $url (c=1 and c=16, server queue/compute breakdown present)"
 }
 
 sweep() { # [URL]

@@ -19,6 +19,7 @@ use crate::connections::{self, ConnectionLimits, ServeError};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
 use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
+use crate::service::imported::{ImportedSettings, ImportedStartError};
 use crate::service::{ModelService, ServedModel};
 use crate::telemetry::metrics::{self as m, RecorderError};
 use ember_model::{Classifier, DeviceChoice, DeviceError, WeightsError, device};
@@ -51,6 +52,8 @@ pub enum StartError {
     Drain(#[from] ServeError),
     #[error(transparent)]
     Buckets(#[from] BucketError),
+    #[error(transparent)]
+    Imported(#[from] ImportedStartError),
 }
 
 /// A started (not yet warmed-up) model service, and the threads that run its forward passes.
@@ -241,14 +244,14 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
                  \"GPU\"); --cpu-lane-below 0 sends everything to the GPU"
             );
             Some(CpuLane {
-                classifier: Arc::new(classifier.to_device(&cpu.device)),
+                runner: Arc::new(classifier.to_device(&cpu.device)),
                 below,
                 threads,
                 max_batch,
             })
         }
     };
-    let (queue, inference_threads) = InferenceQueue::start_with_cpu_lane(
+    let (queue, mut inference_threads) = InferenceQueue::start_with_cpu_lane(
         classifiers,
         QueueConfig {
             max_batch,
@@ -292,8 +295,22 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         held_out_accuracy: manifest.held_out_accuracy,
     };
     let timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
+    // Every model compiled in from the model repository, on the same device and settings.
+    let (imported, more) = crate::service::imported::start_all(
+        &selected.device,
+        &ImportedSettings {
+            threads,
+            batch_wait,
+            max_queue: args.max_queue as usize,
+            pad: runs != Runs::Cpu,
+            backend: model.backend.clone(),
+            device_name: model.device.clone(),
+            request_timeout: timeout,
+        },
+    )?;
+    inference_threads.extend(more);
     Ok(Started {
-        service: ModelService::new(queue, model, timeout),
+        service: ModelService::serving(queue, model, timeout, imported),
         metrics,
         inference_threads,
         api_keys,

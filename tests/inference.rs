@@ -144,7 +144,7 @@ async fn statistics_count_failures_and_callers_that_gave_up() {
 
 fn cpu_lane(below: usize, threads: usize) -> Option<CpuLane> {
     Some(CpuLane {
-        classifier: classifier(),
+        runner: classifier(),
         below,
         threads,
         max_batch: 64,
@@ -213,8 +213,11 @@ async fn a_full_cpu_lane_hands_small_requests_to_the_device() {
 
 #[test]
 fn a_queue_without_a_model_does_not_start() {
-    let started =
-        InferenceQueue::start_with_cpu_lane(Vec::new(), config(4, Duration::ZERO, 4, 1), None);
+    let started = InferenceQueue::start_with_cpu_lane(
+        Vec::<Arc<ember_model::Classifier>>::new(),
+        config(4, Duration::ZERO, 4, 1),
+        None,
+    );
     let error = started.err().expect("a queue with no model started");
     assert!(error.to_string().contains("needs a model"), "{error}");
 }

@@ -10,9 +10,10 @@ use super::pb;
 use super::pb::infer_parameter::ParameterChoice;
 use crate::inference::Prediction;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
+use crate::inference::{InferenceStatistics, QueueConfig};
 use crate::protocol::tensors::{EncodedOutput, InputHeader, OutputKind, TensorError};
 use crate::protocol::{self, Datatype, OutputName, protocol_version};
-use crate::service::ModelService;
+use crate::service::{InstanceGroup, ModelService};
 use ember_model::INPUT_LEN;
 
 /// The request's images, checked exactly as REST checks them.
@@ -61,7 +62,7 @@ pub fn images(
 }
 
 /// The values of the `contents` field that carries `datatype`.
-fn typed_values(contents: &pb::InferTensorContents, datatype: Datatype) -> Vec<f64> {
+pub(super) fn typed_values(contents: &pb::InferTensorContents, datatype: Datatype) -> Vec<f64> {
     fn widen<T: Copy + Into<f64>>(values: &[T]) -> Vec<f64> {
         values.iter().map(|&v| v.into()).collect()
     }
@@ -93,25 +94,27 @@ pub fn requested_outputs(
         .map(|o| {
             let name = OutputName::parse(&o.name)
                 .ok_or_else(|| TensorError::UnknownOutput(o.name.clone()))?;
-            let classification = match o
-                .parameters
-                .get("classification")
-                .and_then(|p| p.parameter_choice.as_ref())
-            {
-                None => None,
-                Some(ParameterChoice::Int64Param(k)) => Some(*k),
-                Some(ParameterChoice::Uint64Param(k)) => {
-                    Some(i64::try_from(*k).unwrap_or(i64::MAX))
-                }
-                Some(_) => {
-                    return Err(Status::invalid_argument(
-                        "the classification parameter must be an integer",
-                    ));
-                }
-            };
-            Ok((name, OutputKind::of(name, classification)?))
+            Ok((name, OutputKind::of(name, classification(o)?)?))
         })
         .collect()
+}
+
+/// The classification extension's k, if the output asks for its top classes.
+pub(super) fn classification(
+    output: &pb::model_infer_request::InferRequestedOutputTensor,
+) -> Result<Option<i64>, Status> {
+    match output
+        .parameters
+        .get("classification")
+        .and_then(|p| p.parameter_choice.as_ref())
+    {
+        None => Ok(None),
+        Some(ParameterChoice::Int64Param(k)) => Ok(Some(*k)),
+        Some(ParameterChoice::Uint64Param(k)) => Ok(Some(i64::try_from(*k).unwrap_or(i64::MAX))),
+        Some(_) => Err(Status::invalid_argument(
+            "the classification parameter must be an integer",
+        )),
+    }
 }
 
 /// The response: every output's header, and its raw little-endian bytes in the same order.
@@ -205,22 +208,7 @@ pub fn config(service: &ModelService) -> pb::ModelConfig {
                 }
             })
             .collect(),
-        instance_group: service
-            .instance_groups()
-            .into_iter()
-            .map(|g| {
-                let kind = if g.gpu {
-                    pb::model_instance_group::Kind::Gpu
-                } else {
-                    pb::model_instance_group::Kind::Cpu
-                };
-                pb::ModelInstanceGroup {
-                    name: g.name,
-                    count: i32::try_from(g.count).unwrap_or(i32::MAX),
-                    kind: kind as i32,
-                }
-            })
-            .collect(),
+        instance_group: instance_groups(service.instance_groups()),
         parameters: HashMap::from([
             ("labels".to_string(), parameter(&labels)),
             ("burn_backend".to_string(), parameter(&model.backend)),
@@ -231,21 +219,43 @@ pub fn config(service: &ModelService) -> pb::ModelConfig {
                 parameter(&model.weights_sha256),
             ),
         ]),
-        scheduling_choice: Some(pb::model_config::SchedulingChoice::DynamicBatching(
-            pb::ModelDynamicBatching {
-                preferred_batch_size: queue
-                    .buckets
-                    .sizes()
-                    .iter()
-                    .map(|&n| i32::try_from(n).unwrap_or(i32::MAX))
-                    .collect(),
-                max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
-                default_queue_policy: Some(pb::ModelQueuePolicy {
-                    max_queue_size: u32::try_from(queue.max_queue).unwrap_or(u32::MAX),
-                }),
-            },
-        )),
+        scheduling_choice: Some(dynamic_batching(queue)),
     }
+}
+
+/// Inference threads by kind, in Triton's terms.
+pub(super) fn instance_groups(groups: Vec<InstanceGroup>) -> Vec<pb::ModelInstanceGroup> {
+    groups
+        .into_iter()
+        .map(|g| {
+            let kind = if g.gpu {
+                pb::model_instance_group::Kind::Gpu
+            } else {
+                pb::model_instance_group::Kind::Cpu
+            };
+            pb::ModelInstanceGroup {
+                name: g.name,
+                count: i32::try_from(g.count).unwrap_or(i32::MAX),
+                kind: kind as i32,
+            }
+        })
+        .collect()
+}
+
+/// A queue's batching settings, in Triton's terms.
+pub(super) fn dynamic_batching(queue: &QueueConfig) -> pb::model_config::SchedulingChoice {
+    pb::model_config::SchedulingChoice::DynamicBatching(pb::ModelDynamicBatching {
+        preferred_batch_size: queue
+            .buckets
+            .sizes()
+            .iter()
+            .map(|&n| i32::try_from(n).unwrap_or(i32::MAX))
+            .collect(),
+        max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
+        default_queue_policy: Some(pb::ModelQueuePolicy {
+            max_queue_size: u32::try_from(queue.max_queue).unwrap_or(u32::MAX),
+        }),
+    })
 }
 
 fn duration(t: TimedSnapshot) -> Option<pb::StatisticDuration> {
@@ -255,36 +265,38 @@ fn duration(t: TimedSnapshot) -> Option<pb::StatisticDuration> {
     })
 }
 
-/// Cumulative statistics of the served model (REST's `/stats`, in Triton's gRPC shape).
-pub fn statistics(service: &ModelService) -> pb::ModelStatisticsResponse {
-    let stats: StatisticsSnapshot = service.queue.statistics().snapshot();
-    pb::ModelStatisticsResponse {
-        model_stats: vec![pb::ModelStatistics {
-            name: service.model.name.clone(),
-            version: protocol_version(&service.model.version).to_string(),
-            last_inference: stats.last_inference_ms,
-            inference_count: stats.inference_count,
-            execution_count: stats.execution_count,
-            inference_stats: Some(pb::InferStatistics {
-                success: duration(stats.success),
-                fail: duration(stats.fail),
-                queue: duration(stats.queue),
-                compute_input: duration(stats.compute_input),
-                compute_infer: duration(stats.compute_infer),
-                compute_output: duration(stats.compute_output),
-                cache_hit: duration(TimedSnapshot::default()),
-                cache_miss: duration(TimedSnapshot::default()),
-            }),
-            batch_stats: stats
-                .batches
-                .into_iter()
-                .map(|b| pb::InferBatchStatistics {
-                    batch_size: b.batch_size as u64,
-                    compute_input: duration(b.compute_input),
-                    compute_infer: duration(b.compute_infer),
-                    compute_output: duration(b.compute_output),
-                })
-                .collect(),
-        }],
+/// Cumulative statistics of one model (REST's `/stats`, in Triton's gRPC shape).
+pub fn statistics(
+    name: &str,
+    semver: &str,
+    statistics: &InferenceStatistics,
+) -> pb::ModelStatistics {
+    let stats: StatisticsSnapshot = statistics.snapshot();
+    pb::ModelStatistics {
+        name: name.to_string(),
+        version: protocol_version(semver).to_string(),
+        last_inference: stats.last_inference_ms,
+        inference_count: stats.inference_count,
+        execution_count: stats.execution_count,
+        inference_stats: Some(pb::InferStatistics {
+            success: duration(stats.success),
+            fail: duration(stats.fail),
+            queue: duration(stats.queue),
+            compute_input: duration(stats.compute_input),
+            compute_infer: duration(stats.compute_infer),
+            compute_output: duration(stats.compute_output),
+            cache_hit: duration(TimedSnapshot::default()),
+            cache_miss: duration(TimedSnapshot::default()),
+        }),
+        batch_stats: stats
+            .batches
+            .into_iter()
+            .map(|b| pb::InferBatchStatistics {
+                batch_size: b.batch_size as u64,
+                compute_input: duration(b.compute_input),
+                compute_infer: duration(b.compute_infer),
+                compute_output: duration(b.compute_output),
+            })
+            .collect(),
     }
 }

@@ -9,6 +9,7 @@
 //! probes work without a copy of the `.proto`.
 
 mod convert;
+mod imported;
 pub mod pb;
 mod service;
 mod status;

@@ -9,9 +9,9 @@ use tonic::{Request, Response, Status};
 
 use super::pb::grpc_inference_service_server::GrpcInferenceService;
 use super::pb::*;
-use super::{convert, status};
-use crate::protocol::{self, EXTENSIONS};
-use crate::service::ModelService;
+use super::{convert, imported, status};
+use crate::protocol::EXTENSIONS;
+use crate::service::{ModelService, Served};
 use crate::telemetry::metrics as m;
 
 pub struct InferenceService {
@@ -23,12 +23,45 @@ impl InferenceService {
         Self { service }
     }
 
-    fn check_model(&self, name: &str, version: &str) -> Result<(), Status> {
-        Ok(protocol::check_model(
-            &self.service.model,
-            name,
-            Some(version),
-        )?)
+    fn find(&self, name: &str, version: &str) -> Result<Served<'_>, Status> {
+        Ok(self.service.find(name, Some(version))?)
+    }
+
+    /// The statistics of one served model.
+    fn statistics(&self, served: Served<'_>) -> ModelStatistics {
+        match served {
+            Served::Digits => convert::statistics(
+                &self.service.model.name,
+                &self.service.model.version,
+                self.service.queue.statistics(),
+            ),
+            Served::Imported(model) => convert::statistics(
+                model.name(),
+                &model.config().version,
+                model.queue.statistics(),
+            ),
+        }
+    }
+}
+
+/// The answer of `call`, unless the client's deadline passes first: then the request gives up
+/// too (`gave_up` counts it), leaving its batch if its pass has not started.
+async fn within<T>(
+    deadline: Option<std::time::Duration>,
+    call: impl Future<Output = Result<T, crate::service::PredictError>>,
+    gave_up: impl FnOnce(),
+) -> Result<T, Status> {
+    match deadline {
+        None => Ok(call.await?),
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                gave_up();
+                Err(Status::deadline_exceeded(format!(
+                    "no answer within the client's deadline of {limit:?}"
+                )))
+            }
+        },
     }
 }
 
@@ -108,10 +141,11 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelReadyResponse>, Status> {
         observed("ModelReady", async {
             let request = request.into_inner();
-            self.check_model(&request.name, &request.version)?;
-            Ok(ModelReadyResponse {
-                ready: self.service.is_ready(),
-            })
+            let ready = match self.find(&request.name, &request.version)? {
+                Served::Digits => self.service.is_ready(),
+                Served::Imported(model) => self.service.is_imported_ready(model),
+            };
+            Ok(ModelReadyResponse { ready })
         })
         .await
     }
@@ -136,8 +170,10 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         observed("ModelMetadata", async {
             let request = request.into_inner();
-            self.check_model(&request.name, &request.version)?;
-            Ok(convert::metadata(&self.service))
+            Ok(match self.find(&request.name, &request.version)? {
+                Served::Digits => convert::metadata(&self.service),
+                Served::Imported(model) => imported::metadata(model),
+            })
         })
         .await
     }
@@ -149,25 +185,30 @@ impl GrpcInferenceService for InferenceService {
         observed("ModelInfer", async {
             let deadline = status::client_timeout(request.metadata());
             let request = request.into_inner();
-            self.check_model(&request.model_name, &request.model_version)?;
-            let rows = convert::images(&request, self.service.model.max_batch_size)?;
-            let outputs = convert::requested_outputs(&request)?;
-            let answer = self.service.predict(rows);
-            let predictions = match deadline {
-                None => answer.await?,
-                // The client gives up at its deadline: so does the request, and it leaves its
-                // batch if its pass has not started.
-                Some(limit) => tokio::time::timeout(limit, answer).await.map_err(|_| {
-                    self.service
+            let served = self.find(&request.model_name, &request.model_version)?;
+            if let Served::Imported(model) = served {
+                let rows = imported::rows(model, &request)?;
+                let outputs = imported::requested_outputs(model, &request)?;
+                let answers = within(deadline, model.predict(rows), || {
+                    model
                         .queue
                         .metrics()
                         .rejected("client_deadline")
                         .increment(1);
-                    Status::deadline_exceeded(format!(
-                        "no answer within the client's deadline of {limit:?}"
-                    ))
-                })??,
-            };
+                })
+                .await?;
+                return Ok(imported::response(model, request.id, &answers, &outputs));
+            }
+            let rows = convert::images(&request, self.service.model.max_batch_size)?;
+            let outputs = convert::requested_outputs(&request)?;
+            let predictions = within(deadline, self.service.predict(rows), || {
+                self.service
+                    .queue
+                    .metrics()
+                    .rejected("client_deadline")
+                    .increment(1);
+            })
+            .await?;
             Ok(convert::response(
                 &self.service,
                 request.id,
@@ -184,9 +225,12 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelConfigResponse>, Status> {
         observed("ModelConfig", async {
             let request = request.into_inner();
-            self.check_model(&request.name, &request.version)?;
+            let config = match self.find(&request.name, &request.version)? {
+                Served::Digits => convert::config(&self.service),
+                Served::Imported(model) => imported::config(model),
+            };
             Ok(ModelConfigResponse {
-                config: Some(convert::config(&self.service)),
+                config: Some(config),
             })
         })
         .await
@@ -200,9 +244,16 @@ impl GrpcInferenceService for InferenceService {
             let request = request.into_inner();
             // An empty name asks for every model (Triton's convention).
             if !request.name.is_empty() {
-                self.check_model(&request.name, &request.version)?;
+                let served = self.find(&request.name, &request.version)?;
+                return Ok(ModelStatisticsResponse {
+                    model_stats: vec![self.statistics(served)],
+                });
             }
-            Ok(convert::statistics(&self.service))
+            let mut model_stats = vec![self.statistics(Served::Digits)];
+            for model in &self.service.imported {
+                model_stats.push(self.statistics(Served::Imported(model)));
+            }
+            Ok(ModelStatisticsResponse { model_stats })
         })
         .await
     }

@@ -7,11 +7,18 @@ use tonic::{Code, Status};
 
 use crate::inference::InferenceError;
 use crate::protocol::ModelLookupError;
+use crate::protocol::imported::ModelTensorError;
 use crate::protocol::tensors::TensorError;
 use crate::service::PredictError;
 
 impl From<TensorError> for Status {
     fn from(e: TensorError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+impl From<ModelTensorError> for Status {
+    fn from(e: ModelTensorError) -> Self {
         Status::invalid_argument(e.to_string())
     }
 }

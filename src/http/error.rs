@@ -32,6 +32,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("no route {0}")]
     NotFound(String),
+    /// The path names a model this server does not serve.
+    #[error(transparent)]
+    UnknownModel(#[from] crate::service::ModelLookupError),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -76,6 +79,7 @@ impl ApiError {
                 "Payload too large",
             ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            UnknownModel(_) => (StatusCode::NOT_FOUND, "unknown-model", "Unknown model"),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",

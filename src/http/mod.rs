@@ -6,6 +6,7 @@
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod instances;
 pub mod openapi;
 pub mod page;
 pub mod request_id;

@@ -10,23 +10,27 @@ use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::{RefOr, Schema};
 
 use super::types::*;
-use super::{routes, v2};
+use super::{instances, routes, v2};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "ember-serve",
-        description = "Classify 8×8 handwritten digits with a burn CNN. Errors are RFC 9457 \
+        description = "Serve burn models: the digits CNN (`/v1/predict`) and every model \
+                       compiled in from the model repository (`/v1/models/{name}:predict`), all \
+                       of them over KServe V2 too. Errors are RFC 9457 \
                        problem details (`application/problem+json`); under `/v2` they are \
                        KServe V2's `{\"error\": \"...\"}`."
     ),
     paths(
         routes::index, routes::live, routes::ready, routes::models, routes::predict, routes::metrics,
+        instances::model, instances::predict,
         v2::server_metadata, v2::server_live, v2::server_ready, v2::server_stats,
         v2::model_metadata, v2::model_ready, v2::model_config, v2::model_stats, v2::infer,
     ),
     components(schemas(
         PredictRequest, PredictResponse, PredictionBody, ModelsResponse, crate::service::ServedModel,
+        ModelEntry, ImportedModelInfo, instances::InstancesRequest, instances::PredictionsResponse,
         HealthResponse, IndexResponse, Problem,
         v2::types::ServerMetadata, v2::types::Health, v2::types::ModelMetadata,
         v2::types::TensorMetadata, v2::types::ModelReady, v2::types::InferRequest,

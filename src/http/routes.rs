@@ -72,12 +72,12 @@ pub async fn ready(
     }
 }
 
-/// The served model: shapes, labels, backend and device.
+/// Every served model: shapes, labels, backend and device; the digits model first.
 #[utoipa::path(get, path = "/v1/models", tag = "inference",
-    responses((status = 200, description = "The served model", body = ModelsResponse)))]
+    responses((status = 200, description = "The served models", body = ModelsResponse)))]
 pub async fn models(State(state): State<Arc<ModelService>>) -> Json<ModelsResponse> {
     Json(ModelsResponse {
-        models: vec![state.model.clone()],
+        models: super::instances::entries(&state),
     })
 }
 

@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceExt;
@@ -67,6 +67,7 @@ pub fn router(
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
         .route("/v1/models", get(routes::models))
+        .route("/v1/models/{name}", any(super::instances::route))
         .route("/v1/predict", post(routes::predict))
         .route("/metrics", get(routes::metrics))
         .merge(super::v2::routes())

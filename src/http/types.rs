@@ -66,10 +66,41 @@ pub struct PredictResponse {
     pub predictions: Vec<PredictionBody>,
 }
 
-/// `GET /v1/models` answer.
+/// `GET /v1/models` answer: the digits model first, then each model compiled in from the model
+/// repository.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ModelsResponse {
-    pub models: Vec<ServedModel>,
+    pub models: Vec<ModelEntry>,
+}
+
+/// One served model, as `/v1/models` lists it.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ModelEntry {
+    /// The digits CNN, with its weights manifest.
+    Digits(ServedModel),
+    /// A model compiled in from `weights/<name>/model.onnx`.
+    Imported(ImportedModelInfo),
+}
+
+/// A model compiled in from ONNX: its config, and where it runs.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ImportedModelInfo {
+    #[schema(example = "breast-cancer")]
+    pub name: String,
+    #[schema(example = "1.0.0")]
+    pub version: String,
+    pub description: String,
+    /// Each input: name, datatype, shape (`-1`: the batch), and the range of values it accepts.
+    #[schema(value_type = Vec<Object>)]
+    pub inputs: Vec<ember_model::TensorConfig>,
+    /// Each output: name, datatype, shape, and its class labels where it classifies.
+    #[schema(value_type = Vec<Object>)]
+    pub outputs: Vec<ember_model::TensorConfig>,
+    pub backend: String,
+    pub device: String,
+    /// Most rows accepted in one request.
+    pub max_batch_size: usize,
 }
 
 /// Health probe answer.

@@ -8,19 +8,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::buckets::Buckets;
-use super::job::{InferenceError, Job, Prediction, QueueStats};
+use super::job::{InferenceError, Job, QueueStats};
 use super::pass::guarded_pass;
+use super::runner::Runner;
 use super::stats::{InferenceStatistics, PassTimes};
 use super::warmup::WarmUp;
 use crate::telemetry::metrics::InferenceMetrics;
 use crate::telemetry::traces;
-use ember_model::{Classifier, INPUT_LEN, argmax};
 
 /// What an inference thread needs; each thread gets a clone.
-#[derive(Clone)]
-pub(super) struct Worker {
-    pub rx: Receiver<Job>,
-    pub classifier: Arc<Classifier>,
+pub(super) struct Worker<R: Runner> {
+    pub rx: Receiver<Job<R>>,
+    pub runner: Arc<R>,
     pub stats: Arc<QueueStats>,
     pub statistics: Arc<InferenceStatistics>,
     pub metrics: InferenceMetrics,
@@ -32,18 +31,35 @@ pub(super) struct Worker {
     pub warm_up: Arc<WarmUp>,
 }
 
+// Not derived: a derive would ask the model itself to be `Clone`; only its `Arc` is cloned.
+impl<R: Runner> Clone for Worker<R> {
+    fn clone(&self) -> Self {
+        Self {
+            rx: self.rx.clone(),
+            runner: self.runner.clone(),
+            stats: self.stats.clone(),
+            statistics: self.statistics.clone(),
+            metrics: self.metrics.clone(),
+            max_batch: self.max_batch,
+            batch_wait: self.batch_wait,
+            buckets: self.buckets.clone(),
+            warm_up: self.warm_up.clone(),
+        }
+    }
+}
+
 /// Start `threads` inference threads, each running a clone of `worker` on the next of
-/// `classifiers` in turn (one per GPU queue; `worker`'s own when there are none).
-pub(super) fn spawn(
-    worker: Worker,
-    classifiers: &[Arc<Classifier>],
+/// `runners` in turn (one per GPU queue; `worker`'s own when there are none).
+pub(super) fn spawn<R: Runner>(
+    worker: Worker<R>,
+    runners: &[Arc<R>],
     threads: usize,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     (0..threads)
         .map(|i| {
             let mut worker = worker.clone();
-            if let Some(classifier) = classifiers.get(i % classifiers.len().max(1)) {
-                worker.classifier = classifier.clone();
+            if let Some(runner) = runners.get(i % runners.len().max(1)) {
+                worker.runner = runner.clone();
             }
             std::thread::Builder::new()
                 .name(format!("inference-{i}"))
@@ -52,11 +68,11 @@ pub(super) fn spawn(
         .collect()
 }
 
-impl Worker {
+impl<R: Runner> Worker<R> {
     /// Warm up, then serve batches until every sender is gone and the queue is empty.
     pub fn run(self) {
-        self.warm_up.run(&self.classifier);
-        let mut carry: Option<Job> = None;
+        self.warm_up.run(&*self.runner);
+        let mut carry: Option<Job<R>> = None;
         loop {
             let first = match carry.take() {
                 Some(job) => job,
@@ -71,7 +87,7 @@ impl Worker {
         }
     }
 
-    fn taken(&self, job: Job) -> Job {
+    fn taken(&self, job: Job<R>) -> Job<R> {
         self.stats.held.fetch_add(1, Ordering::SeqCst);
         self.stats.depth.fetch_sub(1, Ordering::SeqCst);
         self.metrics.queue_depth.decrement(1.0);
@@ -89,7 +105,7 @@ impl Worker {
     /// stops waiting once every other caller is in this batch or in another thread's pass
     /// (nobody else could join it; waiting would only idle this thread). Everything queued is
     /// always taken.
-    fn gather(&self, first: Job) -> (Vec<Job>, Option<Job>) {
+    fn gather(&self, first: Job<R>) -> (Vec<Job<R>>, Option<Job<R>>) {
         let mut inputs = first.rows.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + self.batch_wait;
@@ -112,24 +128,27 @@ impl Worker {
         (batch, None)
     }
 
-    fn run_batch(&self, batch: Vec<Job>) {
+    fn run_batch(&self, batch: Vec<Job<R>>) {
         let taken = batch.len();
         self.answer(batch);
         self.stats.held.fetch_sub(taken, Ordering::SeqCst);
     }
 
-    fn answer(&self, batch: Vec<Job>) {
+    fn answer(&self, batch: Vec<Job<R>>) {
         // Drop jobs whose caller has gone away (client disconnected) before spending a pass.
-        let mut batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        let mut batch: Vec<Job<R>> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
         if batch.is_empty() {
             return;
         }
         let gathering = Instant::now();
-        let mut rows: Vec<_> = batch.iter().flat_map(|j| j.rows.iter().copied()).collect();
+        let mut rows: Vec<R::Row> = batch.iter().flat_map(|j| j.rows.iter().cloned()).collect();
         let inputs = rows.len();
-        // Zero rows up to the bucket size: the device runs only shapes warmed before readiness.
-        // Their results are never read (each job takes its own rows' answers, in order).
-        rows.resize(self.buckets.padded(inputs), [0.0; INPUT_LEN]);
+        // Padding rows up to the bucket size: the device runs only shapes warmed before
+        // readiness. Their results are never read (each job takes its own rows' answers).
+        let padded = self.buckets.padded(inputs);
+        if padded > inputs {
+            rows.resize(padded, self.runner.padding_row());
+        }
         // Their wait ends here; the pass is one span for the whole batch.
         for spans in batch.iter_mut().filter_map(|j| j.spans.as_mut()) {
             spans.wait = None;
@@ -141,7 +160,7 @@ impl Worker {
             .collect();
         let pass = traces::forward_pass(&requests, inputs);
         let started = Instant::now();
-        let result = pass.in_scope(|| guarded_pass(&self.classifier, &rows));
+        let result = pass.in_scope(|| guarded_pass(&*self.runner, &rows));
         drop(pass);
         let mut times = PassTimes {
             input: started - gathering,
@@ -154,25 +173,12 @@ impl Worker {
         self.metrics.batch_size.record(inputs as f64);
 
         match result {
-            Ok(probs) => {
+            Ok(answers) => {
                 let answering = Instant::now();
-                let mut probs = probs.into_iter();
-                let answers: Vec<Vec<Prediction>> = batch
+                let mut answers = answers.into_iter();
+                let answers: Vec<Vec<R::Answer>> = batch
                     .iter()
-                    .map(|job| {
-                        probs
-                            .by_ref()
-                            .take(job.rows.len())
-                            .map(|p| {
-                                let (label, confidence) = argmax(&p);
-                                Prediction {
-                                    label,
-                                    confidence,
-                                    probabilities: p,
-                                }
-                            })
-                            .collect()
-                    })
+                    .map(|job| answers.by_ref().take(job.rows.len()).collect())
                     .collect();
                 times.output = answering.elapsed();
                 // Recorded before anyone is answered, so a caller that reads the statistics
@@ -205,13 +211,16 @@ mod tests {
     use super::{Buckets, InferenceStatistics, Job, QueueStats, WarmUp, Worker};
     use ember_model::{Classifier, DeviceChoice, device};
 
-    fn worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
+    fn worker(
+        rx: crossbeam_channel::Receiver<Job<Classifier>>,
+        stats: Arc<QueueStats>,
+    ) -> Worker<Classifier> {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
         let (classifier, _) = Classifier::load(&dir, &dev).unwrap();
         Worker {
             rx,
-            classifier: Arc::new(classifier),
+            runner: Arc::new(classifier),
             stats,
             statistics: Arc::new(InferenceStatistics::new(64)),
             metrics: crate::telemetry::metrics::InferenceMetrics::new(&Default::default()),
@@ -222,13 +231,14 @@ mod tests {
         }
     }
 
-    type Answer = oneshot::Receiver<Result<Vec<super::Prediction>, super::InferenceError>>;
+    type Answer =
+        oneshot::Receiver<Result<Vec<crate::inference::Prediction>, super::InferenceError>>;
 
-    fn job(rows: usize) -> (Job, Answer) {
+    fn job(rows: usize) -> (Job<Classifier>, Answer) {
         job_of(vec![[1.0; 64]; rows])
     }
 
-    fn job_of(rows: Vec<[f32; 64]>) -> (Job, Answer) {
+    fn job_of(rows: Vec<[f32; 64]>) -> (Job<Classifier>, Answer) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
@@ -287,7 +297,7 @@ mod tests {
             buckets: Buckets::resolve(&crate::config::BucketSpec::PowersOfTwo, 64, false).unwrap(),
             ..worker(rx, stats)
         };
-        let (classifier, statistics) = (worker.classifier.clone(), worker.statistics.clone());
+        let (classifier, statistics) = (worker.runner.clone(), worker.statistics.clone());
         worker.run();
         let expected = classifier.probabilities(&rows).unwrap();
         let answered: Vec<_> = [first_answer, second_answer]
@@ -307,7 +317,10 @@ mod tests {
     }
 
     /// A worker with a long batch window, for the gather tests.
-    fn waiting_worker(rx: crossbeam_channel::Receiver<Job>, stats: Arc<QueueStats>) -> Worker {
+    fn waiting_worker(
+        rx: crossbeam_channel::Receiver<Job<Classifier>>,
+        stats: Arc<QueueStats>,
+    ) -> Worker<Classifier> {
         Worker {
             batch_wait: Duration::from_secs(30),
             ..worker(rx, stats)

@@ -6,16 +6,8 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::runner::Runner;
 use crate::telemetry::traces::JobSpans;
-use ember_model::{INPUT_LEN, NUM_CLASSES};
-
-/// One input's result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prediction {
-    pub label: usize,
-    pub confidence: f32,
-    pub probabilities: [f32; NUM_CLASSES],
-}
 
 /// Why a request got no predictions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -29,12 +21,12 @@ pub enum InferenceError {
 }
 
 /// A request waiting for a forward pass.
-pub(super) struct Job {
-    pub rows: Vec<[f32; INPUT_LEN]>,
+pub(super) struct Job<R: Runner> {
+    pub rows: Vec<R::Row>,
     pub enqueued: Instant,
     /// The request's spans, when traces are exported.
     pub spans: Option<JobSpans>,
-    pub reply: oneshot::Sender<Result<Vec<Prediction>, InferenceError>>,
+    pub reply: oneshot::Sender<Result<Vec<R::Answer>, InferenceError>>,
 }
 
 /// Counters shared by the handle and the inference threads.

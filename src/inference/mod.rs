@@ -14,10 +14,12 @@ mod buckets;
 mod job;
 mod pass;
 mod queue;
+mod runner;
 pub mod stats;
 mod warmup;
 
 pub use buckets::{BucketError, Buckets};
-pub use job::{InferenceError, Prediction, QueueStats};
+pub use job::{InferenceError, QueueStats};
 pub use queue::{CpuLane, InferenceQueue, QueueConfig};
+pub use runner::{ImportedRow, Prediction, Runner};
 pub use stats::InferenceStatistics;

@@ -4,18 +4,24 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use ember_model::{Classifier, INPUT_LEN, NUM_CLASSES};
+use super::runner::Runner;
 
 /// One forward pass over `rows`, with a backend panic turned into an error like any other: the
 /// thread survives to serve the next pass.
-pub(super) fn guarded_pass(
-    classifier: &Classifier,
-    rows: &[[f32; INPUT_LEN]],
-) -> Result<Vec<[f32; NUM_CLASSES]>, String> {
-    catch_unwind(AssertUnwindSafe(|| classifier.probabilities(rows))).map_or_else(
-        |panic| Err(panic_message(&panic)),
-        |r| r.map_err(|e| e.to_string()),
-    )
+pub(super) fn guarded_pass<R: Runner>(
+    runner: &R,
+    rows: &[R::Row],
+) -> Result<Vec<R::Answer>, String> {
+    let answers = catch_unwind(AssertUnwindSafe(|| runner.run(rows)))
+        .map_err(|panic| panic_message(&panic))??;
+    if answers.len() != rows.len() {
+        return Err(format!(
+            "{} answers for {} inputs",
+            answers.len(),
+            rows.len()
+        ));
+    }
+    Ok(answers)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -10,12 +10,13 @@ use tokio::sync::oneshot;
 
 use super::batcher::{self, Worker};
 use super::buckets::Buckets;
-use super::job::{InferenceError, Job, Prediction, QueueStats};
+use super::job::{InferenceError, Job, QueueStats};
+use super::runner::Runner;
 use super::stats::InferenceStatistics;
 use super::warmup::WarmUp;
 use crate::telemetry::metrics::{InferenceMetrics, ModelLabels};
 use crate::telemetry::traces;
-use ember_model::{Classifier, INPUT_LEN};
+use ember_model::Classifier;
 
 /// Queue and batching settings.
 #[derive(Debug, Clone)]
@@ -70,11 +71,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// CPU inference threads beside a GPU's, for the requests a CPU serves faster: on this model,
-/// single inputs and small batches (benches/README.md, "GPU").
-pub struct CpuLane {
+/// CPU inference threads beside a GPU's, for the requests a CPU serves faster: on the digits
+/// model, single inputs and small batches (benches/README.md, "GPU").
+pub struct CpuLane<R: Runner = Classifier> {
     /// The model on a CPU backend.
-    pub classifier: Arc<Classifier>,
+    pub runner: Arc<R>,
     /// Requests with fewer inputs than this take the lane.
     pub below: usize,
     pub threads: usize,
@@ -83,35 +84,46 @@ pub struct CpuLane {
 }
 
 /// One channel and the inference threads that take from it.
-#[derive(Clone)]
-struct Lane {
-    tx: Sender<Job>,
+struct Lane<R: Runner> {
+    tx: Sender<Job<R>>,
     /// Keeps the channel open even with no inference thread, so a paused queue fills up
     /// (503) instead of reporting itself stopped.
-    _rx: Receiver<Job>,
+    _rx: Receiver<Job<R>>,
     /// What a new inference thread of the lane starts from.
-    worker: Worker,
+    worker: Worker<R>,
     /// The models its threads take in turn: one per GPU queue.
-    classifiers: Vec<Arc<Classifier>>,
+    runners: Vec<Arc<R>>,
     /// Threads the lane started with.
     threads: usize,
 }
 
-impl Lane {
+impl<R: Runner> Clone for Lane<R> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            _rx: self._rx.clone(),
+            worker: self.worker.clone(),
+            runners: self.runners.clone(),
+            threads: self.threads,
+        }
+    }
+}
+
+impl<R: Runner> Lane<R> {
     fn start(
-        worker: Worker,
-        classifiers: Vec<Arc<Classifier>>,
-        rx: Receiver<Job>,
-        tx: Sender<Job>,
+        worker: Worker<R>,
+        runners: Vec<Arc<R>>,
+        rx: Receiver<Job<R>>,
+        tx: Sender<Job<R>>,
         threads: usize,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        let handles = batcher::spawn(worker.clone(), &classifiers, threads)?;
+        let handles = batcher::spawn(worker.clone(), &runners, threads)?;
         Ok((
             Self {
                 tx,
                 _rx: rx,
                 worker,
-                classifiers,
+                runners,
                 threads,
             },
             handles,
@@ -119,65 +131,74 @@ impl Lane {
     }
 }
 
-/// Cloneable handle to the queue. The inference threads stop once every handle is dropped and
-/// the queue has drained.
-#[derive(Clone)]
-pub struct InferenceQueue {
+/// Cloneable handle to the queue of one model (`R`: the digits classifier unless named). The
+/// inference threads stop once every handle is dropped and the queue has drained.
+pub struct InferenceQueue<R: Runner = Classifier> {
     /// The device's lane: every request, or those the CPU lane does not take.
-    main: Lane,
+    main: Lane<R>,
     /// Small requests beside a GPU, with the size they must stay under.
-    cpu: Option<(usize, Lane)>,
+    cpu: Option<(usize, Lane<R>)>,
     stats: Arc<QueueStats>,
     statistics: Arc<InferenceStatistics>,
     metrics: InferenceMetrics,
     config: QueueConfig,
 }
 
-impl InferenceQueue {
-    /// Start `config.threads` inference threads sharing `classifier`.
+impl<R: Runner> Clone for InferenceQueue<R> {
+    fn clone(&self) -> Self {
+        Self {
+            main: self.main.clone(),
+            cpu: self.cpu.clone(),
+            stats: self.stats.clone(),
+            statistics: self.statistics.clone(),
+            metrics: self.metrics.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<R: Runner> InferenceQueue<R> {
+    /// Start `config.threads` inference threads sharing `runner`.
     pub fn start(
-        classifier: Arc<Classifier>,
+        runner: Arc<R>,
         config: QueueConfig,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        Self::start_with_cpu_lane(vec![classifier], config, None)
+        Self::start_with_cpu_lane(vec![runner], config, None)
     }
 
-    /// [`InferenceQueue::start`] with the device's threads spread over `classifiers` (the same
+    /// [`InferenceQueue::start`] with the device's threads spread over `runners` (the same
     /// model on each of a GPU's queues, taken in turn), plus the CPU lane's threads when there
     /// is one. Both lanes share the queue's limits and statistics; the lane's metrics carry
     /// `lane="cpu"`.
     pub fn start_with_cpu_lane(
-        classifiers: Vec<Arc<Classifier>>,
+        runners: Vec<Arc<R>>,
         config: QueueConfig,
-        cpu_lane: Option<CpuLane>,
+        cpu_lane: Option<CpuLane<R>>,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let stats = Arc::new(QueueStats::default());
         let statistics = Arc::new(InferenceStatistics::new(config.max_batch));
         let metrics = InferenceMetrics::new(&config.labels);
-        let start_lane = |classifiers: Vec<Arc<Classifier>>,
-                          metrics,
-                          max_batch: usize,
-                          buckets: Buckets,
-                          threads| {
-            let Some(classifier) = classifiers.first().cloned() else {
-                return Err(std::io::Error::other("an inference lane needs a model"));
+        let start_lane =
+            |runners: Vec<Arc<R>>, metrics, max_batch: usize, buckets: Buckets, threads| {
+                let Some(runner) = runners.first().cloned() else {
+                    return Err(std::io::Error::other("an inference lane needs a model"));
+                };
+                let (tx, rx) = bounded(config.max_queue.max(1));
+                let worker = Worker {
+                    metrics,
+                    rx: rx.clone(),
+                    runner,
+                    stats: stats.clone(),
+                    statistics: statistics.clone(),
+                    max_batch: max_batch.max(1),
+                    batch_wait: config.batch_wait,
+                    warm_up: Arc::new(WarmUp::new(buckets.warm_up_sizes(), threads)),
+                    buckets,
+                };
+                Lane::start(worker, runners, rx, tx, threads)
             };
-            let (tx, rx) = bounded(config.max_queue.max(1));
-            let worker = Worker {
-                metrics,
-                rx: rx.clone(),
-                classifier,
-                stats: stats.clone(),
-                statistics: statistics.clone(),
-                max_batch: max_batch.max(1),
-                batch_wait: config.batch_wait,
-                warm_up: Arc::new(WarmUp::new(buckets.warm_up_sizes(), threads)),
-                buckets,
-            };
-            Lane::start(worker, classifiers, rx, tx, threads)
-        };
         let (main, mut threads) = start_lane(
-            classifiers,
+            runners,
             metrics.clone(),
             config.max_batch,
             config.buckets.clone(),
@@ -188,7 +209,7 @@ impl InferenceQueue {
             Some(lane) => {
                 let lane_metrics = InferenceMetrics::new(&config.labels.for_lane("cpu"));
                 let (cpu, more) = start_lane(
-                    vec![lane.classifier],
+                    vec![lane.runner],
                     lane_metrics,
                     lane.max_batch,
                     Buckets::default(),
@@ -220,7 +241,7 @@ impl InferenceQueue {
 
     /// Start `threads` more inference threads on this queue (on a paused queue: resume it).
     pub fn add_threads(&self, threads: usize) -> std::io::Result<Vec<JoinHandle<()>>> {
-        batcher::spawn(self.main.worker.clone(), &self.main.classifiers, threads)
+        batcher::spawn(self.main.worker.clone(), &self.main.runners, threads)
     }
 
     /// The model's inference metrics.
@@ -256,10 +277,7 @@ impl InferenceQueue {
 
     /// Queue `rows` and wait for their predictions, in the same order. Never blocks the caller's
     /// thread: a full queue is an immediate [`InferenceError::QueueFull`].
-    pub async fn predict(
-        &self,
-        rows: Vec<[f32; INPUT_LEN]>,
-    ) -> Result<Vec<Prediction>, InferenceError> {
+    pub async fn predict(&self, rows: Vec<R::Row>) -> Result<Vec<R::Answer>, InferenceError> {
         let in_flight = InFlight::enter(&self.stats, &self.statistics);
         let (reply, answer) = oneshot::channel();
         let job = Job {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::job::InferenceError;
 use super::pass::guarded_pass;
-use ember_model::{Classifier, INPUT_LEN, not_a_distribution};
+use super::runner::Runner;
 
 /// How far the threads have got.
 #[derive(Debug, Clone, Default)]
@@ -49,8 +49,8 @@ impl WarmUp {
 
     /// Run every size on the calling inference thread; a failure is reported, not raised, and
     /// the thread goes on to serve (its passes fail the same way, visibly, per request).
-    pub fn run(&self, classifier: &Classifier) {
-        self.run_with(|size| probe(classifier, size));
+    pub fn run<R: Runner>(&self, runner: &R) {
+        self.run_with(|size| probe(runner, size));
     }
 
     fn run_with(&self, pass: impl Fn(usize) -> Result<(), String>) {
@@ -86,15 +86,14 @@ impl WarmUp {
     }
 }
 
-/// One pass of `size` zero inputs, checked to give probabilities.
-fn probe(classifier: &Classifier, size: usize) -> Result<(), String> {
-    let rows = vec![[0.0f32; INPUT_LEN]; size];
-    let probs = guarded_pass(classifier, &rows)?;
-    match probs.iter().find_map(not_a_distribution) {
-        Some(sum) => Err(format!("probabilities sum to {sum}, not 1")),
-        None if probs.len() != size => Err(format!("{} answers for {size} inputs", probs.len())),
-        None => Ok(()),
-    }
+/// One pass of `size` padding inputs, each answer checked to look like one.
+fn probe<R: Runner>(runner: &R, size: usize) -> Result<(), String> {
+    let rows = vec![runner.padding_row(); size];
+    let answers = guarded_pass(runner, &rows)?;
+    answers
+        .iter()
+        .find_map(|a| runner.implausible(a))
+        .map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -103,7 +102,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use ember_model::{DeviceChoice, device};
+    use ember_model::{Classifier, DeviceChoice, device};
 
     fn classifier() -> Classifier {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;
@@ -115,7 +114,7 @@ mod tests {
     async fn ready_only_once_every_thread_ran_every_size() {
         let warm = Arc::new(WarmUp::new(vec![1, 4, 16], 2));
         let classifier = Arc::new(classifier());
-        warm.run(&classifier);
+        warm.run(&*classifier);
         let waiting = tokio::spawn({
             let warm = warm.clone();
             async move { warm.wait().await }
@@ -124,7 +123,7 @@ mod tests {
         assert!(!waiting.is_finished(), "ready after one of two threads");
         let second = std::thread::spawn({
             let (warm, classifier) = (warm.clone(), classifier.clone());
-            move || warm.run(&classifier)
+            move || warm.run(&*classifier)
         });
         second.join().unwrap();
         let took = waiting.await.unwrap().unwrap();

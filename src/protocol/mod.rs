@@ -3,13 +3,13 @@
 //! REST (`crate::http::v2`) and gRPC (`crate::grpc`) share, so both answer alike, word for word.
 
 pub mod datatype;
+pub mod imported;
 pub mod tensors;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use self::datatype::Datatype;
-use crate::service::ServedModel;
 
 /// Extensions this server implements, as `GET /v2` and gRPC `ServerMetadata` list them.
 pub const EXTENSIONS: &[&str] = &[
@@ -102,51 +102,4 @@ pub fn outputs() -> Vec<TensorDescription> {
     ]
 }
 
-/// The model version as the protocol names it: the major version, because Triton's tools
-/// (perf_analyzer) parse versions as integers. The full semantic version is accepted too.
-pub fn protocol_version(semver: &str) -> &str {
-    semver.split('.').next().unwrap_or(semver)
-}
-
-/// A request named a model or version this server does not serve.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModelLookupError {
-    #[error("unknown model '{asked}'; this server serves '{served}'")]
-    UnknownModel { asked: String, served: String },
-    #[error(
-        "unknown version '{asked}' of model '{model}'; the served version is '{major}' ({full})"
-    )]
-    UnknownVersion {
-        asked: String,
-        model: String,
-        major: String,
-        full: String,
-    },
-}
-
-/// Ok if `name` (and `version`, if given and not empty) names the served model.
-pub fn check_model(
-    served: &ServedModel,
-    name: &str,
-    version: Option<&str>,
-) -> Result<(), ModelLookupError> {
-    if name != served.name {
-        return Err(ModelLookupError::UnknownModel {
-            asked: name.to_string(),
-            served: served.name.clone(),
-        });
-    }
-    match version {
-        Some(v)
-            if !v.is_empty() && v != protocol_version(&served.version) && v != served.version =>
-        {
-            Err(ModelLookupError::UnknownVersion {
-                asked: v.to_string(),
-                model: name.to_string(),
-                major: protocol_version(&served.version).to_string(),
-                full: served.version.clone(),
-            })
-        }
-        _ => Ok(()),
-    }
-}
+pub use crate::service::lookup::{ModelLookupError, protocol_version};

@@ -37,7 +37,9 @@ pub fn split_body<'a>(
     Ok(body.split_at(n))
 }
 
-fn binary_size(parameters: &Option<Map<String, Value>>) -> Result<Option<usize>, V2Error> {
+pub(super) fn binary_size(
+    parameters: &Option<Map<String, Value>>,
+) -> Result<Option<usize>, V2Error> {
     match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
         None => Ok(None),
         Some(v) => v
@@ -111,7 +113,7 @@ pub fn decode_inputs(
 }
 
 /// A boolean entry of the request's `parameters`, if present.
-fn bool_parameter(parameters: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
+pub(super) fn bool_parameter(parameters: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
     parameters.as_ref()?.get(key)?.as_bool()
 }
 
@@ -165,28 +167,38 @@ pub fn encode_outputs(
         .iter()
         .map(|output| {
             let encoded = EncodedOutput::new(predictions, output.name, output.kind, labels);
-            let mut tensor = Tensor {
-                name: output.name.as_str().to_string(),
-                shape: encoded.shape.clone(),
-                datatype: encoded.datatype.as_str().to_string(),
-                parameters: None,
-                data: None,
-            };
-            if output.binary {
-                let bytes = encoded.bytes();
-                let mut p = Map::new();
-                p.insert("binary_data_size".into(), json!(bytes.len()));
-                tensor.parameters = Some(p);
-                tail.extend_from_slice(&bytes);
-            } else {
-                tensor.data = Some(match encoded.values {
-                    OutputValues::Int64(v) => json!(v),
-                    OutputValues::Fp32(v) => json!(v),
-                    OutputValues::Strings(v) => json!(v),
-                });
-            }
-            tensor
+            output_tensor(output.name.as_str(), encoded, output.binary, &mut tail)
         })
         .collect();
     (outputs, tail)
+}
+
+/// One output's JSON tensor: its values in `data`, or (`binary`) its bytes appended to `tail`.
+pub(super) fn output_tensor(
+    name: &str,
+    encoded: EncodedOutput,
+    binary: bool,
+    tail: &mut Vec<u8>,
+) -> Tensor {
+    let mut tensor = Tensor {
+        name: name.to_string(),
+        shape: encoded.shape.clone(),
+        datatype: encoded.datatype.as_str().to_string(),
+        parameters: None,
+        data: None,
+    };
+    if binary {
+        let bytes = encoded.bytes();
+        let mut p = Map::new();
+        p.insert("binary_data_size".into(), json!(bytes.len()));
+        tensor.parameters = Some(p);
+        tail.extend_from_slice(&bytes);
+    } else {
+        tensor.data = Some(match encoded.values {
+            OutputValues::Int64(v) => json!(v),
+            OutputValues::Fp32(v) => json!(v),
+            OutputValues::Strings(v) => json!(v),
+        });
+    }
+    tensor
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::types::ErrorBody;
 use crate::http::ApiError;
 use crate::protocol::ModelLookupError;
+use crate::protocol::imported::ModelTensorError;
 use crate::protocol::tensors::TensorError;
 use crate::service::PredictError;
 use ember_model::InputError;
@@ -44,7 +45,7 @@ impl From<ApiError> for V2Error {
     fn from(e: ApiError) -> Self {
         let status = match &e {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownModel(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -72,6 +73,12 @@ impl From<PredictError> for V2Error {
 
 impl From<TensorError> for V2Error {
     fn from(e: TensorError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
+impl From<ModelTensorError> for V2Error {
+    fn from(e: ModelTensorError) -> Self {
         Self::bad_request(e.to_string())
     }
 }

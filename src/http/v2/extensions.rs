@@ -9,12 +9,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 
 use super::error::V2Error;
-use super::model::{ModelPath, check_model};
+use super::imported;
+use super::model::{ModelPath, find_model};
 use super::types::*;
+use crate::inference::InferenceStatistics;
 use crate::inference::stats::{StatisticsSnapshot, TimedSnapshot};
 use crate::protocol;
 use crate::protocol::protocol_version;
-use crate::service::ModelService;
+use crate::service::{ModelService, Served};
 
 /// The model's configuration in Triton's terms, with this server's real batching settings.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/config", tag = "kserve-v2",
@@ -27,7 +29,9 @@ pub async fn model_config(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelConfig>, V2Error> {
-    check_model(&state, &path)?;
+    if let Served::Imported(model) = find_model(&state, &path)? {
+        return Ok(Json(imported::config(model)));
+    }
     let model = &state.model;
     let queue = state.queue.config();
     let tensor = |t: protocol::TensorDescription| {
@@ -95,7 +99,8 @@ fn duration(t: TimedSnapshot) -> StatisticDuration {
     }
 }
 
-fn statistics(state: &ModelService) -> StatisticsResponse {
+/// One model's statistics.
+fn model_statistics(name: &str, semver: &str, statistics: &InferenceStatistics) -> ModelStatistics {
     let StatisticsSnapshot {
         last_inference_ms,
         inference_count,
@@ -107,42 +112,60 @@ fn statistics(state: &ModelService) -> StatisticsResponse {
         compute_infer,
         compute_output,
         batches,
-    } = state.queue.statistics().snapshot();
-    StatisticsResponse {
-        model_stats: vec![ModelStatistics {
-            name: state.model.name.clone(),
-            version: protocol_version(&state.model.version).to_string(),
-            last_inference: last_inference_ms,
-            inference_count,
-            execution_count,
-            inference_stats: InferStatistics {
-                success: duration(success),
-                fail: duration(fail),
-                queue: duration(queue),
-                compute_input: duration(compute_input),
-                compute_infer: duration(compute_infer),
-                compute_output: duration(compute_output),
-                cache_hit: StatisticDuration::default(),
-                cache_miss: StatisticDuration::default(),
-            },
-            batch_stats: batches
-                .into_iter()
-                .map(|b| BatchStatistics {
-                    batch_size: b.batch_size as u64,
-                    compute_input: duration(b.compute_input),
-                    compute_infer: duration(b.compute_infer),
-                    compute_output: duration(b.compute_output),
-                })
-                .collect(),
-        }],
+    } = statistics.snapshot();
+    ModelStatistics {
+        name: name.to_string(),
+        version: protocol_version(semver).to_string(),
+        last_inference: last_inference_ms,
+        inference_count,
+        execution_count,
+        inference_stats: InferStatistics {
+            success: duration(success),
+            fail: duration(fail),
+            queue: duration(queue),
+            compute_input: duration(compute_input),
+            compute_infer: duration(compute_infer),
+            compute_output: duration(compute_output),
+            cache_hit: StatisticDuration::default(),
+            cache_miss: StatisticDuration::default(),
+        },
+        batch_stats: batches
+            .into_iter()
+            .map(|b| BatchStatistics {
+                batch_size: b.batch_size as u64,
+                compute_input: duration(b.compute_input),
+                compute_infer: duration(b.compute_infer),
+                compute_output: duration(b.compute_output),
+            })
+            .collect(),
     }
 }
 
-/// Statistics of every model this server serves (the one model).
+/// The statistics of the model `served`.
+fn statistics(state: &ModelService, served: Served<'_>) -> ModelStatistics {
+    match served {
+        Served::Digits => model_statistics(
+            &state.model.name,
+            &state.model.version,
+            state.queue.statistics(),
+        ),
+        Served::Imported(model) => model_statistics(
+            model.name(),
+            &model.config().version,
+            model.queue.statistics(),
+        ),
+    }
+}
+
+/// Statistics of every model this server serves.
 #[utoipa::path(get, path = "/v2/models/stats", tag = "kserve-v2",
     responses((status = 200, description = "Cumulative statistics since start", body = StatisticsResponse)))]
 pub async fn server_stats(State(state): State<Arc<ModelService>>) -> Json<StatisticsResponse> {
-    Json(statistics(&state))
+    let mut model_stats = vec![statistics(&state, Served::Digits)];
+    for model in &state.imported {
+        model_stats.push(statistics(&state, Served::Imported(model)));
+    }
+    Json(StatisticsResponse { model_stats })
 }
 
 /// Statistics of one model: requests, queue time, forward passes by batch size.
@@ -156,6 +179,8 @@ pub async fn model_stats(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<StatisticsResponse>, V2Error> {
-    check_model(&state, &path)?;
-    Ok(Json(statistics(&state)))
+    let served = find_model(&state, &path)?;
+    Ok(Json(StatisticsResponse {
+        model_stats: vec![statistics(&state, served)],
+    }))
 }

@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::codec::{self, HEADER_LENGTH};
 use super::error::V2Error;
-use super::model::{ModelPath, check_model};
+use super::imported;
+use super::model::{ModelPath, find_model};
 use super::types::*;
 use crate::http::ApiError;
 use crate::http::extract::{BodyLimit, body_rejection};
 use crate::protocol::protocol_version;
-use crate::service::ModelService;
+use crate::service::{ModelService, Served};
 
 /// Run inference. JSON in and out by default; with the binary tensor data extension, the body
 /// is a JSON header of `Inference-Header-Content-Length` bytes followed by raw tensor bytes,
@@ -50,11 +51,14 @@ pub async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, V2Error> {
-    check_model(&state, &path)?;
+    let served = find_model(&state, &path)?;
     let body = body.map_err(|e| V2Error::from(body_rejection(e, limit)))?;
     let header_length = headers
         .get(HEADER_LENGTH)
         .map(|v| v.to_str().unwrap_or("invalid"));
+    if let Served::Imported(model) = served {
+        return imported::infer(model, &body, header_length).await;
+    }
     let (json_part, binary) = codec::split_body(&body, header_length)?;
     let request: InferRequest = serde_json::from_slice(json_part)
         .map_err(|e| V2Error::bad_request(format!("invalid inference request JSON: {e}")))?;

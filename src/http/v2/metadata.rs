@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::error::V2Error;
-use super::model::{ModelPath, check_model};
+use super::imported;
+use super::model::{ModelPath, find_model};
 use super::types::*;
 use crate::protocol;
 use crate::protocol::protocol_version;
-use crate::service::ModelService;
+use crate::service::{ModelService, Served};
 
 /// Server name, version and the protocol extensions it implements.
 #[utoipa::path(get, path = "/v2", tag = "kserve-v2",
@@ -70,7 +71,9 @@ pub async fn model_metadata(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelMetadata>, V2Error> {
-    check_model(&state, &path)?;
+    if let Served::Imported(model) = find_model(&state, &path)? {
+        return Ok(Json(imported::metadata(model)));
+    }
     let tensor = |t: protocol::TensorDescription| TensorMetadata {
         name: t.name.into(),
         datatype: t.datatype.as_str().into(),
@@ -97,10 +100,15 @@ pub async fn model_ready(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, V2Error> {
-    check_model(&state, &path)?;
-    let body = ModelReady {
-        name: state.model.name.clone(),
-        ready: state.is_ready(),
+    let body = match find_model(&state, &path)? {
+        Served::Digits => ModelReady {
+            name: state.model.name.clone(),
+            ready: state.is_ready(),
+        },
+        Served::Imported(model) => ModelReady {
+            name: model.name().to_string(),
+            ready: state.is_imported_ready(model),
+        },
     };
     let status = if body.ready {
         StatusCode::OK

@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod error;
 mod extensions;
+mod imported;
 mod infer;
 mod metadata;
 mod model;

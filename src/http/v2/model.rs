@@ -1,12 +1,11 @@
 //! How a V2 path names the served model: its name, and perhaps a version, which may be spelled
-//! as the major version (what Triton's tools send) or in full (`crate::protocol::check_model`).
+//! as the major version (what Triton's tools send) or in full (`crate::protocol::check_version`).
 
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::V2Error;
-use crate::protocol;
-use crate::service::ModelService;
+use crate::service::{ModelService, Served};
 
 /// Where a model operation's path names the model, and perhaps its version. Described once for
 /// every operation's OpenAPI parameters (the unversioned paths drop `version`, `openapi.rs`).
@@ -22,11 +21,7 @@ pub struct ModelPath {
     pub version: Option<String>,
 }
 
-/// 404 unless the path names the served model (and one of its version spellings, if any).
-pub fn check_model(state: &ModelService, path: &ModelPath) -> Result<(), V2Error> {
-    Ok(protocol::check_model(
-        &state.model,
-        &path.name,
-        path.version.as_deref(),
-    )?)
+/// The model the path names (with one of its version spellings, if any), or a 404.
+pub fn find_model<'a>(state: &'a ModelService, path: &ModelPath) -> Result<Served<'a>, V2Error> {
+    Ok(state.find(&path.name, path.version.as_deref())?)
 }

@@ -140,6 +140,27 @@ pub struct InferRequest {
     pub outputs: Option<Vec<RequestOutput>>,
 }
 
+/// An inference request to a model compiled in from ONNX, whose outputs are named in its
+/// config rather than known here (`GET /v2/models/{name}` lists them).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelInferRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+    pub inputs: Vec<InputTensor>,
+    #[serde(default)]
+    pub outputs: Option<Vec<NamedOutput>>,
+}
+
+/// An output a [`ModelInferRequest`] asks for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedOutput {
+    pub name: String,
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+}
+
 /// The input this model takes.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

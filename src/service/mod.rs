@@ -1,10 +1,17 @@
-//! The model as a service: what every protocol surface calls to get predictions.
+//! The models as a service: what every protocol surface calls to get predictions.
 //!
 //! It owns the rules that do not depend on the wire format: nothing is served before a warm-up
 //! pass has succeeded, readiness turns off when shutdown begins, `--request-timeout` bounds the
 //! wait, and refusals and predictions are counted. The HTTP surfaces (and any other) only
 //! translate requests into [`ModelService::predict`] calls and its answers into their format.
+//! [`ModelService`] is the digits model's service and holds the [`imported`] models' beside it,
+//! so [`ModelService::find`] is where every surface looks a model up by name.
 
+mod errors;
+pub mod imported;
+pub mod lookup;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -13,7 +20,11 @@ use tokio::sync::watch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::inference::{InferenceError, InferenceQueue, Prediction};
+pub use self::errors::{InstanceGroup, PredictError, WarmUpError};
+use self::imported::ImportedService;
+pub use self::lookup::ModelLookupError;
+use self::lookup::check_version;
+use crate::inference::{InferenceQueue, Prediction};
 use crate::telemetry::metrics as m;
 use ember_model::weights::TensorSpec;
 use ember_model::{INPUT_LEN, not_a_distribution};
@@ -54,33 +65,12 @@ pub struct ServedModel {
     pub held_out_accuracy: f64,
 }
 
-/// A group of inference threads on one kind of device, as Triton's model configuration lists
-/// them (`instance_group`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceGroup {
-    pub name: String,
-    pub gpu: bool,
-    pub count: usize,
-}
-
-/// Why a request got no predictions from the service.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PredictError {
-    #[error("the model is not ready yet")]
-    NotReady,
-    #[error("no answer within the request timeout of {0:?} (--request-timeout)")]
-    Timeout(Duration),
-    #[error(transparent)]
-    Inference(#[from] InferenceError),
-}
-
-/// Why the warm-up pass did not make the service ready.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum WarmUpError {
-    #[error(transparent)]
-    Inference(#[from] InferenceError),
-    #[error("warm-up probabilities sum to {0}, not 1")]
-    NotAProbability(f32),
+/// A model a request names, as [`ModelService::find`] found it.
+pub enum Served<'a> {
+    /// The digits model ([`ModelService`] itself).
+    Digits,
+    /// A model compiled in from ONNX.
+    Imported(&'a Arc<ImportedService>),
 }
 
 pub struct ModelService {
@@ -96,6 +86,9 @@ pub struct ModelService {
     readiness: watch::Sender<bool>,
     /// Inputs classified, one counter per class.
     predictions: Vec<metrics::Counter>,
+    /// The models compiled in from ONNX, served beside the digits model, in the repository's
+    /// order; their readiness is part of the server's.
+    pub imported: Vec<Arc<ImportedService>>,
 }
 
 impl ModelService {
@@ -104,7 +97,17 @@ impl ModelService {
         queue: InferenceQueue,
         model: ServedModel,
         request_timeout: Option<Duration>,
-    ) -> std::sync::Arc<Self> {
+    ) -> Arc<Self> {
+        Self::serving(queue, model, request_timeout, Vec::new())
+    }
+
+    /// [`ModelService::new`] with the imported models served beside the digits model.
+    pub fn serving(
+        queue: InferenceQueue,
+        model: ServedModel,
+        request_timeout: Option<Duration>,
+        imported: Vec<Arc<ImportedService>>,
+    ) -> Arc<Self> {
         metrics::gauge!(m::READY).set(0.0);
         let predictions = (0..ember_model::NUM_CLASSES)
             .map(|class| {
@@ -116,8 +119,9 @@ impl ModelService {
                 queue.metrics().predictions(&label)
             })
             .collect();
-        std::sync::Arc::new(Self {
+        Arc::new(Self {
             predictions,
+            imported,
             queue,
             model,
             request_timeout,
@@ -136,6 +140,36 @@ impl ModelService {
     /// draining: a request that reaches a handler during shutdown was accepted before it.
     pub fn is_warm(&self) -> bool {
         self.warm.load(Ordering::SeqCst)
+    }
+
+    /// The model `name` (and `version`, if given and not empty), or why none matches.
+    pub fn find(&self, name: &str, version: Option<&str>) -> Result<Served<'_>, ModelLookupError> {
+        if name == self.model.name {
+            check_version(name, &self.model.version, version)?;
+            return Ok(Served::Digits);
+        }
+        match self.imported.iter().find(|m| m.name() == name) {
+            Some(model) => {
+                check_version(name, &model.config().version, version)?;
+                Ok(Served::Imported(model))
+            }
+            None => Err(ModelLookupError::UnknownModel {
+                asked: name.to_string(),
+                served: self.model_names().join("', '"),
+            }),
+        }
+    }
+
+    /// Every served model's name: the digits model's, then the imported ones'.
+    pub fn model_names(&self) -> Vec<&str> {
+        std::iter::once(self.model.name.as_str())
+            .chain(self.imported.iter().map(|m| m.name()))
+            .collect()
+    }
+
+    /// An imported model is ready: warmed up, and the server is not shutting down.
+    pub fn is_imported_ready(&self, model: &ImportedService) -> bool {
+        model.is_warm() && !self.draining.load(Ordering::SeqCst)
     }
 
     /// Ready without a warm-up pass, for a queue that cannot run one (started with no threads).
@@ -228,6 +262,15 @@ impl ModelService {
             .map_or(Some(0.0), |p| not_a_distribution(&p.probabilities));
         if let Some(sum) = bad {
             return Err(WarmUpError::NotAProbability(sum));
+        }
+        for model in &self.imported {
+            model
+                .warm_up()
+                .await
+                .map_err(|source| WarmUpError::Imported {
+                    model: model.name().to_string(),
+                    source: Box::new(source),
+                })?;
         }
         self.mark_warm();
         Ok(took)

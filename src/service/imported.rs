@@ -1,0 +1,229 @@
+//! The models compiled in from ONNX (`ember_model::imported`), each served as the digits model
+//! is: its own inference queue with batching, warm-up, statistics and metrics labelled with its
+//! name, behind the same readiness and `--request-timeout` rules. [`super::ModelService`]
+//! holds them, so every surface finds a model by name in one place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::errors::{InstanceGroup, PredictError, WarmUpError};
+use crate::config::BucketSpec;
+use crate::inference::{BucketError, Buckets, ImportedRow, InferenceQueue, QueueConfig, Runner};
+use crate::telemetry::metrics::ModelLabels;
+use ember_model::imported::{ImportedError, ImportedModel, catalogue};
+use ember_model::{Device, ModelConfig};
+
+/// One imported model on its device, with its queue.
+pub struct ImportedService {
+    pub queue: InferenceQueue<ImportedModel>,
+    /// The model the queue's threads share: its config, and the checks a request must pass.
+    pub model: Arc<ImportedModel>,
+    /// Backend the model runs on (`flex`, `ndarray` or `wgpu`).
+    pub backend: String,
+    /// `cpu` or the GPU adapter's name.
+    pub device: String,
+    request_timeout: Option<Duration>,
+    warm: AtomicBool,
+    /// Inputs classified, per output with labels: one counter per class.
+    predictions: Vec<(usize, usize, Vec<metrics::Counter>)>,
+}
+
+/// How the imported models' queues are set up: the digits model's settings where they apply.
+#[derive(Debug, Clone)]
+pub struct ImportedSettings {
+    pub threads: usize,
+    pub batch_wait: Duration,
+    pub max_queue: usize,
+    /// Pad passes to the models' preferred batch sizes (a GPU: every shape compiles once).
+    pub pad: bool,
+    pub backend: String,
+    pub device_name: String,
+    pub request_timeout: Option<Duration>,
+}
+
+/// Why an imported model could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportedStartError {
+    #[error(transparent)]
+    Model(#[from] ImportedError),
+    #[error("{model}: {source}")]
+    Buckets { model: String, source: BucketError },
+    #[error("{model}: cannot start the inference threads: {source}")]
+    Threads {
+        model: String,
+        source: std::io::Error,
+    },
+}
+
+/// The started services, and the inference threads that run their passes.
+pub type Started = (Vec<Arc<ImportedService>>, Vec<JoinHandle<()>>);
+
+/// Load every model compiled into this binary onto `device` and start its queue.
+pub fn start_all(
+    device: &Device,
+    settings: &ImportedSettings,
+) -> Result<Started, ImportedStartError> {
+    let mut services = Vec::new();
+    let mut threads = Vec::new();
+    for config in catalogue()? {
+        let (service, more) = ImportedService::start(&config.name, device, settings)?;
+        tracing::info!(
+            model = %config.name, version = %config.version,
+            inputs = config.inputs.len(), outputs = config.outputs.len(),
+            max_batch = config.max_batch, "imported model loaded"
+        );
+        services.push(service);
+        threads.extend(more);
+    }
+    Ok((services, threads))
+}
+
+impl ImportedService {
+    /// Load the model `name` and start its queue (not ready until [`Self::warm_up`]).
+    pub fn start(
+        name: &str,
+        device: &Device,
+        settings: &ImportedSettings,
+    ) -> Result<(Arc<Self>, Vec<JoinHandle<()>>), ImportedStartError> {
+        let model = Arc::new(ImportedModel::load(name, device)?);
+        let config = model.config().clone();
+        let max_batch = config.max_batch as usize;
+        let buckets = if settings.pad {
+            let sizes: Vec<usize> = config
+                .preferred_batch_sizes
+                .iter()
+                .map(|&n| n as usize)
+                .collect();
+            let spec = match sizes.is_empty() {
+                true => BucketSpec::PowersOfTwo,
+                false => BucketSpec::Sizes(sizes),
+            };
+            Buckets::resolve(&spec, max_batch, true).map_err(|source| {
+                ImportedStartError::Buckets {
+                    model: name.into(),
+                    source,
+                }
+            })?
+        } else {
+            Buckets::default()
+        };
+        let (queue, threads) = InferenceQueue::start(
+            model.clone(),
+            QueueConfig {
+                max_batch,
+                batch_wait: settings.batch_wait,
+                max_queue: settings.max_queue,
+                threads: settings.threads,
+                buckets,
+                labels: ModelLabels {
+                    model: config.name.clone(),
+                    version: config.version.clone(),
+                    lane: None,
+                },
+            },
+        )
+        .map_err(|source| ImportedStartError::Threads {
+            model: name.into(),
+            source,
+        })?;
+        let mut offset = 0;
+        let mut predictions = Vec::new();
+        for output in &config.outputs {
+            let width = output.row_len();
+            if !output.labels.is_empty() {
+                let counters = output
+                    .labels
+                    .iter()
+                    .map(|l| queue.metrics().predictions(l))
+                    .collect();
+                predictions.push((offset, width, counters));
+            }
+            offset += width;
+        }
+        let service = Arc::new(Self {
+            queue,
+            model,
+            backend: settings.backend.clone(),
+            device: settings.device_name.clone(),
+            request_timeout: settings.request_timeout,
+            warm: AtomicBool::new(false),
+            predictions,
+        });
+        Ok((service, threads))
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config().name
+    }
+
+    /// Its warm-up has succeeded.
+    pub fn is_warm(&self) -> bool {
+        self.warm.load(Ordering::SeqCst)
+    }
+
+    /// Ready without a warm-up, for a queue started with no threads.
+    pub fn mark_warm(&self) {
+        self.warm.store(true, Ordering::SeqCst);
+    }
+
+    /// Every inference thread runs every padded size, then one probe goes through the queue.
+    pub async fn warm_up(&self) -> Result<Vec<(usize, Duration)>, WarmUpError> {
+        let took = self.queue.warmed_up().await?;
+        let answers = self.queue.predict(vec![self.model.padding_row()]).await?;
+        if let Some(reason) = answers.first().and_then(|a| self.model.implausible(a)) {
+            return Err(WarmUpError::Implausible(reason));
+        }
+        self.mark_warm();
+        Ok(took)
+    }
+
+    /// Queue `rows` (checked by the surface) and await one answer per row, within
+    /// `--request-timeout`.
+    pub async fn predict(&self, rows: Vec<ImportedRow>) -> Result<Vec<Box<[f32]>>, PredictError> {
+        if !self.is_warm() {
+            return Err(PredictError::NotReady);
+        }
+        let answer = self.queue.predict(rows);
+        let answers = match self.request_timeout {
+            None => answer.await?,
+            Some(limit) => match tokio::time::timeout(limit, answer).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    self.queue.metrics().rejected("timeout").increment(1);
+                    return Err(PredictError::Timeout(limit));
+                }
+            },
+        };
+        for (offset, width, counters) in &self.predictions {
+            for answer in &answers {
+                let Some(values) = answer.get(*offset..offset + width) else {
+                    continue;
+                };
+                let best = values
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| i);
+                if let Some(counter) = best.and_then(|i| counters.get(i)) {
+                    counter.increment(1);
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Its inference threads, as Triton's model configuration lists them.
+    pub fn instance_groups(&self) -> Vec<InstanceGroup> {
+        vec![InstanceGroup {
+            name: self.name().to_string(),
+            gpu: self.backend == "wgpu",
+            count: self.queue.config().threads,
+        }]
+    }
+}

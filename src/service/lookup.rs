@@ -1,0 +1,44 @@
+//! How a request names a model: by name, and perhaps a version, spelled as its major version
+//! (what Triton's tools send, since they parse versions as integers) or in full.
+
+/// The model version as the protocol names it: the major version, because Triton's tools
+/// (perf_analyzer) parse versions as integers. The full semantic version is accepted too.
+pub fn protocol_version(semver: &str) -> &str {
+    semver.split('.').next().unwrap_or(semver)
+}
+
+/// A request named a model or version this server does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelLookupError {
+    #[error("unknown model '{asked}'; this server serves '{served}'")]
+    UnknownModel { asked: String, served: String },
+    #[error(
+        "unknown version '{asked}' of model '{model}'; the served version is '{major}' ({full})"
+    )]
+    UnknownVersion {
+        asked: String,
+        model: String,
+        major: String,
+        full: String,
+    },
+}
+
+/// Ok if `version` is absent, empty, or a spelling of model `name`'s `semver` (its major
+/// version or all of it).
+pub fn check_version(
+    name: &str,
+    semver: &str,
+    version: Option<&str>,
+) -> Result<(), ModelLookupError> {
+    match version {
+        Some(v) if !v.is_empty() && v != protocol_version(semver) && v != semver => {
+            Err(ModelLookupError::UnknownVersion {
+                asked: v.to_string(),
+                model: name.to_string(),
+                major: protocol_version(semver).to_string(),
+                full: semver.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,62 @@
+"""Stock `tritonclient.http` and `tritonclient.grpc` clients against every model a running
+ember-serve compiled in from its model repository (weights/<name>/ with model.onnx): metadata,
+configuration, readiness, inference with binary/raw tensors, classification where the model has
+labels; each answer checked against ONNX Runtime's for the same rows (examples.json).
+
+Usage: python3 tests/clients/triton_models.py HTTP_HOST:PORT GRPC_HOST:PORT   (run by .ci/test.sh)
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+http_url = sys.argv[1] if len(sys.argv) > 1 else "localhost:8080"
+grpc_url = sys.argv[2] if len(sys.argv) > 2 else "localhost:8081"
+repository = Path(__file__).resolve().parents[2] / "weights"
+models = sorted(p.parent.name for p in repository.glob("*/model.onnx"))
+assert len(models) >= 2, models
+
+clients = [
+    (httpclient, httpclient.InferenceServerClient(url=http_url)),
+    (grpcclient, grpcclient.InferenceServerClient(url=grpc_url)),
+]
+for name in models:
+    config = json.loads((repository / name / "config.json").read_text())
+    examples = json.loads((repository / name / "examples.json").read_text())
+    for module, client in clients:
+        kind = module.__name__
+        assert client.is_model_ready(name), (kind, name)
+        as_json = {"as_json": True} if module is grpcclient else {}
+        meta = client.get_model_metadata(name, **as_json)
+        names = [t["name"] for t in meta["inputs"]]
+        assert names == [t["name"] for t in config["inputs"]], (kind, meta)
+        model_config = client.get_model_config(name, **as_json)
+        model_config = model_config.get("config", model_config)
+        assert int(model_config["max_batch_size"]) == config["max_batch"], (kind, model_config)
+
+        inputs = []
+        for t in config["inputs"]:
+            values = np.array(examples["inputs"][t["name"]], dtype=np.float32)
+            inp = module.InferInput(t["name"], list(values.shape), "FP32")
+            inp.set_data_from_numpy(values)  # binary (HTTP) / raw contents (gRPC)
+            inputs.append(inp)
+        result = client.infer(name, inputs, request_id=f"{kind}-{name}")
+        for t in config["outputs"]:
+            want = np.array(examples["outputs"][t["name"]], dtype=np.float32)
+            got = result.as_numpy(t["name"])
+            assert got is not None and got.shape == want.shape, (kind, name, t["name"], got)
+            assert np.allclose(got, want, rtol=1e-4, atol=1e-5), (kind, name, got, want)
+            if t.get("labels"):
+                top = client.infer(
+                    name,
+                    inputs,
+                    outputs=[module.InferRequestedOutput(t["name"], class_count=1)],
+                ).as_numpy(t["name"])
+                for row, probs in zip(top, want):
+                    _, index, label = row[0].decode().split(":")
+                    assert int(index) == int(np.argmax(probs)), (kind, name, row, probs)
+                    assert label == t["labels"][int(index)], (kind, name, row)
+        print(f"{kind}: {name} OK ({len(want)} rows match ONNX Runtime)")
