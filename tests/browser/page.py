@@ -94,6 +94,30 @@ with chromium_page() as page:
 
     page.get_by_role("button", name="Load an example 7 from the data set").click()
     expect(page.locator("#error")).to_be_hidden(timeout=10_000)
+
+    # Every model of the repository gets a form built from its metadata: a held-out row gets the
+    # label ONNX Runtime gives it (or, for a regressor, its value); a bad row gets the reason.
+    repository = Path(__file__).resolve().parents[2] / "weights"
+    served = sorted(p.parent.name for p in repository.glob("*/model.onnx"))
+    assert sorted(page.locator(".model-form").evaluate_all("fs => fs.map(f => f.dataset.model)")) == served
+    for name in served:
+        config = json.loads((repository / name / "config.json").read_text())
+        examples = json.loads((repository / name / "examples.json").read_text())
+        form = page.locator(f'.model-form[data-model="{name}"]')
+        for t in config["inputs"]:
+            form.get_by_label(t["name"], exact=False).fill(", ".join(str(v) for v in examples["inputs"][t["name"]][0]))
+        form.get_by_role("button", name="Predict").click()
+        out = config["outputs"][0]
+        want = examples["outputs"][out["name"]][0]
+        if out.get("labels"):
+            expected = out["labels"][want.index(max(want))]
+        else:
+            expected = f'{out["name"]}: {round(want[0], 2)}'
+        expect(form.locator("output")).to_contain_text(expected, timeout=10_000)
+    form = page.locator(f'.model-form[data-model="{served[0]}"]')
+    form.locator("textarea").first.fill("1, 2, 3")
+    form.get_by_role("button", name="Predict").click()
+    expect(form.locator("output")).to_contain_text("3 values", timeout=10_000)
     page.screenshot(path=str(shot), full_page=True)
 
     # A phone: everything fits the width; nothing scrolls sideways.
@@ -101,4 +125,4 @@ with chromium_page() as page:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow}px of sideways scroll on a phone"
     page.screenshot(path=str(shot.with_name(shot.stem + "-phone.png")), full_page=True)
-print(f"browser: OK (drew a 0, examples 7 and 3, keyboard, error shown; {len(rows)} rows reduce back); screenshots in {shot.parent}")
+print(f"browser: OK (drew a 0, examples 7 and 3, keyboard, error shown; {len(rows)} rows reduce back; forms of {', '.join(served)}); screenshots in {shot.parent}")

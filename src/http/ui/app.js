@@ -205,6 +205,79 @@
     $("bars").append(li);
   }
 
+  // A form per model of the repository, built from its metadata: a text box per input (its
+  // values, comma- or space-separated), one row per submit, the answer read by output name.
+  function modelForms(models) {
+    const box = $("model-forms");
+    box.replaceChildren();
+    $("models").hidden = models.length === 0;
+    for (const m of models) {
+      const form = Object.assign(document.createElement("form"), { className: "model-form" });
+      form.dataset.model = m.name;
+      form.append(
+        Object.assign(document.createElement("h3"), { textContent: `${m.name} ${m.version}` }),
+        Object.assign(document.createElement("p"), { className: "hint", textContent: m.description }),
+      );
+      const fields = m.inputs.map((t) => {
+        const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
+        const range = [t.min !== undefined ? `≥ ${t.min}` : "", t.max !== undefined ? `≤ ${t.max}` : ""].filter(Boolean).join(", ");
+        const area = Object.assign(document.createElement("textarea"), {
+          name: t.name, rows: 3, required: true, spellcheck: false,
+          placeholder: `${width} numbers${range ? ` (${range})` : ""}, comma-separated`,
+        });
+        const label = Object.assign(document.createElement("label"), { textContent: `${t.name} · ${t.datatype} [${t.shape.join(", ")}]` });
+        label.append(area);
+        form.append(label);
+        return { tensor: t, area };
+      });
+      const output = document.createElement("output");
+      output.setAttribute("aria-live", "polite");
+      form.append(Object.assign(document.createElement("button"), { type: "submit", textContent: "Predict" }), output);
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        predictRow(m, fields, output);
+      });
+      box.append(form);
+    }
+  }
+
+  async function predictRow(m, fields, output) {
+    const row = {};
+    for (const { tensor, area } of fields) {
+      const values = area.value.split(/[\s,]+/).filter(Boolean).map(Number);
+      if (values.some(Number.isNaN)) { show(output, `${tensor.name}: not all numbers`, true); return; }
+      row[tensor.name] = values;
+    }
+    const instance = fields.length === 1 ? row[fields[0].tensor.name] : row;
+    try {
+      const res = await fetch(`/v1/models/${encodeURIComponent(m.name)}:predict`, {
+        method: "POST",
+        headers: authorized({ "content-type": "application/json" }),
+        body: JSON.stringify({ instances: [instance] }),
+      });
+      const body = await res.json().catch(() => ({}));
+      if (res.status === 401) { askForKey(Boolean(apiKey)); return; }
+      if (!res.ok) throw new Error(body.detail || body.title || `HTTP ${res.status}`);
+      const [answer] = body.predictions;
+      const byName = m.outputs.length === 1 ? { [m.outputs[0].name]: answer } : answer;
+      show(output, m.outputs.map((t) => describe(t, byName[t.name])).join(" · "), false);
+    } catch (err) {
+      show(output, `Prediction failed: ${err.message}`, true);
+    }
+  }
+
+  // A labelled output reads as its most probable label; any other as its values.
+  function describe(tensor, values) {
+    if (!tensor.labels || !tensor.labels.length) return `${tensor.name}: ${values.map((v) => +v.toFixed(4)).join(", ")}`;
+    const best = values.indexOf(Math.max(...values));
+    return `${tensor.labels[best]} (${(values[best] * 100).toFixed(1)} %)`;
+  }
+
+  function show(output, text, failed) {
+    output.textContent = text;
+    output.classList.toggle("failed", failed);
+  }
+
   function loadModel() {
     fetch("/v1/models", { headers: authorized() })
       .then((r) => {
@@ -213,7 +286,8 @@
       })
       .then((body) => {
         if (!body) return;
-        const [m] = body.models;
+        const [m, ...others] = body.models;
+        modelForms(others.filter((o) => Array.isArray(o.inputs)));
         labels = m.labels;
         $("bars").querySelectorAll("li > span:first-child").forEach((s, i) => { s.textContent = labels[i]; });
         $("model").textContent = `${m.name} ${m.version} · ${m.backend} on ${m.device} · held-out accuracy ${(m.held_out_accuracy * 100).toFixed(2)} %`;
