@@ -20,6 +20,11 @@ variable "REVISION" {
 variable "CREATED" {
   default = ""
 }
+// The model repository the images compile in: a directory of the build context with one
+// directory per model (model.onnx + config.json). README.md, "Ship your model".
+variable "MODEL_REPOSITORY" {
+  default = "weights"
+}
 // Base images: exact tags; docs/RELEASING.md ("Pinning base images") says how to pin digests.
 variable "BUILDER_IMAGE" {
   default = "rust:1.95.0-slim-bookworm"
@@ -46,8 +51,9 @@ target "docker-metadata-action-gpu" {
 target "_common" {
   context = "."
   args = {
-    BUILDER_IMAGE = BUILDER_IMAGE
-    VERSION       = VERSION
+    BUILDER_IMAGE    = BUILDER_IMAGE
+    MODEL_REPOSITORY = MODEL_REPOSITORY
+    VERSION          = VERSION
     REVISION      = REVISION
     CREATED       = CREATED
   }

@@ -12,7 +12,10 @@ source .ci/lib.sh
 OD=../shared/tools/offline-docker
 VERSION=${VERSION:-ci}
 REGISTRY=${REGISTRY:-ghcr.io/owner}
-export VERSION REGISTRY
+# The model repository the images compile in (the bake variable): the bundled one unless set;
+# .ci/run sets tests/models, a model the tests add (two inputs, two outputs).
+MODEL_REPOSITORY=${MODEL_REPOSITORY:-weights}
+export VERSION REGISTRY MODEL_REPOSITORY
 
 predict_zero() {
   local url=$1
@@ -28,16 +31,19 @@ build() {
   # Reuses the daemon .ci/run started (or starts one); .ci/run stops it.
   eval "$(bash "$OD" up)"
   trap 'docker rm -f ember-ci-cpu ember-ci-gpu >/dev/null 2>&1 || true' EXIT
-  echo "--- bake cpu + gpu (linux/amd64)"
+  echo "--- bake cpu + gpu (linux/amd64; model repository: $MODEL_REPOSITORY)"
   bash "$OD" bake 2>&1 | tee /tmp/ember-bake.log
   # BuildKit reports what .dockerignore let into the context.
   grep -A3 'load build context' /tmp/ember-bake.log | grep -m1 -o 'transferring context: [0-9.]*[kMG]*B' || true
   local cpu="$REGISTRY/ember-serve:$VERSION" gpu="$REGISTRY/ember-serve:$VERSION-gpu"
 
   echo "--- cpu image: read-only root filesystem, non-root"
-  docker run -d --name ember-ci-cpu --read-only -p 127.0.0.1:18080:8080 "$cpu" >/dev/null
+  docker run -d --name ember-ci-cpu --read-only -p 127.0.0.1:18080:8080 -p 127.0.0.1:18082:8081 \
+    "$cpu" >/dev/null
   wait_ready http://127.0.0.1:18080 60
   predict_zero http://127.0.0.1:18080
+  echo "--- cpu image: every model of $MODEL_REPOSITORY, over HTTP and gRPC"
+  python3 tests/clients/triton_models.py 127.0.0.1:18080 127.0.0.1:18082 "$MODEL_REPOSITORY"
   user=$(docker inspect -f '{{.Config.User}}' "$cpu")
   [ "$user" = "65532:65532" ] || { echo "cpu image runs as '$user', not 65532" >&2; exit 1; }
   pid_uid=$(docker top ember-ci-cpu -eo pid,uid | awk 'NR>1 {print $2; exit}')
@@ -55,9 +61,12 @@ build() {
   [ "$code" = 0 ] || { echo "cpu container exited $code on SIGTERM" >&2; docker logs ember-ci-cpu | tail -20; exit 1; }
 
   echo "--- gpu image: no adapter here, so --device auto falls back to the CPU"
-  docker run -d --name ember-ci-gpu --read-only -p 127.0.0.1:18081:8080 "$gpu" >/dev/null
+  docker run -d --name ember-ci-gpu --read-only -p 127.0.0.1:18081:8080 -p 127.0.0.1:18083:8081 \
+    "$gpu" >/dev/null
   wait_ready http://127.0.0.1:18081 60
   predict_zero http://127.0.0.1:18081
+  echo "--- gpu image: every model of $MODEL_REPOSITORY, over HTTP and gRPC"
+  python3 tests/clients/triton_models.py 127.0.0.1:18081 127.0.0.1:18083 "$MODEL_REPOSITORY"
   # Logs into a variable first: with pipefail, `docker logs | grep -m1` fails whenever grep exits
   # before docker logs has written everything (SIGPIPE), even though the line was found.
   gpu_logs=$(docker logs ember-ci-gpu 2>&1)

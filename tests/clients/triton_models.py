@@ -3,7 +3,8 @@ ember-serve compiled in from its model repository (weights/<name>/ with model.on
 configuration, readiness, inference with binary/raw tensors, classification where the model has
 labels; each answer checked against ONNX Runtime's for the same rows (examples.json).
 
-Usage: python3 tests/clients/triton_models.py HTTP_HOST:PORT GRPC_HOST:PORT   (run by .ci/test.sh)
+Usage: python3 tests/clients/triton_models.py HTTP_HOST:PORT GRPC_HOST:PORT [REPOSITORY]
+(run by .ci/test.sh on weights/, the default; by .ci/images.sh on an image's repository)
 """
 import json
 import sys
@@ -15,9 +16,9 @@ import tritonclient.http as httpclient
 
 http_url = sys.argv[1] if len(sys.argv) > 1 else "localhost:8080"
 grpc_url = sys.argv[2] if len(sys.argv) > 2 else "localhost:8081"
-repository = Path(__file__).resolve().parents[2] / "weights"
+repository = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(__file__).resolve().parents[2] / "weights"
 models = sorted(p.parent.name for p in repository.glob("*/model.onnx"))
-assert len(models) >= 2, models
+assert models, f"no model directories in {repository}"
 
 clients = [
     (httpclient, httpclient.InferenceServerClient(url=http_url)),
