@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::deadline::answers_within;
 use super::errors::{InstanceGroup, PredictError, WarmUpError};
 use crate::config::BucketSpec;
 use crate::inference::{BucketError, Buckets, ImportedRow, InferenceQueue, QueueConfig, Runner};
@@ -189,17 +190,7 @@ impl ImportedService {
         if !self.is_warm() {
             return Err(PredictError::NotReady);
         }
-        let answer = self.queue.predict(rows);
-        let answers = match self.request_timeout {
-            None => answer.await?,
-            Some(limit) => match tokio::time::timeout(limit, answer).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    self.queue.metrics().rejected("timeout").increment(1);
-                    return Err(PredictError::Timeout(limit));
-                }
-            },
-        };
+        let answers = answers_within(&self.queue, rows, self.request_timeout).await?;
         for (offset, width, counters) in &self.predictions {
             for answer in &answers {
                 let Some(values) = answer.get(*offset..offset + width) else {

@@ -7,6 +7,7 @@
 //! [`ModelService`] is the digits model's service and holds the [`imported`] models' beside it,
 //! so [`ModelService::find`] is where every surface looks a model up by name.
 
+mod deadline;
 mod errors;
 pub mod imported;
 pub mod lookup;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use self::deadline::answers_within;
 pub use self::errors::{InstanceGroup, PredictError, WarmUpError};
 use self::imported::ImportedService;
 pub use self::lookup::ModelLookupError;
@@ -205,17 +207,7 @@ impl ModelService {
         if !self.is_warm() {
             return Err(PredictError::NotReady);
         }
-        let answer = self.queue.predict(rows);
-        let predictions = match self.request_timeout {
-            None => answer.await?,
-            Some(limit) => match tokio::time::timeout(limit, answer).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    self.queue.metrics().rejected("timeout").increment(1);
-                    return Err(PredictError::Timeout(limit));
-                }
-            },
-        };
+        let predictions = answers_within(&self.queue, rows, self.request_timeout).await?;
         for p in &predictions {
             if let Some(counter) = self.predictions.get(p.label) {
                 counter.increment(1);

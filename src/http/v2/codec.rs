@@ -6,7 +6,12 @@
 use serde_json::{Map, Value, json};
 
 use super::error::V2Error;
-use super::types::{InferRequest, InputTensor, OutputParameters, Tensor};
+use axum::body::Body;
+use axum::http::{HeaderName, header};
+use axum::response::{IntoResponse, Response};
+
+use super::types::{InferRequest, InferResponse, InputTensor, OutputParameters, Tensor};
+use crate::http::ApiError;
 use crate::inference::Prediction;
 use crate::protocol::OutputName;
 use crate::protocol::tensors::{EncodedOutput, InputHeader, OutputKind, OutputValues, TensorError};
@@ -171,6 +176,27 @@ pub fn encode_outputs(
         })
         .collect();
     (outputs, tail)
+}
+
+/// The answer to an inference: JSON alone, or (when outputs went binary) the JSON header of
+/// `Inference-Header-Content-Length` bytes followed by `tail`.
+pub fn respond(response: &InferResponse, tail: Vec<u8>) -> Result<Response, V2Error> {
+    let json = serde_json::to_vec(response)
+        .map_err(|e| V2Error::from(ApiError::Internal(format!("encoding the response: {e}"))))?;
+    if tail.is_empty() {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+    }
+    let json_len = json.len();
+    let mut bytes = json;
+    bytes.extend_from_slice(&tail);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (HeaderName::from_static(HEADER_LENGTH), json_len.to_string()),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
 }
 
 /// One output's JSON tensor: its values in `data`, or (`binary`) its bytes appended to `tail`.

@@ -67,26 +67,11 @@ pub async fn model_config(
         max_batch_size: model.max_batch_size as u64,
         input: protocol::inputs().into_iter().map(tensor).collect(),
         output: protocol::outputs().into_iter().map(tensor).collect(),
-        dynamic_batching: DynamicBatching {
-            max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
-            preferred_batch_size: queue
-                .buckets
-                .sizes()
-                .iter()
-                .map(|&n| u32::try_from(n).unwrap_or(u32::MAX))
-                .collect(),
-            default_queue_policy: QueuePolicy {
-                max_queue_size: queue.max_queue as u64,
-            },
-        },
+        dynamic_batching: DynamicBatching::of(queue),
         instance_group: state
             .instance_groups()
             .into_iter()
-            .map(|g| InstanceGroup {
-                name: g.name,
-                kind: if g.gpu { "KIND_GPU" } else { "KIND_CPU" }.into(),
-                count: g.count as u64,
-            })
+            .map(InstanceGroup::from)
             .collect(),
         parameters,
     }))

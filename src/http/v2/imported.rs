@@ -4,15 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{HeaderName, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 
-use super::codec::{self, HEADER_LENGTH};
+use super::codec;
 use super::error::V2Error;
 use super::types::*;
-use crate::http::ApiError;
 use crate::protocol::imported::{self as tensors, OutputChoice, RequestInput, Values};
 use crate::protocol::protocol_version;
 use crate::service::imported::ImportedService;
@@ -67,26 +64,11 @@ pub fn config(model: &ImportedService) -> ModelConfig {
         max_batch_size: u64::from(config.max_batch),
         input: config.inputs.iter().map(tensor).collect(),
         output: config.outputs.iter().map(tensor).collect(),
-        dynamic_batching: DynamicBatching {
-            max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
-            preferred_batch_size: queue
-                .buckets
-                .sizes()
-                .iter()
-                .map(|&n| u32::try_from(n).unwrap_or(u32::MAX))
-                .collect(),
-            default_queue_policy: QueuePolicy {
-                max_queue_size: queue.max_queue as u64,
-            },
-        },
+        dynamic_batching: DynamicBatching::of(queue),
         instance_group: model
             .instance_groups()
             .into_iter()
-            .map(|g| InstanceGroup {
-                name: g.name,
-                kind: if g.gpu { "KIND_GPU" } else { "KIND_CPU" }.into(),
-                count: g.count as u64,
-            })
+            .map(InstanceGroup::from)
             .collect(),
         parameters,
     }
@@ -172,22 +154,7 @@ pub async fn infer(
         parameters: None,
         outputs,
     };
-    let json = serde_json::to_vec(&response)
-        .map_err(|e| V2Error::from(ApiError::Internal(format!("encoding the response: {e}"))))?;
-    if tail.is_empty() {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
-    }
-    let json_len = json.len();
-    let mut bytes = json;
-    bytes.extend_from_slice(&tail);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (HeaderName::from_static(HEADER_LENGTH), json_len.to_string()),
-        ],
-        Body::from(bytes),
-    )
-        .into_response())
+    codec::respond(&response, tail)
 }
 
 /// The outputs to return, each with whether it goes binary: those asked for, or all of them.

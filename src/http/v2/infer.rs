@@ -3,18 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderName, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use super::codec::{self, HEADER_LENGTH};
 use super::error::V2Error;
 use super::imported;
 use super::model::{ModelPath, find_model};
 use super::types::*;
-use crate::http::ApiError;
 use crate::http::extract::{BodyLimit, body_rejection};
 use crate::protocol::protocol_version;
 use crate::service::{ModelService, Served};
@@ -73,20 +72,5 @@ pub async fn infer(
         parameters: None,
         outputs,
     };
-    let json = serde_json::to_vec(&response)
-        .map_err(|e| V2Error::from(ApiError::Internal(format!("encoding the response: {e}"))))?;
-    if tail.is_empty() {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
-    }
-    let json_len = json.len();
-    let mut bytes = json;
-    bytes.extend_from_slice(&tail);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (HeaderName::from_static(HEADER_LENGTH), json_len.to_string()),
-        ],
-        Body::from(bytes),
-    )
-        .into_response())
+    codec::respond(&response, tail)
 }

@@ -422,6 +422,24 @@ pub struct DynamicBatching {
     pub default_queue_policy: QueuePolicy,
 }
 
+impl DynamicBatching {
+    /// A queue's batching settings, in Triton's terms.
+    pub fn of(queue: &crate::inference::QueueConfig) -> Self {
+        Self {
+            max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
+            preferred_batch_size: queue
+                .buckets
+                .sizes()
+                .iter()
+                .map(|&n| u32::try_from(n).unwrap_or(u32::MAX))
+                .collect(),
+            default_queue_policy: QueuePolicy {
+                max_queue_size: queue.max_queue as u64,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2QueuePolicy)]
 pub struct QueuePolicy {
@@ -436,6 +454,16 @@ pub struct InstanceGroup {
     /// `KIND_CPU` or `KIND_GPU`.
     pub kind: String,
     pub count: u64,
+}
+
+impl From<crate::service::InstanceGroup> for InstanceGroup {
+    fn from(g: crate::service::InstanceGroup) -> Self {
+        Self {
+            name: g.name,
+            kind: if g.gpu { "KIND_GPU" } else { "KIND_CPU" }.into(),
+            count: g.count as u64,
+        }
+    }
 }
 
 /// A configuration parameter (Triton's `ModelParameter`).
