@@ -155,10 +155,12 @@ fn catalogue(models: &[Checked], out_dir: &Path) -> String {
             "    crate::imported::Compiled {{
         config: include_str!({config:?}),
         weights: include_bytes!({bpk:?}),
+        source: include_str!({source:?}),
         load: |weights, device| crate::imported::load({ident}::Model::new(device), weights),
     }},",
             config = model.dir.join("config.json"),
             bpk = out_dir.join("onnx").join(ident).join("model.bpk"),
+            source = out_dir.join("onnx").join(ident).join("model.rs"),
         );
     }
     code.push_str("];\n");

@@ -306,6 +306,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             backend: model.backend.clone(),
             device_name: model.device.clone(),
             request_timeout: timeout,
+            repository: args.weights.clone(),
         },
     )?;
     inference_threads.extend(more);

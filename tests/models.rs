@@ -28,8 +28,12 @@ struct Examples {
 }
 
 fn examples(model: &str, input: &str, output: &str) -> Examples {
-    let file: Value =
-        serde_json::from_str(&read(&format!("weights/{model}/examples.json"))).unwrap();
+    examples_in(&format!("weights/{model}"), input, output)
+}
+
+/// The examples.json of a directory of the repository (a model's, a weights version's).
+fn examples_in(dir: &str, input: &str, output: &str) -> Examples {
+    let file: Value = serde_json::from_str(&read(&format!("{dir}/examples.json"))).unwrap();
     let rows = |v: &Value| -> Vec<Vec<f64>> {
         v.as_array()
             .unwrap()
@@ -538,4 +542,95 @@ async fn grpc_serves_every_model() {
         .into_inner();
     let names: Vec<_> = stats.model_stats.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, served());
+}
+
+/// `--weights` with breast-cancer's committed 1.1.0 (tests/versions/) beside the digits weights.
+fn weights_with_version(test: &str) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!("ember-models-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let version = root.join("breast-cancer/1.1.0");
+    std::fs::create_dir_all(&version).unwrap();
+    for file in ["manifest.json", "digits-cnn.safetensors"] {
+        std::fs::copy(repo_path("weights").join(file), root.join(file)).unwrap();
+    }
+    for file in ["manifest.json", "model.bpk"] {
+        let from = repo_path("tests/versions/breast-cancer/1.1.0").join(file);
+        std::fs::copy(from, version.join(file)).unwrap();
+    }
+    root
+}
+
+#[tokio::test]
+async fn a_weights_version_on_disk_serves_without_a_rebuild() {
+    let root = weights_with_version("serves");
+    let (app, _) = ready_app(&["--weights", root.to_str().unwrap()]).await;
+    let entry = get(&app, "/v1/models/breast-cancer").await.json();
+    assert_eq!(entry["version"], "1.1.0");
+    let manifest: Value =
+        serde_json::from_str(&read("tests/versions/breast-cancer/1.1.0/manifest.json")).unwrap();
+    assert_eq!(entry["weights_sha256"], manifest["sha256"]);
+    assert!(
+        entry["weights"]
+            .as_str()
+            .unwrap()
+            .ends_with("breast-cancer/1.1.0/model.bpk"),
+        "{entry}"
+    );
+    let diabetes = get(&app, "/v1/models/diabetes").await.json();
+    assert_eq!(
+        (diabetes["version"].as_str(), diabetes["weights"].as_str()),
+        (Some("1.0.0"), Some("bundled"))
+    );
+
+    // Its answers are the retrained graph's (ONNX Runtime's), not the bundled weights'.
+    let retrained = examples_in(
+        "tests/versions/breast-cancer/1.1.0",
+        "features",
+        "probabilities",
+    );
+    let bundled = examples("breast-cancer", "features", "probabilities");
+    let infer = async |rows: &Vec<Vec<f64>>| {
+        let body = json!({"inputs": [{"name": "features", "shape": [rows.len(), 30],
+                                      "datatype": "FP32", "data": rows}]});
+        let reply = post_json(&app, "/v2/models/breast-cancer/infer", body.to_string()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        numbers(&reply.json()["outputs"][0]["data"])
+    };
+    assert_close(
+        &infer(&retrained.input).await,
+        &flat(&retrained.output),
+        "1.1.0",
+    );
+    let got = infer(&bundled.input).await;
+    assert!(
+        got.iter()
+            .zip(flat(&bundled.output))
+            .any(|(g, b)| (g - b).abs() > 1e-3),
+        "1.1.0 answers as the bundled 1.0.0 does"
+    );
+    let reply = post_json(
+        &app,
+        "/v1/models/breast-cancer:predict",
+        json!({"instances": [retrained.input[0]]}).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[test]
+fn a_weights_version_that_does_not_check_out_stops_the_start_naming_the_file() {
+    let root = weights_with_version("tampered");
+    let file = root.join("breast-cancer/1.1.0/model.bpk");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let err = match ember_serve::app::start(&args(&["--weights", root.to_str().unwrap()])) {
+        Ok(_) => panic!("a version whose sha256 is not its manifest's was served"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("sha256"),
+        "{err}"
+    );
 }

@@ -9,9 +9,12 @@
 
 use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
+use std::path::Path;
+
 use burn::tensor::{Bytes, Device, TensorData};
 
 use crate::config::ModelConfig;
+use crate::versions::{VersionError, WeightsVersion, sha256_hex, versions};
 
 /// Why a model could not be loaded or could not answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -24,6 +27,8 @@ pub enum ImportedError {
     Weights { model: String, reason: String },
     #[error("{model}: {reason}")]
     Graph { model: String, reason: String },
+    #[error(transparent)]
+    Version(#[from] VersionError),
 }
 
 /// What is wrong with a request's tensors, naming the model, the tensor and the position.
@@ -83,6 +88,8 @@ pub(crate) struct Compiled {
     pub config: &'static str,
     /// The weights burn-onnx extracted from the graph (a burnpack), the bundled version.
     pub weights: &'static [u8],
+    /// The burn module burn-onnx generated, as text: its hash names the graph.
+    pub source: &'static str,
     /// The generated module with `weights` loaded onto a device.
     #[allow(clippy::type_complexity)]
     pub load: fn(&[u8], &Device) -> Result<Box<dyn Graph>, String>,
@@ -120,11 +127,59 @@ pub fn catalogue() -> Result<Vec<ModelConfig>, ImportedError> {
     generated::COMPILED.iter().map(parse).collect()
 }
 
+fn compiled(name: &str) -> Result<(&'static Compiled, ModelConfig), ImportedError> {
+    let mut names = Vec::new();
+    for compiled in generated::COMPILED {
+        let config = parse(compiled)?;
+        if config.name == name {
+            return Ok((compiled, config));
+        }
+        names.push(config.name);
+    }
+    Err(ImportedError::UnknownModel(name.into(), names.join(", ")))
+}
+
+/// The fingerprint of the graph compiled in for `name`: sha256 of the burn module burn-onnx
+/// generated for it, less the first line (a comment naming the file's path). Weights made for
+/// the same graph carry it in their manifest.
+pub fn graph_sha256(name: &str) -> Result<String, ImportedError> {
+    let (compiled, _) = compiled(name)?;
+    Ok(fingerprint(compiled.source))
+}
+
+/// The fingerprint of a burn module burn-onnx generated ([`graph_sha256`]), from its text.
+pub fn fingerprint(source: &str) -> String {
+    let body = source.split_once('\n').map_or("", |(_, rest)| rest);
+    sha256_hex(body.as_bytes())
+}
+
+/// Where a model's weights came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightsOrigin {
+    /// Extracted from the graph at build time and embedded in the binary.
+    Bundled,
+    /// A version directory's file, read at start.
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for WeightsOrigin {
+    /// `bundled`, or the file's path: what `/v1/models` and the start-up log show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bundled => f.write_str("bundled"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// A compiled-in model with its weights on a device.
 pub struct ImportedModel {
+    /// The compiled-in config, its `version` the one of the weights loaded.
     config: ModelConfig,
     graph: Box<dyn Graph>,
     device: Device,
+    origin: WeightsOrigin,
+    weights_sha256: String,
 }
 
 impl std::fmt::Debug for ImportedModel {
@@ -138,25 +193,86 @@ impl std::fmt::Debug for ImportedModel {
 impl ImportedModel {
     /// The model `name` with the weights bundled at build time.
     pub fn load(name: &str, device: &Device) -> Result<Self, ImportedError> {
-        let mut names = Vec::new();
-        for compiled in generated::COMPILED {
-            let config = parse(compiled)?;
-            if config.name == name {
-                let graph = (compiled.load)(compiled.weights, device).map_err(|reason| {
-                    ImportedError::Weights {
-                        model: config.name.clone(),
-                        reason,
-                    }
-                })?;
-                return Ok(Self {
-                    config,
-                    graph,
-                    device: device.clone(),
-                });
+        let (compiled, config) = compiled(name)?;
+        Self::with_weights(
+            compiled,
+            config,
+            compiled.weights,
+            WeightsOrigin::Bundled,
+            device,
+        )
+    }
+
+    /// The model `name` with its newest weights: the highest version directory under
+    /// `<repository>/<name>/` when it is at least the bundled version (`config.json`'s), the
+    /// bundled weights otherwise. A version directory that cannot be read, whose sha256 or graph
+    /// is not its manifest's, or whose tensors do not fit the graph is an error naming the file.
+    pub fn load_newest(
+        name: &str,
+        repository: &Path,
+        device: &Device,
+    ) -> Result<Self, ImportedError> {
+        let (compiled, config) = compiled(name)?;
+        let newest = versions(repository, name)?.pop();
+        let bundled = semver::Version::parse(&config.version).ok();
+        match newest {
+            Some(version) if bundled.as_ref().is_none_or(|b| version.version >= *b) => {
+                Self::load_version(name, &version, device)
             }
-            names.push(config.name);
+            _ => Self::with_weights(
+                compiled,
+                config,
+                compiled.weights,
+                WeightsOrigin::Bundled,
+                device,
+            ),
         }
-        Err(ImportedError::UnknownModel(name.into(), names.join(", ")))
+    }
+
+    /// The model `name` with the weights of one version directory.
+    pub fn load_version(
+        name: &str,
+        version: &WeightsVersion,
+        device: &Device,
+    ) -> Result<Self, ImportedError> {
+        let (compiled, mut config) = compiled(name)?;
+        let bytes = version.read(&fingerprint(compiled.source))?;
+        config.version = version.version.to_string();
+        let origin = WeightsOrigin::File(version.weights_path());
+        Self::with_weights(compiled, config, &bytes, origin, device)
+    }
+
+    fn with_weights(
+        compiled: &Compiled,
+        config: ModelConfig,
+        weights: &[u8],
+        origin: WeightsOrigin,
+        device: &Device,
+    ) -> Result<Self, ImportedError> {
+        let graph = (compiled.load)(weights, device).map_err(|reason| ImportedError::Weights {
+            model: config.name.clone(),
+            reason: match &origin {
+                WeightsOrigin::Bundled => reason,
+                WeightsOrigin::File(path) => format!("{}: {reason}", path.display()),
+            },
+        })?;
+        Ok(Self {
+            config,
+            graph,
+            device: device.clone(),
+            origin,
+            weights_sha256: sha256_hex(weights),
+        })
+    }
+
+    /// Where the weights came from.
+    pub fn weights_origin(&self) -> &WeightsOrigin {
+        &self.origin
+    }
+
+    /// sha256 of the weights loaded (the burnpack's bytes).
+    pub fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
     }
 
     pub fn config(&self) -> &ModelConfig {

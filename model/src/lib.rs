@@ -4,7 +4,8 @@
 //!
 //! Besides the digits CNN, written by hand, every model directory of the repository
 //! (`weights/<name>/`: an ONNX graph and its config) is compiled in by build.rs through
-//! burn-onnx ([`imported`]).
+//! burn-onnx ([`imported`]); their weights can be replaced at start by a weights version on disk
+//! ([`versions`]).
 //!
 //! Nothing here knows about HTTP, gRPC, command lines or queues: it depends on burn, serde and
 //! a hash, and never on clap, utoipa or axum (they are not in its Cargo.toml, so a `use` of
@@ -20,6 +21,7 @@ pub mod device;
 pub mod icd;
 pub mod imported;
 pub mod input;
+pub mod versions;
 pub mod weights;
 
 /// The device a model runs on, which selects its backend (burn 0.22 carries the backend in it).

@@ -69,6 +69,8 @@ fn info(model: &ImportedService) -> ImportedModelInfo {
         backend: model.backend.clone(),
         device: model.device.clone(),
         max_batch_size: config.max_batch as usize,
+        weights: model.model.weights_origin().to_string(),
+        weights_sha256: model.model.weights_sha256().into(),
     }
 }
 

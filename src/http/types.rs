@@ -101,6 +101,12 @@ pub struct ImportedModelInfo {
     pub device: String,
     /// Most rows accepted in one request.
     pub max_batch_size: usize,
+    /// Where the weights came from: `bundled` (extracted from the graph at build time) or the
+    /// weights version's file (`<--weights>/<name>/<version>/`).
+    #[schema(example = "bundled")]
+    pub weights: String,
+    /// sha256 of the weights loaded.
+    pub weights_sha256: String,
 }
 
 /// Health probe answer.

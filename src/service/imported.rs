@@ -3,6 +3,7 @@
 //! name, behind the same readiness and `--request-timeout` rules. [`super::ModelService`]
 //! holds them, so every surface finds a model by name in one place.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -42,6 +43,8 @@ pub struct ImportedSettings {
     pub backend: String,
     pub device_name: String,
     pub request_timeout: Option<Duration>,
+    /// Where weights versions are looked for (`--weights`): `<repository>/<model>/<version>/`.
+    pub repository: PathBuf,
 }
 
 /// Why an imported model could not start.
@@ -71,9 +74,10 @@ pub fn start_all(
     for config in catalogue()? {
         let (service, more) = ImportedService::start(&config.name, device, settings)?;
         tracing::info!(
-            model = %config.name, version = %config.version,
+            model = %config.name, version = %service.model.config().version,
             inputs = config.inputs.len(), outputs = config.outputs.len(),
-            max_batch = config.max_batch, "imported model loaded"
+            max_batch = config.max_batch, weights = %service.model.weights_origin(),
+            sha256 = service.model.weights_sha256(), "imported model loaded"
         );
         services.push(service);
         threads.extend(more);
@@ -88,7 +92,11 @@ impl ImportedService {
         device: &Device,
         settings: &ImportedSettings,
     ) -> Result<(Arc<Self>, Vec<JoinHandle<()>>), ImportedStartError> {
-        let model = Arc::new(ImportedModel::load(name, device)?);
+        let model = Arc::new(ImportedModel::load_newest(
+            name,
+            &settings.repository,
+            device,
+        )?);
         let config = model.config().clone();
         let max_batch = config.max_batch as usize;
         let buckets = if settings.pad {

@@ -1,13 +1,16 @@
 """Stock `tritonclient.http` and `tritonclient.grpc` clients against every model a running
 ember-serve compiled in from its model repository (weights/<name>/ with model.onnx): metadata,
 configuration, readiness, inference with binary/raw tensors, classification where the model has
-labels; each answer checked against ONNX Runtime's for the same rows (examples.json).
+labels; each answer checked against ONNX Runtime's for the same rows (examples.json). Where the
+repository holds weights versions (<name>/<version>/), the newest one at least config.json's
+version serves: the server must say so (/v1/models) and answer as that version's examples.json.
 
 Usage: python3 tests/clients/triton_models.py HTTP_HOST:PORT GRPC_HOST:PORT [REPOSITORY]
 (run by .ci/test.sh on weights/, the default; by .ci/images.sh on an image's repository)
 """
 import json
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +27,28 @@ clients = [
     (httpclient, httpclient.InferenceServerClient(url=http_url)),
     (grpcclient, grpcclient.InferenceServerClient(url=grpc_url)),
 ]
+
+
+def release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("-")[0].split("."))
+
+
+def serving(name: str, config: dict) -> tuple[str, Path]:
+    """The version that serves `name` and the directory holding its examples.json."""
+    versions = [p.parent for p in (repository / name).glob("*/manifest.json")]
+    newest = max(versions, key=lambda d: release(d.name), default=None)
+    if newest is not None and release(newest.name) >= release(config["version"]):
+        return newest.name, newest
+    return config["version"], repository / name
+
+
 for name in models:
     config = json.loads((repository / name / "config.json").read_text())
-    examples = json.loads((repository / name / "examples.json").read_text())
+    version, examples_dir = serving(name, config)
+    examples = json.loads((examples_dir / "examples.json").read_text())
+    with urllib.request.urlopen(f"http://{http_url}/v1/models/{name}") as reply:
+        entry = json.load(reply)
+    assert entry["version"] == version, (name, entry["version"], version, entry.get("weights"))
     for module, client in clients:
         kind = module.__name__
         assert client.is_model_ready(name), (kind, name)
@@ -60,4 +82,4 @@ for name in models:
                     _, index, label = row[0].decode().split(":")
                     assert int(index) == int(np.argmax(probs)), (kind, name, row, probs)
                     assert label == t["labels"][int(index)], (kind, name, row)
-        print(f"{kind}: {name} OK ({len(want)} rows match ONNX Runtime)")
+        print(f"{kind}: {name} {version} OK ({len(want)} rows match ONNX Runtime)")

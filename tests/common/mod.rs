@@ -61,10 +61,14 @@ pub fn cpu_backend() -> &'static str {
         .unwrap_or("none")
 }
 
-/// Serve args as the CLI would parse them, on the committed weights and the CPU backend.
+/// Serve args as the CLI would parse them, on the committed weights (unless `extra` names
+/// other `--weights`) and the CPU backend.
 pub fn args(extra: &[&str]) -> ServeArgs {
     let weights = repo_path("weights");
-    let mut argv = vec!["ember-serve", "--weights", weights.to_str().unwrap()];
+    let mut argv = vec!["ember-serve"];
+    if !extra.contains(&"--weights") {
+        argv.extend_from_slice(&["--weights", weights.to_str().unwrap()]);
+    }
     if !extra.contains(&"--device") {
         argv.extend_from_slice(&["--device", "cpu"]);
     }

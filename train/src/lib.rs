@@ -5,3 +5,4 @@
 //! test suite's accuracy gate shares) and the `train` binary that writes `weights/`.
 
 pub mod dataset;
+pub mod weights_version;

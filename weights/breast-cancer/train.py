@@ -7,8 +7,13 @@ features. Plain ONNX operators only (Gemm, Relu, Softmax): burn-onnx imports the
 ai.onnx.ml operators skl2onnx would emit (ZipMap, LinearClassifier) it cannot.
 
     python3 weights/breast-cancer/train.py      # scikit-learn 1.9.1, onnx 1.23.2, onnxruntime
+    python3 weights/breast-cancer/train.py --seed 7 --out DIR   # a retrained graph elsewhere
+
+Another seed gives other weights for the same graph: what `weights-version` turns into a weights
+version the server loads without a rebuild (tests/versions/).
 """
 
+import argparse
 import json
 import pathlib
 
@@ -21,8 +26,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-HERE = pathlib.Path(__file__).resolve().parent
-SEED = 42
+parser = argparse.ArgumentParser()
+parser.add_argument("--seed", type=int, default=42, help="the split's and the MLP's seed")
+parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent)
+args = parser.parse_args()
+HERE = args.out
+HERE.mkdir(parents=True, exist_ok=True)
+SEED = args.seed
 
 data = load_breast_cancer()
 x_train, x_test, y_train, y_test = train_test_split(

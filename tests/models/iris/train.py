@@ -10,8 +10,13 @@ Data: scikit-learn's bundled copy of Fisher's iris (150 flowers, 4 features): no
 downloaded. A seeded 80/20 split; an MLP with 8 ReLU units, standardisation folded in.
 
     python3 tests/models/iris/train.py       # scikit-learn 1.9.1, onnx 1.23.2, onnxruntime
+    python3 tests/models/iris/train.py --seed 11 --out DIR   # a retrained graph elsewhere
+
+Its weights version 1.1.0 (`1.1.0/`: seed 11, made by `weights-version`) goes into the image
+beside the compiled graph and is what the image serves; `.ci/images.sh` checks its answers.
 """
 
+import argparse
 import json
 import pathlib
 
@@ -24,8 +29,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-HERE = pathlib.Path(__file__).resolve().parent
-SEED = 7
+parser = argparse.ArgumentParser()
+parser.add_argument("--seed", type=int, default=7, help="the split's and the MLP's seed")
+parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent)
+args = parser.parse_args()
+HERE = args.out
+HERE.mkdir(parents=True, exist_ok=True)
+SEED = args.seed
 
 data = load_iris()
 x_train, x_test, y_train, y_test = train_test_split(
