@@ -17,6 +17,9 @@ mod check;
 #[allow(dead_code)]
 #[path = "src/config.rs"]
 mod config;
+#[allow(dead_code)] // each user runs it in one context
+#[path = "build/generate.rs"]
+mod generate;
 
 use check::{Checked, check};
 
@@ -73,7 +76,7 @@ fn build(repository: &Path) -> Result<(), String> {
                 model.ident
             ));
         }
-        generate(&model, &out_dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        generate_module(&model, &out_dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         checked.push(model);
     }
     std::fs::write(out_dir.join("models.rs"), catalogue(&checked, &out_dir))
@@ -81,25 +84,11 @@ fn build(repository: &Path) -> Result<(), String> {
 }
 
 /// Generate the model's burn module (and its weights, `model.bpk`) into OUT_DIR/onnx/<ident>/.
-fn generate(model: &Checked, _out_dir: &Path) -> Result<(), String> {
+fn generate_module(model: &Checked, _out_dir: &Path) -> Result<(), String> {
     let onnx = model.dir.join("model.onnx");
     let onnx = onnx.to_str().ok_or("the path is not UTF-8")?.to_string();
     let out = format!("onnx/{}/", model.ident);
-    std::panic::catch_unwind(move || {
-        burn_onnx::ModelGen::new()
-            .input(&onnx)
-            .out_dir(&out)
-            .load_strategy(burn_onnx::LoadStrategy::None)
-            .run_from_script();
-    })
-    .map_err(|panic| {
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("(no message)");
-        format!("burn-onnx could not generate code for model.onnx: {why}")
-    })
+    generate::generate(&onnx, &out, generate::Context::BuildScript)
 }
 
 /// `models.rs`: a module per model with its generated code, and the catalogue of them all.

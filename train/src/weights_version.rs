@@ -12,6 +12,11 @@ use ember_model::imported::{self, ImportedError, ImportedModel};
 use ember_model::versions::{self, VersionError, VersionManifest, WeightsVersion};
 use ember_model::{DeviceChoice, device};
 
+// The generator with build.rs's own settings: the graph fingerprint depends on them.
+#[allow(dead_code)] // each user runs it in one context
+#[path = "../../model/build/generate.rs"]
+mod generate;
+
 /// Why no version was written.
 #[derive(Debug, thiserror::Error)]
 pub enum MakeError {
@@ -69,7 +74,7 @@ pub fn make(onnx: &Path, dir: &Path) -> Result<WeightsVersion, MakeError> {
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
     let scratch = std::env::temp_dir().join(format!("ember-weights-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
-    let generated = generate(onnx, &scratch);
+    let generated = extract(onnx, &scratch);
     let result = generated.and_then(|(source, weights)| {
         let made = imported::fingerprint(&source);
         if made != compiled {
@@ -116,7 +121,7 @@ pub fn make(onnx: &Path, dir: &Path) -> Result<WeightsVersion, MakeError> {
 }
 
 /// The generated module's text and the weights' bytes.
-fn generate(onnx: &Path, scratch: &Path) -> Result<(String, Vec<u8>), MakeError> {
+fn extract(onnx: &Path, scratch: &Path) -> Result<(String, Vec<u8>), MakeError> {
     let import = |reason: String| MakeError::Import {
         path: onnx.to_path_buf(),
         reason,
@@ -132,24 +137,7 @@ fn generate(onnx: &Path, scratch: &Path) -> Result<(String, Vec<u8>), MakeError>
     if !onnx.is_file() {
         return Err(import("no such file".into()));
     }
-    // burn-onnx reports what it cannot import by panicking; the same settings as build.rs.
-    std::panic::catch_unwind(move || {
-        burn_onnx::ModelGen::new()
-            .input(&input)
-            .out_dir(&out)
-            .load_strategy(burn_onnx::LoadStrategy::None)
-            .run_from_cli();
-    })
-    .map_err(|panic| {
-        import(
-            panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)")
-                .to_string(),
-        )
-    })?;
+    generate::generate(&input, &out, generate::Context::Cli).map_err(import)?;
     let stem = onnx.file_stem().unwrap_or_default();
     let source_path = scratch.join(stem).with_extension("rs");
     let weights_path = scratch.join(stem).with_extension("bpk");
