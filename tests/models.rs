@@ -634,3 +634,33 @@ fn a_weights_version_that_does_not_check_out_stops_the_start_naming_the_file() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_has_an_example_per_model_that_the_server_accepts() {
+    let (app, _) = ready_app(&[]).await;
+    let doc = get(&app, "/api-docs/openapi.json").await.json();
+    let models: Vec<String> = served().into_iter().filter(|m| m != "digits-cnn").collect();
+    assert!(!models.is_empty());
+    for path in [
+        "/v2/models/{name}/versions/{version}/infer",
+        "/v2/models/{name}/infer",
+        "/v1/models/{name}:predict",
+    ] {
+        let examples =
+            &doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"];
+        for model in &models {
+            let example = &examples[model.as_str()];
+            assert!(
+                example["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(model.as_str()),
+                "{path}: no example for {model}: {examples}"
+            );
+            // What Swagger UI would send, sent: the example must be a request the model takes.
+            let uri = path.replace("{name}", model).replace("{version}", "1");
+            let reply = post_json(&app, &uri, example["value"].to_string()).await;
+            assert_eq!(reply.status, 200, "{uri}: {}", reply.text());
+        }
+    }
+}

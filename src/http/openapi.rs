@@ -138,11 +138,102 @@ fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
 }
 
 /// The document served at `/api-docs/openapi.json`, for a server taking up to `max_batch`
-/// inputs per request and requiring an API key where `keys_required`.
-pub fn document(max_batch: usize, keys_required: bool) -> utoipa::openapi::OpenApi {
+/// inputs per request, requiring an API key where `keys_required`, and serving `models` from
+/// the repository (each gets a ready-to-send example on the operations any model answers).
+pub fn document(
+    max_batch: usize,
+    keys_required: bool,
+    models: &[&ember_model::ModelConfig],
+) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     unversioned_aliases(&mut doc);
     limit_batch(&mut doc, max_batch);
     bearer_auth(&mut doc, keys_required);
+    model_examples(&mut doc, models);
     doc
+}
+
+/// A request body for one model, as one operation takes it.
+type BodyFor = fn(&ember_model::ModelConfig) -> serde_json::Value;
+
+/// The operations that take any model's tensors, and how a body for one model looks there.
+const MODEL_BODIES: [(&str, BodyFor); 3] = [
+    ("/v2/models/{name}/versions/{version}/infer", v2_body),
+    ("/v2/models/{name}/infer", v2_body),
+    ("/v1/models/{name}:predict", instances_body),
+];
+
+/// One row each input accepts: its minimum where it has one (inside any maximum), else zero.
+fn example_row(input: &ember_model::TensorConfig) -> Vec<f64> {
+    let value = input.min.unwrap_or(0.0).min(input.max.unwrap_or(f64::MAX));
+    vec![value; input.row_len()]
+}
+
+fn v2_body(model: &ember_model::ModelConfig) -> serde_json::Value {
+    let inputs: Vec<_> = model
+        .inputs
+        .iter()
+        .map(|t| {
+            let mut shape = vec![1i64];
+            shape.extend(t.shape.iter().skip(1));
+            serde_json::json!({"name": t.name, "shape": shape, "datatype": t.datatype,
+                               "data": example_row(t)})
+        })
+        .collect();
+    serde_json::json!({ "inputs": inputs })
+}
+
+fn instances_body(model: &ember_model::ModelConfig) -> serde_json::Value {
+    let instance = match model.inputs.as_slice() {
+        [one] => serde_json::json!(example_row(one)),
+        many => serde_json::Value::Object(
+            many.iter()
+                .map(|t| (t.name.clone(), serde_json::json!(example_row(t))))
+                .collect(),
+        ),
+    };
+    serde_json::json!({ "instances": [instance] })
+}
+
+/// A named example per repository model on each operation that takes any model's tensors, so
+/// Swagger UI offers each model's shapes ready to send (put the model's name in `name`).
+fn model_examples(doc: &mut utoipa::openapi::OpenApi, models: &[&ember_model::ModelConfig]) {
+    use utoipa::openapi::example::Example;
+    for (path, body) in MODEL_BODIES {
+        let Some(content) = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+            .and_then(|b| match b {
+                RefOr::T(b) => b.content.get_mut("application/json"),
+                RefOr::Ref(_) => None,
+            })
+        else {
+            continue;
+        };
+        let RefOr::T(content) = content else { continue };
+        for model in models {
+            let tensors = |ts: &[ember_model::TensorConfig]| {
+                ts.iter()
+                    .map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let example = Example::builder()
+                .summary(format!(
+                    "{} {}: {} -> {}",
+                    model.name,
+                    model.version,
+                    tensors(&model.inputs),
+                    tensors(&model.outputs)
+                ))
+                .value(Some(body(model)))
+                .build();
+            content
+                .examples
+                .insert(model.name.clone(), RefOr::T(example));
+        }
+    }
 }

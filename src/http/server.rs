@@ -58,7 +58,12 @@ pub fn router(
     options: &RouterOptions,
 ) -> Router {
     let body_limit = options.body_limit;
-    let docs = openapi::document(service.model.max_batch_size, options.api_keys.is_some());
+    let models: Vec<_> = service.imported.iter().map(|m| m.model.config()).collect();
+    let docs = openapi::document(
+        service.model.max_batch_size,
+        options.api_keys.is_some(),
+        &models,
+    );
     let state = ApiState { service, metrics };
     let app = Router::new()
         .route("/", get(routes::index))
