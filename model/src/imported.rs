@@ -217,7 +217,7 @@ impl ImportedModel {
         let bundled = semver::Version::parse(&config.version).ok();
         match newest {
             Some(version) if bundled.as_ref().is_none_or(|b| version.version >= *b) => {
-                Self::load_version(name, &version, device)
+                Self::with_version(compiled, config, &version, device)
             }
             _ => Self::with_weights(
                 compiled,
@@ -235,7 +235,16 @@ impl ImportedModel {
         version: &WeightsVersion,
         device: &Device,
     ) -> Result<Self, ImportedError> {
-        let (compiled, mut config) = compiled(name)?;
+        let (compiled, config) = compiled(name)?;
+        Self::with_version(compiled, config, version, device)
+    }
+
+    fn with_version(
+        compiled: &Compiled,
+        mut config: ModelConfig,
+        version: &WeightsVersion,
+        device: &Device,
+    ) -> Result<Self, ImportedError> {
         let bytes = version.read(&fingerprint(compiled.source))?;
         config.version = version.version.to_string();
         let origin = WeightsOrigin::File(version.weights_path());

@@ -88,16 +88,7 @@ pub fn versions(repository: &Path, model: &str) -> Result<Vec<WeightsVersion>, V
         if name.starts_with('.') || !path.is_dir() {
             continue;
         }
-        let version = semver::Version::parse(&name).map_err(|e| VersionError::Name {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let manifest = read_manifest(&path.join("manifest.json"))?;
-        found.push(WeightsVersion {
-            version,
-            dir: path,
-            manifest,
-        });
+        found.push(WeightsVersion::at(&path)?);
     }
     found.sort_by(|a, b| a.version.cmp(&b.version));
     Ok(found)
@@ -125,6 +116,23 @@ fn read_manifest(path: &Path) -> Result<VersionManifest, VersionError> {
 }
 
 impl WeightsVersion {
+    /// The version directory `dir`: its name as the version, its manifest read.
+    pub fn at(dir: &Path) -> Result<Self, VersionError> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let version = semver::Version::parse(&name).map_err(|e| VersionError::Name {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            version,
+            dir: dir.to_path_buf(),
+            manifest: read_manifest(&dir.join("manifest.json"))?,
+        })
+    }
+
     /// The weights file's path.
     pub fn weights_path(&self) -> PathBuf {
         self.dir.join(&self.manifest.weights_file)

@@ -105,16 +105,7 @@ pub fn make(onnx: &Path, dir: &Path) -> Result<WeightsVersion, MakeError> {
     result?;
 
     // Load it as the server will: sha256, graph and every tensor's shape.
-    let version = versions::versions(
-        dir.parent()
-            .ok_or_else(layout)?
-            .parent()
-            .ok_or_else(layout)?,
-        &model,
-    )?
-    .into_iter()
-    .find(|v| v.dir == dir)
-    .ok_or_else(layout)?;
+    let version = WeightsVersion::at(dir)?;
     let cpu = device::select(DeviceChoice::Cpu).map_err(|e| MakeError::Device(e.to_string()))?;
     ImportedModel::load_version(&model, &version, &cpu.device)?;
     Ok(version)
