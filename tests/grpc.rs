@@ -397,6 +397,30 @@ async fn bad_requests_get_invalid_argument_or_not_found_with_rests_wording() {
         status.message()
     );
 
+    // Shapes whose counts wrap in unchecked arithmetic (2^56 + 1 rows: 256 bytes, as one row
+    // sends) are refused by shape, raw and typed.
+    let mut huge = raw_request(&rows);
+    huge.inputs[0].shape = vec![72057594037927937, 64];
+    let status = client.model_infer(huge.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status.message(),
+        "input shape [72057594037927937, 64] holds more values than a request can carry"
+    );
+    let values: Vec<f32> = rows[0].iter().map(|v| *v as f32).collect();
+    huge.raw_input_contents.clear();
+    huge.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: values,
+        ..Default::default()
+    });
+    let status = client.model_infer(huge).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("holds more values"),
+        "{}",
+        status.message()
+    );
+
     let mut output = raw_request(&rows);
     output.outputs = vec![InferRequestedOutputTensor {
         name: "logits".into(),

@@ -383,6 +383,25 @@ async fn bad_requests_are_400_with_an_error_body() {
             "datatype BYTES",
         ),
         (input("input", json!([0, 64]), "FP32", json!([])), "empty"),
+        // 2^58 + 1 rows of 64 values wrap to 64 in unchecked arithmetic: one row's worth.
+        (
+            input(
+                "input",
+                json!([288230376151711745u64, 64]),
+                "FP32",
+                json!(one),
+            ),
+            "input shape [288230376151711745, 64] holds more values than a request can carry",
+        ),
+        (
+            input(
+                "input",
+                json!([72057594037927937u64, 64]),
+                "FP64",
+                json!(one),
+            ),
+            "holds more values than a request can carry",
+        ),
         (
             input("input", json!([5, 64]), "FP32", json!(vec![1.0; 320])),
             "at most 4",
@@ -419,6 +438,13 @@ async fn bad_requests_are_400_with_an_error_body() {
         &infer_binary(&app, uri, header(256), &fp32[..100]).await,
         400,
         "only 100 bytes",
+    );
+    // The byte length wraps too (2^56 + 1 rows × 64 values × 4 bytes ≡ 256): refused by shape.
+    let huge = json!({"inputs": [{"name": "input", "shape": [72057594037927937u64, 64], "datatype": "FP32", "parameters": {"binary_data_size": 256}}]});
+    assert_error(
+        &infer_binary(&app, uri, huge, &fp32).await,
+        400,
+        "input shape [72057594037927937, 64] holds more values",
     );
     let mut extra = fp32.clone();
     extra.extend_from_slice(&[0; 8]);

@@ -377,6 +377,15 @@ async fn v2_refusals_name_model_tensor_and_position() {
             "model diabetes, input features: datatype BYTES is not accepted",
         ),
         (
+            input(
+                "features",
+                json!([500000000000000000u64, 10]),
+                "FP32",
+                json!(row),
+            ),
+            "model diabetes, input features: shape [500000000000000000, 10] holds more values than a request can carry",
+        ),
+        (
             input("features", json!([2, 10]), "FP32", json!(row)),
             "model diabetes, input features: 10 values, but shape [2, 10] needs 20",
         ),

@@ -37,6 +37,14 @@ pub enum ModelTensorError {
         expected: Vec<i64>,
     },
     #[error(
+        "model {model}, input {tensor}: shape {shape:?} holds more values than a request can carry"
+    )]
+    TooLarge {
+        model: String,
+        tensor: String,
+        shape: Vec<i64>,
+    },
+    #[error(
         "model {model}, input {tensor}: batch {batch} differs from input {first}'s {first_batch}"
     )]
     Batch {
@@ -211,11 +219,17 @@ fn decode(
         tensor: tensor(),
         datatype: input.datatype.to_string(),
     })?;
+    // Counts and byte lengths are checked here once, so nothing below can wrap.
     let need = input
         .shape
         .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
-        .unwrap_or(usize::MAX);
+        .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+        .filter(|n| n.checked_mul(datatype.size()).is_some())
+        .ok_or_else(|| ModelTensorError::TooLarge {
+            model: model(),
+            tensor: tensor(),
+            shape: input.shape.to_vec(),
+        })?;
     let count = |have| ModelTensorError::Count {
         model: model(),
         tensor: tensor(),
@@ -224,7 +238,7 @@ fn decode(
         need,
     };
     let numbers = match input.values {
-        Values::Raw(raw) if raw.len() != need.saturating_mul(datatype.size()) => {
+        Values::Raw(raw) if raw.len() != need * datatype.size() => {
             return Err(count(raw.len() / datatype.size().max(1)));
         }
         // FP32 is the model's own type: no detour through f64.

@@ -15,6 +15,8 @@ pub enum TensorError {
     UnknownInput(String),
     #[error("input shape {0:?} must be [batch, {INPUT_LEN}]")]
     Shape(Vec<i64>),
+    #[error("input shape {0:?} holds more values than a request can carry")]
+    TooLarge(Vec<i64>),
     #[error("datatype {0} is not accepted; use FP32, FP64, INT8..INT64 or UINT8..UINT64")]
     Datatype(String),
     #[error("input data has {have} values but shape {shape:?} needs {need}")]
@@ -57,6 +59,15 @@ impl InputHeader {
         };
         let datatype =
             Datatype::input(datatype).ok_or_else(|| TensorError::Datatype(datatype.to_string()))?;
+        // Checked once here, so `values` and `bytes` cannot wrap (a wrapped count once made a
+        // batch of 2^58 rows look like one).
+        if batch
+            .checked_mul(INPUT_LEN)
+            .and_then(|n| n.checked_mul(datatype.size()))
+            .is_none()
+        {
+            return Err(TensorError::TooLarge(shape.to_vec()));
+        }
         Ok(Self { batch, datatype })
     }
 
