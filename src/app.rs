@@ -48,12 +48,18 @@ pub enum StartError {
     ApiKeys(#[from] KeyFileError),
     #[error("--shutdown-timeout ({timeout:?}) must be longer than --shutdown-delay ({delay:?})")]
     ShutdownTimeout { timeout: Duration, delay: Duration },
-    #[error("shutdown: {0}")]
-    Drain(#[from] ServeError),
+    #[error("shutdown: the drain deadline passed and these were abandoned: {}", list(.0))]
+    Drain(Vec<ServeError>),
     #[error(transparent)]
     Buckets(#[from] BucketError),
     #[error(transparent)]
     Imported(#[from] ImportedStartError),
+}
+
+/// Each listener's part of a drain error, `; `-separated.
+fn list(errors: &[ServeError]) -> String {
+    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    parts.join("; ")
 }
 
 /// A started (not yet warmed-up) model service, and the threads that run its forward passes.
@@ -405,20 +411,19 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         let keys = api_keys.clone();
         async move {
             let Some(listener) = grpc_listener else {
-                return Ok(());
+                return Ok(None);
             };
             let app = grpc::router(service, body_limit, keys)?;
-            connections::serve(listener, app, limits, close).await?;
-            Ok::<_, StartError>(())
+            Ok::<_, StartError>(connections::serve(listener, app, limits, close).await.err())
         }
     };
     let app = http::router(service, metrics, &options);
     let rest = connections::serve(listener, app, limits("http"), close());
     let (rest, grpc) = tokio::join!(rest, grpc);
-    let abandoned = [rest.err().map(StartError::from), grpc.err()];
-    if let Some(e) = abandoned.into_iter().flatten().next() {
+    let abandoned: Vec<ServeError> = rest.err().into_iter().chain(grpc?).collect();
+    if !abandoned.is_empty() {
         // The inference threads may be stuck in the abandoned work: exit without them.
-        return Err(e);
+        return Err(StartError::Drain(abandoned));
     }
 
     // The routers (and with them the last queue handles) are gone: the threads drain and stop.

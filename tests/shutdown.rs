@@ -217,6 +217,58 @@ async fn a_request_stuck_past_the_shutdown_timeout_is_abandoned_and_the_exit_is_
 }
 
 #[tokio::test]
+async fn an_abandoning_shutdown_counts_and_names_each_listener() {
+    use std::io::Write;
+    let port = free_port().to_string();
+    let mut server = start(&[
+        "--grpc-port",
+        &port,
+        "--shutdown-timeout",
+        "1s",
+        "--client-timeout",
+        "60s",
+    ]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    // Unfinished bodies: one request stuck on the REST port, two on the gRPC port (which
+    // speaks HTTP/1.1 too, through the same accept loop).
+    let rest = server.base.trim_start_matches("http://").to_string();
+    let grpc = format!("127.0.0.1:{port}");
+    let stuck = |addr: &str, path: &str| {
+        let mut socket = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            socket,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000\r\n\r\n{{"
+        )
+        .unwrap();
+        socket
+    };
+    let _held = [
+        stuck(&rest, "/v1/predict"),
+        stuck(&grpc, "/inference.GRPCInferenceService/ModelInfer"),
+        stuck(&grpc, "/inference.GRPCInferenceService/ModelInfer"),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&server);
+    assert_eq!(exit_status(&mut server).await.code(), Some(1));
+    let log = server.log.lock().unwrap().join("\n");
+    let last = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "ERROR")
+        .last()
+        .unwrap_or_else(|| panic!("no error logged:\n{log}"));
+    let message = last["message"].as_str().unwrap_or_default();
+    for part in [
+        "http: 1 request(s) on 1 connection(s)",
+        "grpc: 2 request(s) on 2 connection(s)",
+    ] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+}
+
+#[tokio::test]
 async fn otlp_endpoint_exports_the_request_spans_and_flushes_them_on_exit() {
     let (endpoint, received) = common::otlp::receiver().await;
 

@@ -50,10 +50,13 @@ pub struct ConnectionLimits {
 /// Why serving ended with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{abandoned} request(s) still in flight at the drain deadline ({listener}), abandoned")]
+    /// The drain deadline passed with connections open; each listener reports its own, so a
+    /// shutdown names the one that held it.
+    #[error("{listener}: {abandoned} request(s) on {connections} connection(s)")]
     Abandoned {
         listener: &'static str,
         abandoned: usize,
+        connections: usize,
     },
 }
 
@@ -106,19 +109,18 @@ where
         None => drained.await,
         Some(deadline) => {
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                let abandoned = connections
-                    .iter()
-                    .filter_map(Weak::upgrade)
-                    .map(|c| c.in_flight())
-                    .sum();
+                let open: Vec<_> = connections.iter().filter_map(Weak::upgrade).collect();
+                let abandoned = open.iter().map(|c| c.in_flight()).sum();
                 tracing::error!(
                     listener = limits.listener,
                     abandoned,
+                    connections = open.len(),
                     "drain deadline (--shutdown-timeout) passed: abandoning requests still in flight"
                 );
                 return Err(ServeError::Abandoned {
                     listener: limits.listener,
                     abandoned,
+                    connections: open.len(),
                 });
             }
         }
