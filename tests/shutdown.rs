@@ -268,6 +268,154 @@ async fn an_abandoning_shutdown_counts_and_names_each_listener() {
     }
 }
 
+/// A sample's value in a Prometheus text page (0 when absent).
+fn sample(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && !l[name.len()..].starts_with('_'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn clients_that_hang_up_mid_request_leave_no_request_counted_in_flight() {
+    use std::io::Write;
+    let server = start(&["--max-batch", "64"]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let rows = common::rows(64);
+    let body = serde_json::json!({ "inputs": rows }).to_string();
+    let request = format!(
+        "POST /v1/predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Whole requests whose clients hang up at once, while the queue is busy with the others:
+    // the server drops the ones it has not answered yet, mid-await.
+    let sockets: Vec<_> = (0..200)
+        .map(|_| {
+            let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+            socket.write_all(request.as_bytes()).unwrap();
+            socket
+        })
+        .collect();
+    drop(sockets);
+    let metrics = format!("{}/metrics", server.base);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let answered = sample(&page, "ember_http_requests_total{route=\"/v1/predict\"");
+        let cancelled = sample(&page, "ember_http_requests_cancelled_total");
+        if answered + cancelled >= 200.0 || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The scrape itself is the one request in flight.
+    assert_eq!(
+        sample(&page, "ember_http_requests_in_flight"),
+        1.0,
+        "{page}"
+    );
+    let cancelled = sample(&page, "ember_http_requests_cancelled_total");
+    assert!(cancelled > 0.0, "no hang-up was counted:\n{page}");
+}
+
+#[tokio::test]
+async fn grpc_calls_whose_client_goes_away_are_counted_cancelled() {
+    use ember_serve::grpc::pb;
+    let port = free_port().to_string();
+    let server = start(&["--grpc-port", &port, "--max-batch", "64"]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let pixels: Vec<f32> = common::rows(64)
+        .into_iter()
+        .flatten()
+        .map(|v| v as f32)
+        .collect();
+    let request = pb::ModelInferRequest {
+        model_name: "digits-cnn".into(),
+        inputs: vec![pb::model_infer_request::InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: vec![64, 64],
+            contents: Some(pb::InferTensorContents {
+                fp32_contents: pixels,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let mut grpc =
+                pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel.clone());
+            let request = request.clone();
+            tokio::spawn(async move { grpc.model_infer(request).await })
+        })
+        .collect();
+    let metrics = format!("{}/metrics", server.base);
+    let count = |page: &str, code: &str| {
+        sample(
+            page,
+            &format!(r#"ember_grpc_requests_total{{method="ModelInfer",code="{code}"}}"#),
+        )
+    };
+    // Once the first call is answered the others are at the server, queued behind it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if count(&page, "OK") > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call answered:\n{page}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every call dropped: the client resets its streams (RST_STREAM CANCEL).
+    for call in &calls {
+        call.abort();
+    }
+    drop(channel);
+    // Calls aborted before they were sent never reach the server; the ones it had are answered
+    // or, dropped mid-call, recorded as CANCELLED (once they were not recorded at all).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if count(&page, "CANCELLED") > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no cancelled call:\n{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn otlp_endpoint_exports_the_request_spans_and_flushes_them_on_exit() {
     let (endpoint, received) = common::otlp::receiver().await;

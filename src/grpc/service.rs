@@ -70,21 +70,54 @@ async fn observed<T>(
     method: &'static str,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<Response<T>, Status> {
-    let started = Instant::now();
+    let call_metrics = CallMetrics {
+        method,
+        started: Instant::now(),
+        answered: false,
+    };
     let result = call.await;
-    let code = match &result {
+    call_metrics.record(match &result {
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
-    };
-    metrics::histogram!(m::GRPC_DURATION, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!(m::GRPC_REQUESTS, "method" => method, "code" => code_name(code)).increment(1);
-    crate::telemetry::traces::record_rpc(
-        super::pb::grpc_inference_service_server::SERVICE_NAME,
-        method,
-        code as i32,
-    );
+    });
     result.map(Response::new)
+}
+
+/// One call's metrics. The connection drops the call's future when its client goes away (a
+/// cancelled RPC, a closed connection), so a call dropped unanswered is recorded on drop with
+/// gRPC's own code for it, CANCELLED.
+struct CallMetrics {
+    method: &'static str,
+    started: Instant,
+    answered: bool,
+}
+
+impl CallMetrics {
+    fn record(mut self, code: tonic::Code) {
+        self.answered = true;
+        self.write(code);
+    }
+
+    fn write(&self, code: tonic::Code) {
+        let method = self.method;
+        metrics::histogram!(m::GRPC_DURATION, "method" => method)
+            .record(self.started.elapsed().as_secs_f64());
+        metrics::counter!(m::GRPC_REQUESTS, "method" => method, "code" => code_name(code))
+            .increment(1);
+        crate::telemetry::traces::record_rpc(
+            super::pb::grpc_inference_service_server::SERVICE_NAME,
+            method,
+            code as i32,
+        );
+    }
+}
+
+impl Drop for CallMetrics {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.write(tonic::Code::Cancelled);
+        }
+    }
 }
 
 /// The status code as gRPC spells it (`OK`, `INVALID_ARGUMENT`, ...).

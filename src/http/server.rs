@@ -153,14 +153,44 @@ async fn track(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     traces::record_route(&method, &route);
     let started = Instant::now();
-    let in_flight = metrics::gauge!(m::HTTP_IN_FLIGHT);
-    in_flight.increment(1.0);
+    let in_flight = InFlight::enter(route, method);
     let response = next.run(req).await;
-    in_flight.decrement(1.0);
+    let (route, method) = in_flight.leave();
     let status = response.status().as_u16().to_string();
     metrics::histogram!(m::HTTP_DURATION, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(m::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
+}
+
+/// A request counted in the in-flight gauge. The connection drops the request's future when its
+/// client hangs up mid-request, so the gauge is lowered on drop, and such a request is counted
+/// as cancelled, not left "in flight" forever.
+struct InFlight {
+    /// `None` once the request was answered.
+    labels: Option<(String, String)>,
+}
+
+impl InFlight {
+    fn enter(route: String, method: String) -> Self {
+        metrics::gauge!(m::HTTP_IN_FLIGHT).increment(1.0);
+        Self {
+            labels: Some((route, method)),
+        }
+    }
+
+    /// The request was answered: its route and method, for the answer's metrics.
+    fn leave(mut self) -> (String, String) {
+        self.labels.take().unwrap_or_default()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(m::HTTP_IN_FLIGHT).decrement(1.0);
+        if let Some((route, method)) = self.labels.take() {
+            metrics::counter!(m::HTTP_CANCELLED, "route" => route, "method" => method).increment(1);
+        }
+    }
 }

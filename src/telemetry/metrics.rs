@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "ember_http_requests_total";
 pub const HTTP_DURATION: &str = "ember_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "ember_http_requests_in_flight";
+pub const HTTP_CANCELLED: &str = "ember_http_requests_cancelled_total";
 pub const QUEUE_DEPTH: &str = "ember_inference_queue_depth";
 pub const QUEUE_WAIT: &str = "ember_inference_queue_wait_seconds";
 pub const FORWARD_DURATION: &str = "ember_inference_forward_duration_seconds";
@@ -79,6 +80,10 @@ fn describe() {
         "Time to answer an HTTP request, by route."
     );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being answered now.");
+    describe_counter!(
+        HTTP_CANCELLED,
+        "HTTP requests whose client hung up before the answer, by route and method."
+    );
     describe_counter!(
         GRPC_REQUESTS,
         "gRPC calls answered, by method and status code."
