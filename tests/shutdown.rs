@@ -257,7 +257,7 @@ async fn an_abandoning_shutdown_counts_and_names_each_listener() {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["level"] == "ERROR")
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no error logged:\n{log}"));
     let message = last["message"].as_str().unwrap_or_default();
     for part in [

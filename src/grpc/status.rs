@@ -39,9 +39,11 @@ impl From<PredictError> for Status {
             PredictError::Inference(InferenceError::Failed(_)) => Code::Internal,
         };
         if code == Code::Internal {
-            tracing::error!(error = %e, "gRPC call failed");
+            // The cause stays in the log (with the request id), as REST keeps it.
+            tracing::error!(cause = %e, "gRPC call failed");
         }
         let message = match e {
+            _ if code == Code::Internal => crate::service::INTERNAL_DETAIL.to_string(),
             PredictError::Inference(InferenceError::QueueFull(_)) => format!("{e}; retry shortly"),
             PredictError::Inference(InferenceError::Stopped) => {
                 "the server is shutting down".to_string()
@@ -110,5 +112,13 @@ mod tests {
             status(InferenceError::Failed("x".into()).into()),
             Code::Internal
         );
+    }
+
+    #[test]
+    fn a_failed_forward_pass_keeps_its_cause_out_of_the_answer() {
+        let cause = "index out of bounds: the len is 3 but the index is 7 (src/secret.rs:12)";
+        let status = Status::from(PredictError::from(InferenceError::Failed(cause.into())));
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), crate::service::INTERNAL_DETAIL);
     }
 }

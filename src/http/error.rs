@@ -43,7 +43,9 @@ pub enum ApiError {
     Overloaded(String),
     #[error("no answer within the request timeout of {0:?} (--request-timeout)")]
     Timeout(std::time::Duration),
-    #[error("{0}")]
+    /// The cause goes to the log (with the request id), never to the client: a backend's panic
+    /// text says nothing a client can act on and may say more than it should.
+    #[error("{}", crate::service::INTERNAL_DETAIL)]
     Internal(String),
     #[error(transparent)]
     Unauthorized(AuthError),
@@ -53,6 +55,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A failure of the server's own (a forward pass, encoding the answer): logged here, inside
+    /// the request's span so the line carries its request id, and answered with
+    /// [`crate::service::INTERNAL_DETAIL`].
+    pub fn internal(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
+        tracing::error!(cause = %cause, "request failed");
+        ApiError::Internal(cause)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
@@ -167,7 +178,7 @@ impl From<InferenceError> for ApiError {
         match e {
             InferenceError::QueueFull(_) => ApiError::Overloaded(e.to_string()),
             InferenceError::Stopped => ApiError::NotReady("the server is shutting down".into()),
-            InferenceError::Failed(_) => ApiError::Internal(e.to_string()),
+            InferenceError::Failed(_) => ApiError::internal(e.to_string()),
         }
     }
 }
@@ -181,9 +192,30 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if matches!(self, ApiError::Internal(_)) {
-            tracing::error!(error = %self, "request failed");
-        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_forward_pass_keeps_its_cause_out_of_the_answer() {
+        let cause = "index out of bounds: the len is 3 but the index is 7 (src/secret.rs:12)";
+        let error = ApiError::from(InferenceError::Failed(cause.into()));
+        let v2 = crate::http::v2::error::V2Error::from(ApiError::from(InferenceError::Failed(
+            cause.into(),
+        )));
+        assert_eq!(v2.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(v2.message, crate::service::INTERNAL_DETAIL);
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["detail"], crate::service::INTERNAL_DETAIL);
+        assert!(!String::from_utf8_lossy(&body).contains("secret"));
     }
 }

@@ -14,6 +14,12 @@ pub struct InstanceGroup {
     pub count: usize,
 }
 
+/// What a client is told, on every surface, when the server failed to answer (a forward pass
+/// failed): stable, so clients and alerts can match it. The cause goes to the log with the
+/// request id, never to the client.
+pub const INTERNAL_DETAIL: &str =
+    "the server failed to answer this request; its log has the reason under the request id";
+
 /// Why a request got no predictions from the service.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PredictError {

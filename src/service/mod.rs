@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use self::deadline::answers_within;
-pub use self::errors::{InstanceGroup, PredictError, WarmUpError};
+pub use self::errors::{INTERNAL_DETAIL, InstanceGroup, PredictError, WarmUpError};
 use self::imported::ImportedService;
 pub use self::lookup::ModelLookupError;
 use self::lookup::check_version;

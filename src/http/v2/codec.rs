@@ -182,7 +182,7 @@ pub fn encode_outputs(
 /// `Inference-Header-Content-Length` bytes followed by `tail`.
 pub fn respond(response: &InferResponse, tail: Vec<u8>) -> Result<Response, V2Error> {
     let json = serde_json::to_vec(response)
-        .map_err(|e| V2Error::from(ApiError::Internal(format!("encoding the response: {e}"))))?;
+        .map_err(|e| V2Error::from(ApiError::internal(format!("encoding the response: {e}"))))?;
     if tail.is_empty() {
         return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
     }
