@@ -256,8 +256,7 @@ async fn an_abandoning_shutdown_counts_and_names_each_listener() {
     let last = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["level"] == "ERROR")
-        .next_back()
+        .rfind(|v| v["level"] == "ERROR")
         .unwrap_or_else(|| panic!("no error logged:\n{log}"));
     let message = last["message"].as_str().unwrap_or_default();
     for part in [
