@@ -208,6 +208,7 @@ async fn browsers_get_the_page_and_api_clients_the_index() {
     for (path, kind) in [
         ("/ui/app.js", "text/javascript"),
         ("/ui/style.css", "text/css"),
+        ("/favicon.ico", "image/svg+xml"),
     ] {
         assert!(html.contains(path), "the page does not load {path}");
         let asset = get(&app, path).await;

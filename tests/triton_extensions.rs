@@ -449,6 +449,31 @@ async fn the_body_limit_applies_to_the_inflated_body() {
     .await;
     assert_eq!(br.status, 415);
     assert!(error_of(&br).contains("\"br\""));
+    // Stacked encodings, on one header line or two (the same thing in HTTP), are refused alike.
+    let gzip = {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(br#"{"inputs": []}"#).unwrap();
+        z.finish().unwrap()
+    };
+    let twice = {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&gzip).unwrap();
+        z.finish().unwrap()
+    };
+    for headers in [
+        &[("content-encoding", "gzip, gzip")][..],
+        &[("content-encoding", "gzip"), ("content-encoding", "gzip")][..],
+    ] {
+        let stacked = send(
+            &app,
+            post("/v2/models/digits-cnn/infer", headers, twice.clone()),
+        )
+        .await;
+        assert_eq!(stacked.status, 415, "{headers:?}: {}", stacked.text());
+        assert!(error_of(&stacked).contains("\"gzip, gzip\""), "{headers:?}");
+    }
     // Requests that name an encoding take their own path through the router: still counted.
     let metrics = get(&app, "/metrics").await.text();
     assert!(

@@ -62,12 +62,29 @@ pub fn router(
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .into_axum_router();
+        .into_axum_router()
+        .layer(middleware::map_response(over_limit_is_resource_exhausted));
     let app = match api_keys {
         Some(keys) => app.layer(middleware::from_fn_with_state(keys, require_api_key)),
         None => app,
     };
     Ok(app.layer(request_id::RequestIdLayer))
+}
+
+/// tonic refuses a message over `max_decoding_message_size` with OUT_OF_RANGE; the gRPC spec
+/// (and grpc-go, grpc-java, Triton) say RESOURCE_EXHAUSTED, which is what clients handle. No
+/// handler here answers OUT_OF_RANGE, so every such answer is tonic's size refusal. It comes
+/// before any message, so its status is in the response headers (trailers-only).
+async fn over_limit_is_resource_exhausted(mut response: Response) -> Response {
+    // Codes 11 (OUT_OF_RANGE) and 8 (RESOURCE_EXHAUSTED), as the header spells them.
+    let headers = response.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11")
+    {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
+    }
+    response
 }
 
 /// Calls that answer without a key: whether the server is up, as `/v2/health/*` does over REST.

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 pub const INDEX_HTML: &str = include_str!("ui/index.html");
 pub const APP_JS: &str = include_str!("ui/app.js");
 pub const STYLE_CSS: &str = include_str!("ui/style.css");
+pub const ICON_SVG: &str = include_str!("ui/icon.svg");
 
 /// Whether the client asked for HTML (a browser navigating to `/`).
 pub fn wants_html(headers: &HeaderMap) -> bool {
@@ -48,6 +49,12 @@ pub async fn app_js() -> Response {
 
 pub async fn style_css() -> Response {
     asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+/// The page's icon, also at `/favicon.ico`, where browsers and tools look without being told
+/// (a 404 there is a console error on every visit).
+pub async fn icon() -> Response {
+    asset("image/svg+xml", ICON_SVG)
 }
 
 #[cfg(test)]

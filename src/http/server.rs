@@ -69,6 +69,7 @@ pub fn router(
         .route("/", get(routes::index))
         .route("/ui/app.js", get(page::app_js))
         .route("/ui/style.css", get(page::style_css))
+        .route("/favicon.ico", get(page::icon))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
         .route("/v1/models", get(routes::models))
@@ -127,9 +128,22 @@ fn names_an_encoding(headers: &HeaderMap) -> bool {
 }
 
 /// The decompression layer refuses an unknown `Content-Encoding` with a bare 415; say why, in
-/// the API's error shape.
+/// the API's error shape. Stacked encodings (`gzip, gzip`, or two header lines, which HTTP
+/// says mean the same) are refused alike: the layer would undo only one of two header lines.
 async fn explain_unsupported_encoding(req: Request, next: Next) -> Response {
     let uri = req.uri().clone();
+    let codings: Vec<_> = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .collect();
+    if codings.len() > 1 {
+        let named: Vec<_> = codings
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        return v2::error::in_api_shape(&uri, ApiError::UnsupportedEncoding(named.join(", ")));
+    }
     let encoding = req.headers().get(header::CONTENT_ENCODING).cloned();
     let response = next.run(req).await;
     match encoding {

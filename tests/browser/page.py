@@ -23,10 +23,15 @@ rows = [
 ]
 
 with chromium_page() as page:
-    sent = []
+    sent, failed = [], []
     page.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/v1/predict") else None)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.goto(url)
     expect(page.locator("#model")).to_contain_text("digits-cnn")
+    # Everything a visit loads is there, the icon included (no console error on any visit).
+    page.wait_for_load_state("networkidle")
+    assert not failed, failed
+    assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith("/favicon.ico")
 
     # The JavaScript that ships reduces a 32x32 bitmap exactly as the data set was made: a
     # bitmap rebuilt from every row of the data set reduces back to that row.
