@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::auth::{ApiKeys, KeyFileError};
 use crate::config::ServeArgs;
-use crate::connections::{self, ConnectionLimits, ServeError};
+use crate::connections::{self, ConnectionLimits, Http2Limits, ServeError};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
 use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
@@ -403,6 +403,11 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         max_connections: args
             .max_connections
             .map_or_else(connections::default_max_connections, |n| n as usize),
+        http2: Http2Limits {
+            keep_alive_interval: Some(args.http2_keep_alive_interval).filter(|d| !d.is_zero()),
+            keep_alive_timeout: args.http2_keep_alive_timeout,
+            idle: args.http2_idle_timeout,
+        },
     };
     // Each surface owns its handle on the service, so once both have stopped the last queue
     // handle is gone and the inference threads drain and stop.

@@ -124,6 +124,18 @@ pub struct ServeArgs {
     /// AWS ALB and ingress-nginx), so they never reuse a connection the server is closing.
     #[arg(long, env = "EMBER_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_positive_duration)]
     pub keep_alive_timeout: Duration,
+    /// How often an HTTP/2 connection (gRPC, or REST over h2c) is sent a PING, so a peer that
+    /// vanished or never answers frees its slot. `0s`: never.
+    #[arg(long, env = "EMBER_HTTP2_KEEP_ALIVE_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub http2_keep_alive_interval: Duration,
+    /// How long a PING may go unanswered before the HTTP/2 connection is closed.
+    #[arg(long, env = "EMBER_HTTP2_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = parse_positive_duration)]
+    pub http2_keep_alive_timeout: Duration,
+    /// How long an HTTP/2 connection may go with no request in progress before it is sent
+    /// GOAWAY and closed; clients reconnect on their next call. Keep it above any proxy's idle
+    /// timeout in front.
+    #[arg(long, env = "EMBER_HTTP2_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
+    pub http2_idle_timeout: Duration,
     /// Most open connections per listener; one more is answered 503 and closed. Default: the
     /// open-file limit less room for the server's own files.
     #[arg(long, env = "EMBER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -379,6 +391,10 @@ mod tests {
         assert_eq!(s.keep_alive_timeout, Duration::from_secs(75));
         assert!(Cli::try_parse_from(["ember-serve", "--keep-alive-timeout", "0s"]).is_err());
         assert_eq!(s.max_connections, None);
+        assert_eq!(s.http2_keep_alive_interval, Duration::from_secs(20));
+        assert_eq!(s.http2_keep_alive_timeout, Duration::from_secs(20));
+        assert_eq!(s.http2_idle_timeout, Duration::from_secs(300));
+        assert!(Cli::try_parse_from(["ember-serve", "--http2-idle-timeout", "0s"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--client-timeout", "0s"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--max-connections", "0"]).is_err());
     }

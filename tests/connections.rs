@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use ember_serve::connections::{self, ConnectionLimits, ServeError};
+use ember_serve::connections::{self, ConnectionLimits, Http2Limits, ServeError};
 use ember_serve::service::ModelService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -42,6 +42,7 @@ fn limits(client_timeout: Duration, max_connections: usize) -> ConnectionLimits 
         client_timeout,
         keep_alive: client_timeout,
         max_connections,
+        http2: Default::default(),
     }
 }
 
@@ -279,6 +280,136 @@ async fn an_idle_http2_connection_is_not_given_a_header_deadline() {
     .await
     .expect("no answer to the ping");
     assert_eq!(pong.as_deref(), Some(&b"pingpong"[..]));
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame: the first frame every HTTP/2 client sends.
+const SETTINGS: &[u8] = b"\0\0\0\x04\0\0\0\0\0";
+
+/// How long the server keeps `stream` open, reading (and dropping) whatever it sends; the frame
+/// types it sent, when `http2`. Fails after 10 s.
+async fn held_for(stream: &mut TcpStream, http2: bool) -> (Duration, Vec<u8>) {
+    let opened = Instant::now();
+    let mut kinds = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        if http2 {
+            while let Some((kind, ..)) = read_frame(stream).await {
+                kinds.push(kind);
+            }
+        } else {
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+        }
+    })
+    .await
+    .expect("the server kept the silent connection open");
+    (opened.elapsed(), kinds)
+}
+
+fn http2(client_timeout: Duration, http2: Http2Limits) -> ConnectionLimits {
+    ConnectionLimits {
+        http2,
+        ..limits(client_timeout, 100)
+    }
+}
+
+#[tokio::test]
+async fn an_http2_client_that_stops_after_the_preface_is_closed_at_the_client_timeout() {
+    let (app, _service) = ready().await;
+    let (addr, _stop, _server) = serve(app, limits(Duration::from_millis(300), 100)).await;
+    // The whole preface and nothing more, or only part of it.
+    for sent in [PREFACE, &PREFACE[..10]] {
+        let mut client = TcpStream::connect(&addr).await.unwrap();
+        client.write_all(sent).await.unwrap();
+        let (held, _) = held_for(&mut client, false).await;
+        assert!(
+            held >= Duration::from_millis(250) && held < Duration::from_secs(3),
+            "{} preface bytes held {held:?}",
+            sent.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_http2_peer_that_never_answers_a_ping_is_closed() {
+    let (app, _service) = ready().await;
+    let pinging = Http2Limits {
+        keep_alive_interval: Some(Duration::from_millis(200)),
+        keep_alive_timeout: Duration::from_millis(200),
+        idle: Duration::from_secs(60),
+    };
+    let (addr, _stop, _server) = serve(app, http2(Duration::from_secs(30), pinging)).await;
+    let mut client = TcpStream::connect(&addr).await.unwrap();
+    client.write_all(PREFACE).await.unwrap();
+    client.write_all(SETTINGS).await.unwrap();
+    let (held, kinds) = held_for(&mut client, true).await;
+    assert!(kinds.contains(&6), "never pinged: frames {kinds:?}");
+    assert!(held < Duration::from_secs(3), "held {held:?}");
+}
+
+#[tokio::test]
+async fn an_http2_connection_idle_past_its_idle_timeout_gets_goaway() {
+    let (app, _service) = ready().await;
+    let idle = Http2Limits {
+        keep_alive_interval: None,
+        idle: Duration::from_millis(500),
+        ..Http2Limits::default()
+    };
+    let (addr, _stop, _server) = serve(app, http2(Duration::from_secs(30), idle)).await;
+    let mut client = TcpStream::connect(&addr).await.unwrap();
+    client.write_all(PREFACE).await.unwrap();
+    client.write_all(SETTINGS).await.unwrap();
+    // A request first: the idle spell starts when it ends.
+    // HEADERS (stream 1, END_STREAM | END_HEADERS): GET /health/live, HPACK literals.
+    let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+    block.extend([0x44, 12]); // :path, literal, 12 bytes
+    block.extend(b"/health/live");
+    block.extend([0x41, 1, b'x']); // :authority x
+    let mut headers = (block.len() as u32).to_be_bytes()[1..].to_vec();
+    headers.extend([1, 0x05, 0, 0, 0, 1]);
+    headers.extend(&block);
+    client.write_all(&headers).await.unwrap();
+    let (held, kinds) = held_for(&mut client, true).await;
+    assert!(
+        kinds.contains(&1),
+        "the request was not answered: {kinds:?}"
+    );
+    // GOAWAY (7), then hyper's PING (6) to learn which streams the client started meanwhile.
+    let goaway = kinds.iter().position(|&k| k == 7);
+    assert!(
+        goaway > kinds.iter().position(|&k| k == 0),
+        "no GOAWAY after the answer: {kinds:?}"
+    );
+    assert!(
+        held >= Duration::from_millis(400) && held < Duration::from_secs(3),
+        "held {held:?}"
+    );
+}
+
+#[tokio::test]
+async fn silent_http2_connections_do_not_hold_a_drain() {
+    let (app, _service) = ready().await;
+    let (addr, stop, server) = serve(app, limits(Duration::from_secs(30), 100)).await;
+    let mut silent = Vec::new();
+    for first in [PREFACE, &[PREFACE, SETTINGS].concat()[..], &PREFACE[..5]] {
+        let mut client = TcpStream::connect(&addr).await.unwrap();
+        client.write_all(first).await.unwrap();
+        silent.push(client);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    stop.send(Some(Instant::now() + Duration::from_secs(5)))
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the drain never ended")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -267,6 +267,101 @@ async fn an_abandoning_shutdown_counts_and_names_each_listener() {
     }
 }
 
+#[tokio::test]
+async fn silent_http2_clients_on_both_ports_cost_new_clients_nothing_and_do_not_hold_shutdown() {
+    use std::io::Write;
+    let port = free_port().to_string();
+    let mut server = start(&[
+        "--grpc-port",
+        &port,
+        "--client-timeout",
+        "2s",
+        "--http2-keep-alive-interval",
+        "1s",
+        "--http2-keep-alive-timeout",
+        "1s",
+        "--shutdown-delay",
+        "300ms",
+    ]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let rest = server.base.trim_start_matches("http://").to_string();
+    let grpc = format!("127.0.0.1:{port}");
+    // Silent clients: the preface (or part of it, or the preface and SETTINGS), then nothing;
+    // none answers a PING.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let settings = [&preface[..], b"\0\0\0\x04\0\0\0\0\0"].concat();
+    let firsts: [&[u8]; 3] = [preface, &preface[..7], &settings];
+    let hold = |silent: &mut Vec<std::net::TcpStream>, per_port: usize| {
+        for addr in [&rest, &grpc] {
+            for i in 0..per_port {
+                let mut socket = std::net::TcpStream::connect(addr.as_str()).unwrap();
+                let _ = socket.write_all(firsts[i % 3]);
+                silent.push(socket);
+            }
+        }
+    };
+    let mut silent = Vec::new();
+    hold(&mut silent, 200);
+    // While they are connected, a fresh client on each port is served at once.
+    let live = client
+        .get(format!("{}/health/live", server.base))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect("REST did not answer a fresh client within 1 s");
+    assert_eq!(live.status(), 200);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc_client =
+        ember_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(
+            channel,
+        );
+    let answer = grpc_client
+        .server_live(ember_serve::grpc::pb::ServerLiveRequest {})
+        .await
+        .expect("gRPC did not answer a fresh client within 1 s");
+    assert!(answer.into_inner().live);
+    drop(grpc_client);
+    // They are gone within the client timeout (2 s) or a ping and its timeout (1 s + 1 s).
+    let metrics = format!("{}/metrics", server.base);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let page = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The scrape's own connection is the one left.
+        if sample(&page, "ember_connections_open") <= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "silent clients still held:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Silent ones connected at the signal do not hold the drain.
+    hold(&mut silent, 3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let signalled = Instant::now();
+    sigterm(&server);
+    assert_eq!(exit_status(&mut server).await.code(), Some(0));
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_millis(1300),
+        "exit took {took:?} (delay 300 ms)"
+    );
+}
+
 /// A sample's value in a Prometheus text page (0 when absent).
 fn sample(page: &str, name: &str) -> f64 {
     page.lines()

@@ -5,8 +5,12 @@
 //! hyper's own header-read timeout re-arms a timer for every request, which cost about 3 % of
 //! throughput on a keep-alive connection (benches/README.md). Here each connection has one
 //! watch instead: a request only moves a counter up and down, a write stamps the time, and the
-//! timer wakes only when a deadline may have passed. HTTP/2 connections are left alone, as hyper
-//! left them: their streams are multiplexed and idle gRPC channels are normal.
+//! timer wakes only when a deadline may have passed.
+//!
+//! HTTP/2 connections are not timed per request: their streams are multiplexed and an idle gRPC
+//! channel is normal. They get `--client-timeout` for their first frame after the preface (a
+//! client that sends the preface and nothing more is closed), hyper's keep-alive pings for
+//! peers that vanished, and `--http2-idle-timeout` with no stream open.
 
 use std::future::Future;
 use std::io;
@@ -39,6 +43,10 @@ pub(super) struct HeadWatch {
     read_since_write: AtomicBool,
     /// The connection speaks HTTP/2 (its preface arrived).
     http2: AtomicBool,
+    /// Bytes arrived after the HTTP/2 preface: the client's first frame has begun.
+    http2_framed: AtomicBool,
+    /// When the last request began or ended, as `last_write`: the start of an idle spell.
+    last_request: AtomicU64,
 }
 
 /// Why a watched connection is to be closed.
@@ -52,6 +60,10 @@ pub(super) enum Overdue {
     /// No next request began within `--keep-alive-timeout`: close without a word, as a client
     /// of an idle keep-alive connection expects.
     Idle,
+    /// An HTTP/2 client sent the preface but no frame within the client timeout: close.
+    Handshake,
+    /// An HTTP/2 connection had no stream open for `--http2-idle-timeout`: send GOAWAY.
+    Http2Idle,
 }
 
 impl HeadWatch {
@@ -62,7 +74,20 @@ impl HeadWatch {
             last_write: AtomicU64::new(0),
             read_since_write: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            http2_framed: AtomicBool::new(false),
+            last_request: AtomicU64::new(0),
         })
+    }
+
+    /// Now, as the stamps store it: nanoseconds after `opened`, plus one (0 is "never").
+    fn stamp(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn instant(&self, stamp: u64) -> Option<Instant> {
+        stamp
+            .checked_sub(1)
+            .map(|n| self.opened + Duration::from_nanos(n))
     }
 
     /// Requests on this connection whose response is not ready yet.
@@ -73,12 +98,14 @@ impl HeadWatch {
     /// A request's headers have arrived; the returned guard marks its response ready when dropped.
     pub(super) fn request(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Relaxed);
+        if self.http2.load(Relaxed) {
+            self.last_request.store(self.stamp(), Relaxed);
+        }
         Busy(self.clone())
     }
 
     fn wrote(&self) {
-        let nanos = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-        self.last_write.store(nanos + 1, Relaxed);
+        self.last_write.store(self.stamp(), Relaxed);
         self.read_since_write.store(false, Relaxed);
     }
 
@@ -89,29 +116,57 @@ impl HeadWatch {
     }
 
     fn last_write(&self) -> Option<Instant> {
-        match self.last_write.load(Relaxed) {
-            0 => None,
-            n => Some(self.opened + Duration::from_nanos(n - 1)),
+        self.instant(self.last_write.load(Relaxed))
+    }
+
+    /// Resolves once no request has been in progress for `grace` (checked every `grace`/4): a
+    /// closing connection with nothing in flight has had its chance to close by itself.
+    pub(super) async fn settled(&self, grace: Duration) {
+        let step = grace / 4;
+        let mut quiet = Duration::ZERO;
+        while quiet < grace {
+            tokio::time::sleep(step).await;
+            quiet = if self.busy.load(Relaxed) == 0 {
+                quiet + step
+            } else {
+                Duration::ZERO
+            };
         }
+    }
+
+    /// When an HTTP/2 connection is due to be closed, and why, if nothing is in progress.
+    fn http2_due(&self, client_timeout: Duration, idle: Duration) -> (Instant, Overdue) {
+        if !self.http2_framed.load(Relaxed) {
+            return (self.opened + client_timeout, Overdue::Handshake);
+        }
+        let since = self
+            .instant(self.last_request.load(Relaxed))
+            .unwrap_or(self.opened);
+        (since + idle, Overdue::Http2Idle)
     }
 
     /// Resolves when the connection has overstayed: `client_timeout` after opening without its
     /// first request's headers, or `keep_alive` after its last write with no request in
     /// progress. Wakes only when one of those may have passed, or a timeout after finding a
     /// request in progress.
-    pub(super) async fn overdue(&self, client_timeout: Duration, keep_alive: Duration) -> Overdue {
-        let mut check_at = self.opened + client_timeout.min(keep_alive);
+    pub(super) async fn overdue(
+        &self,
+        client_timeout: Duration,
+        keep_alive: Duration,
+        http2_idle: Duration,
+    ) -> Overdue {
+        let mut check_at = self.opened + client_timeout.min(keep_alive).min(http2_idle);
         loop {
             tokio::time::sleep_until(check_at).await;
-            if self.http2.load(Relaxed) {
-                return std::future::pending().await;
-            }
             let now = Instant::now();
+            let http2 = self.http2.load(Relaxed);
             if self.busy.load(Relaxed) > 0 {
-                check_at = now + client_timeout.min(keep_alive);
+                let every = if http2 { http2_idle } else { keep_alive };
+                check_at = now + client_timeout.min(every);
                 continue;
             }
             let (due, overdue) = match self.last_write() {
+                _ if http2 => self.http2_due(client_timeout, http2_idle),
                 None => (
                     self.opened + client_timeout,
                     Overdue::Headers {
@@ -141,6 +196,9 @@ pub(super) struct Busy(Arc<HeadWatch>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if self.0.http2.load(Relaxed) {
+            self.0.last_request.store(self.0.stamp(), Relaxed);
+        }
         self.0.busy.fetch_sub(1, Relaxed);
     }
 }
@@ -176,6 +234,10 @@ impl<IO> Watched<IO> {
             self.sniffed = None;
         } else if matched + n == HTTP2_PREFACE.len() {
             self.watch.http2.store(true, Relaxed);
+            // The first frame came in the same read as the preface's end.
+            if read.len() > n {
+                self.watch.http2_framed.store(true, Relaxed);
+            }
             self.sniffed = None;
         } else {
             self.sniffed = Some(matched + n);
@@ -196,6 +258,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
             this.watch.read();
             if this.sniffed.is_some() {
                 this.sniff(&buf.filled()[before..]);
+            } else if this.watch.http2.load(Relaxed) && !this.watch.http2_framed.load(Relaxed) {
+                this.watch.http2_framed.store(true, Relaxed);
             }
         }
         polled

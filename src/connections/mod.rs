@@ -5,9 +5,14 @@
 //!   body; past either it gets 408 and its connection is closed. An idle keep-alive connection
 //!   is closed, without a word, `--keep-alive-timeout` after its last response, so a trickling
 //!   or vanished client cannot hold a slot for long.
+//! - HTTP/2 connections (gRPC, h2c) get `--client-timeout` for their first frame, keep-alive
+//!   PINGs that a vanished peer fails to answer, and GOAWAY after `--http2-idle-timeout` with no
+//!   stream open. Accepted sockets get TCP_NODELAY and TCP keep-alive.
 //! - `--max-connections` caps open connections; one over the cap is answered 503 and closed.
-//! - After a shutdown signal the listener closes and in-flight requests get until the drain
-//!   deadline (`--shutdown-timeout`); whatever is still running then is abandoned and counted.
+//! - After a shutdown signal the listener closes, every connection closes as soon as it has
+//!   nothing in flight (GOAWAY for HTTP/2; a client that never answers is dropped shortly
+//!   after), and in-flight requests get until the drain deadline (`--shutdown-timeout`);
+//!   whatever is still running then is abandoned and counted.
 //!
 //! It knows nothing of routes or protocols: it serves any axum `Router`.
 
@@ -22,9 +27,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -39,13 +43,44 @@ use deadlines::{DeadlineBody, HeadWatch, Overdue, Watched};
 pub struct ConnectionLimits {
     /// `http` or `grpc`: the `listener` label on the connection metrics.
     pub listener: &'static str,
-    /// For the request headers, and again for the body.
+    /// For the request headers, and again for the body; for HTTP/2, also for the first frame
+    /// after the preface.
     pub client_timeout: Duration,
     /// How long a keep-alive connection waits for its next request before it is closed.
     pub keep_alive: Duration,
     /// Most connections open at once on this listener.
     pub max_connections: usize,
+    pub http2: Http2Limits,
 }
+
+/// What an HTTP/2 connection gets besides the client timeout: its streams are multiplexed and
+/// an idle gRPC channel is normal, so it is not timed per request but pinged, and closed (with
+/// GOAWAY) only after a long spell with no stream open.
+#[derive(Debug, Clone, Copy)]
+pub struct Http2Limits {
+    /// How often the server PINGs; `None`: never.
+    pub keep_alive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub keep_alive_timeout: Duration,
+    /// How long a connection may go with no stream open before it is closed.
+    pub idle: Duration,
+}
+
+impl Default for Http2Limits {
+    /// The flags' defaults: a ping every 20 s, 20 s to answer it, 5 minutes idle.
+    fn default() -> Self {
+        Self {
+            keep_alive_interval: Some(Duration::from_secs(20)),
+            keep_alive_timeout: Duration::from_secs(20),
+            idle: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How long a draining connection with nothing in flight is given to close by itself (after
+/// GOAWAY, or HTTP/1's close) before it is dropped: a client that never answers must not hold
+/// the drain.
+const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 /// Why serving ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -71,15 +106,22 @@ pub async fn serve<F>(
 where
     F: Future<Output = Option<Instant>> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Set once the listener closes: every connection then closes as soon as it has nothing in
+    // flight (GOAWAY for HTTP/2).
+    let (drain, draining) = tokio::sync::watch::channel(false);
     // Every connection's watch, to count the requests a drain abandons: per connection, so a
     // request touches no counter another core is also writing.
     let mut connections: Vec<Weak<HeadWatch>> = Vec::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Header deadlines are the connection's own watch (deadlines.rs), not hyper's timer.
     builder.http1().header_read_timeout(None);
-    builder.http2().enable_connect_protocol();
+    builder
+        .http2()
+        .enable_connect_protocol()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2.keep_alive_interval)
+        .keep_alive_timeout(limits.http2.keep_alive_timeout);
     tokio::pin!(close);
     let deadline = loop {
         let stream = tokio::select! {
@@ -97,16 +139,28 @@ where
             tokio::spawn(refuse(stream, limits.max_connections));
             continue;
         };
-        let watch = serve_connection(stream, permit, &builder, &graceful, app.clone(), &limits);
+        let watch = serve_connection(
+            stream,
+            permit,
+            &builder,
+            draining.clone(),
+            app.clone(),
+            &limits,
+        );
         if connections.len() == connections.capacity() {
             connections.retain(|c| c.strong_count() > 0);
         }
         connections.push(Arc::downgrade(&watch));
     };
     drop(listener);
-    let drained = graceful.shutdown();
+    let _ = drain.send(true);
+    // Every connection holds a slot until it ends: all slots back means all connections closed.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let drained = slots.acquire_many(all);
     match deadline {
-        None => drained.await,
+        None => {
+            let _ = drained.await;
+        }
         Some(deadline) => {
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
                 let open: Vec<_> = connections.iter().filter_map(Weak::upgrade).collect();
@@ -133,12 +187,17 @@ fn serve_connection(
     stream: TcpStream,
     permit: OwnedSemaphorePermit,
     builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+    mut draining: tokio::sync::watch::Receiver<bool>,
     app: Router,
     limits: &ConnectionLimits,
 ) -> Arc<HeadWatch> {
-    let (listener, client_timeout, keep_alive) =
-        (limits.listener, limits.client_timeout, limits.keep_alive);
+    let (listener, client_timeout, keep_alive, http2_idle) = (
+        limits.listener,
+        limits.client_timeout,
+        limits.keep_alive,
+        limits.http2.idle,
+    );
+    tune(&stream);
     // A connection whose headers are late is dropped; a second handle on the socket lets us
     // say 408 first.
     let notice = TimeoutNotice::new(&stream);
@@ -158,25 +217,53 @@ fn serve_connection(
     let connection = builder
         .serve_connection_with_upgrades(io, service)
         .into_owned();
-    let connection = graceful.watch(connection);
     let open = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener);
     open.increment(1.0);
     tokio::spawn(async move {
-        tokio::select! {
-            biased;
-            _ = connection => {}
-            overdue = watch.overdue(client_timeout, keep_alive) => {
-                if let Overdue::Headers { within, flag } = overdue {
-                    metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
-                        .increment(1);
-                    notice.send(within, flag);
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = connection.as_mut() => break,
+                overdue = watch.overdue(client_timeout, keep_alive, http2_idle), if !closing => {
+                    match overdue {
+                        Overdue::Headers { within, flag } => {
+                            metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
+                                .increment(1);
+                            notice.send(within, flag);
+                            break;
+                        }
+                        Overdue::Idle | Overdue::Handshake => break,
+                        // GOAWAY: the client learns it must open a new connection.
+                        Overdue::Http2Idle => {
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
                 }
+                _ = draining.wait_for(|d| *d), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = watch.settled(DRAIN_GRACE), if closing => break,
             }
         }
         open.decrement(1.0);
         drop(permit);
     });
     returned
+}
+
+/// What a connection's socket needs that the listener does not set: no Nagle delay on small
+/// answers (tonic's own server sets it too), and TCP keep-alive so a peer that vanished without
+/// a FIN frees its slot even where no HTTP/2 ping is sent.
+fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10));
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
 /// A duplicate of the connection's socket, to answer 408 when the headers are late.

@@ -236,6 +236,7 @@ pub async fn serve_grpc(
         client_timeout: Duration::from_secs(30),
         keep_alive: Duration::from_secs(75),
         max_connections: 1000,
+        http2: Default::default(),
     };
     let server = tokio::spawn(async move {
         connections::serve(listener, router, limits, async move {
