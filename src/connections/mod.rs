@@ -389,6 +389,21 @@ mod tests {
         assert_eq!(v["detail"], "full");
     }
 
+    #[tokio::test]
+    async fn accepted_sockets_get_no_delay_and_tcp_keep_alive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap());
+        tune(&accepted);
+        assert!(accepted.nodelay().unwrap());
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        #[cfg(target_os = "linux")]
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+    }
+
     #[test]
     fn the_default_connection_cap_leaves_room_below_the_file_limit() {
         let cap = default_max_connections();
