@@ -387,6 +387,38 @@ async fn an_http2_connection_idle_past_its_idle_timeout_gets_goaway() {
 }
 
 #[tokio::test]
+async fn a_drain_lets_an_answer_that_is_still_streaming_finish() {
+    // An answer whose body takes 600 ms to send, in three parts.
+    let slow = Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            let parts = tokio_stream::StreamExt::throttle(
+                tokio_stream::iter(
+                    ["one ", "two ", "three"].map(Ok::<_, std::convert::Infallible>),
+                ),
+                Duration::from_millis(200),
+            );
+            axum::body::Body::from_stream(parts)
+        }),
+    );
+    let (addr, stop, server) = serve(slow, limits(Duration::from_secs(30), 100)).await;
+    let mut client = TcpStream::connect(&addr).await.unwrap();
+    client
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    client.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    stop.send(Some(Instant::now() + Duration::from_secs(5)))
+        .unwrap();
+    let rest = read_until_closed(&mut client).await;
+    assert!(rest.contains("one ") && rest.contains("three"), "{rest:?}");
+    let result = server.await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
 async fn silent_http2_connections_do_not_hold_a_drain() {
     let (app, _service) = ready().await;
     let (addr, stop, server) = serve(app, limits(Duration::from_secs(30), 100)).await;

@@ -252,6 +252,52 @@ async fn health_is_not_serving_until_warm_up() {
 }
 
 #[tokio::test]
+async fn a_health_watch_gets_not_serving_and_ends_when_the_server_drains() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let (_, service) = ready_app(&[]).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (_client, server, addr) = serve_with(service.clone(), 1 << 20, async {
+        let _ = stopped.await;
+    })
+    .await;
+    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "inference.GRPCInferenceService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    async fn next(
+        watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    ) -> Result<Option<tonic_health::pb::HealthCheckResponse>, tonic::Status> {
+        tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("the watch stream neither sent nor ended")
+    }
+    // SERVING (warm-up may still be publishing), then the signal: NOT_SERVING, then the drain.
+    let mut status = next(&mut watch).await.unwrap().unwrap().status;
+    if status != ServingStatus::Serving as i32 {
+        status = next(&mut watch).await.unwrap().unwrap().status;
+    }
+    assert_eq!(status, ServingStatus::Serving as i32);
+    service.begin_shutdown();
+    assert_eq!(
+        next(&mut watch).await.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+    stop.send(()).unwrap();
+    let end = next(&mut watch).await.unwrap_err();
+    assert_eq!(end.code(), Code::Unavailable, "{end:?}");
+    // Nothing else held the drain: the server stops (with no deadline, it would wait forever).
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the watch stream held the drain")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn inferences_agree_with_rest_in_every_encoding() {
     let (app, service) = ready_app(&[]).await;
     let mut client = serve(service).await;

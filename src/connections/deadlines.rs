@@ -313,6 +313,38 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     }
 }
 
+/// A response body that keeps its request counted in flight until it is sent or dropped.
+pub(super) struct BusyBody {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl BusyBody {
+    pub(super) fn new(body: axum::body::Body, busy: Busy) -> Self {
+        Self { body, _busy: busy }
+    }
+}
+
+impl http_body::Body for BusyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The client did not send the whole request body in time.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?} (--client-timeout)")]

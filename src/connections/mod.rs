@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::telemetry::metrics as m;
-use deadlines::{DeadlineBody, HeadWatch, Overdue, Watched};
+use deadlines::{BusyBody, DeadlineBody, HeadWatch, Overdue, Watched};
 
 /// How one listener treats its clients.
 #[derive(Debug, Clone)]
@@ -204,14 +204,19 @@ fn serve_connection(
     let watch = HeadWatch::new();
     let io = TokioIo::new(Watched::new(stream, watch.clone()));
     let (requests, returned) = (watch.clone(), watch.clone());
+    let drain_notice = Draining(draining.clone());
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let request = requests.request();
-        let req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
+        let mut req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
+        req.extensions_mut().insert(drain_notice.clone());
         let answer = app.clone().oneshot(req);
         async move {
-            let response = answer.await;
-            drop(request);
-            response
+            // In flight until the answer's body is sent (or dropped), not only its head: a drain
+            // must not cut a response off halfway.
+            let response = answer.await?;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| Body::new(BusyBody::new(body, request))),
+            )
         }
     });
     let connection = builder
@@ -254,6 +259,11 @@ fn serve_connection(
     });
     returned
 }
+
+/// A request extension: whether the connection it came on is draining (the server is shutting
+/// down), for answers that would otherwise stream forever (a health `Watch`) to end.
+#[derive(Debug, Clone)]
+pub struct Draining(pub tokio::sync::watch::Receiver<bool>);
 
 /// What a connection's socket needs that the listener does not set: no Nagle delay on small
 /// answers (tonic's own server sets it too), and TCP keep-alive so a peer that vanished without
@@ -401,7 +411,10 @@ mod tests {
         let socket = socket2::SockRef::from(&accepted);
         assert!(socket.keepalive().unwrap());
         #[cfg(target_os = "linux")]
-        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

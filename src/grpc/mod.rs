@@ -9,6 +9,7 @@
 //! probes work without a copy of the `.proto`.
 
 mod convert;
+mod drain;
 mod imported;
 pub mod pb;
 mod service;
@@ -63,6 +64,7 @@ pub fn router(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router()
+        .layer(middleware::from_fn(end_watches_on_drain))
         .layer(middleware::map_response(over_limit_is_resource_exhausted));
     let app = match api_keys {
         Some(keys) => app.layer(middleware::from_fn_with_state(keys, require_api_key)),
@@ -85,6 +87,27 @@ async fn over_limit_is_resource_exhausted(mut response: Response) -> Response {
         headers.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
     }
     response
+}
+
+/// A health `Watch` streams until the client leaves, and would hold a drain to its deadline
+/// (grpc-go's client-side health checking keeps one open). When the connection drains, the
+/// stream gets whatever status it has queued (NOT_SERVING, sent at the signal) and then ends
+/// with UNAVAILABLE, which health-checking clients take as "reconnect elsewhere".
+async fn end_watches_on_drain(req: Request, next: Next) -> Response {
+    let draining = (req.uri().path() == "/grpc.health.v1.Health/Watch")
+        .then(|| {
+            req.extensions()
+                .get::<crate::connections::Draining>()
+                .cloned()
+        })
+        .flatten();
+    let response = next.run(req).await;
+    match draining {
+        Some(draining) => {
+            response.map(|body| axum::body::Body::new(drain::UntilDrained::new(body, draining.0)))
+        }
+        None => response,
+    }
 }
 
 /// Calls that answer without a key: whether the server is up, as `/v2/health/*` does over REST.
