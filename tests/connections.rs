@@ -387,6 +387,31 @@ async fn an_http2_connection_idle_past_its_idle_timeout_gets_goaway() {
 }
 
 #[tokio::test]
+async fn request_heads_are_bounded_to_what_a_legitimate_one_needs() {
+    let (app, _service) = ready().await;
+    let (addr, _stop, _server) = serve(app, limits(Duration::from_secs(30), 100)).await;
+    let head = |filler: usize| {
+        format!(
+            "GET /health/live HTTP/1.1\r\nhost: x\r\nx-filler: {}\r\n\r\n",
+            "a".repeat(filler)
+        )
+    };
+    // A large legitimate head (a long token, many cookies) still fits...
+    let mut fits = TcpStream::connect(&addr).await.unwrap();
+    fits.write_all(head(connections::MAX_HEADER_BYTES - 1024).as_bytes())
+        .await
+        .unwrap();
+    assert!(read_response(&mut fits).await.starts_with("HTTP/1.1 200"));
+    // ...one past the bound is refused, and its connection closed, rather than buffered.
+    let mut over = TcpStream::connect(&addr).await.unwrap();
+    let _ = over
+        .write_all(head(connections::MAX_HEADER_BYTES + 1024).as_bytes())
+        .await;
+    let answer = read_until_closed(&mut over).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+}
+
+#[tokio::test]
 async fn a_drain_lets_an_answer_that_is_still_streaming_finish() {
     // An answer whose body takes 600 ms to send, in three parts.
     let slow = Router::new().route(

@@ -77,6 +77,11 @@ impl Default for Http2Limits {
     }
 }
 
+/// The most an HTTP/1.1 request head may take (request line and headers), which is also what
+/// an unfinished head can pin per connection: hyper's default is about 400 KiB. Larger heads get
+/// 431. HTTP/2 has hyper's own bound, 16 KiB of header list.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// How long a draining connection with nothing in flight is given to close by itself (after
 /// GOAWAY, or HTTP/1's close) before it is dropped: a client that never answers must not hold
 /// the drain.
@@ -115,7 +120,10 @@ where
     let mut connections: Vec<Weak<HeadWatch>> = Vec::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Header deadlines are the connection's own watch (deadlines.rs), not hyper's timer.
-    builder.http1().header_read_timeout(None);
+    builder
+        .http1()
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .enable_connect_protocol()
