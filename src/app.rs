@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::auth::{ApiKeys, KeyFileError};
 use crate::config::ServeArgs;
-use crate::connections::{self, ConnectionLimits, Http2Limits, ServeError};
+use crate::connections::{self, ConnectionBudget, ConnectionLimits, Http2Limits, ServeError};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
 use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
@@ -396,13 +396,16 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             deadline
         }
     };
+    // One budget for both listeners: descriptors are the process's, not a port's.
+    let budget = ConnectionBudget::new(
+        args.max_connections
+            .map_or_else(connections::default_max_connections, |n| n as usize),
+    );
     let limits = |listener| ConnectionLimits {
         listener,
         client_timeout: args.client_timeout,
         keep_alive: args.keep_alive_timeout,
-        max_connections: args
-            .max_connections
-            .map_or_else(connections::default_max_connections, |n| n as usize),
+        budget: budget.clone(),
         http2: Http2Limits {
             keep_alive_interval: Some(args.http2_keep_alive_interval).filter(|d| !d.is_zero()),
             keep_alive_timeout: args.http2_keep_alive_timeout,

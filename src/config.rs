@@ -136,8 +136,9 @@ pub struct ServeArgs {
     /// timeout in front.
     #[arg(long, env = "EMBER_HTTP2_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
     pub http2_idle_timeout: Duration,
-    /// Most open connections per listener; one more is answered 503 and closed. Default: the
-    /// open-file limit less room for the server's own files.
+    /// Most open connections, both listeners together (one file descriptor each); one more is
+    /// answered (503, or GOAWAY on the gRPC port) and closed. Default: the open-file limit less
+    /// room for the server's own files.
     #[arg(long, env = "EMBER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
     /// Require `Authorization: Bearer <key>` on /v1 and /v2 routes and gRPC inference calls

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use ember_serve::connections::{self, ConnectionLimits, Http2Limits, ServeError};
+use ember_serve::connections::{self, ConnectionBudget, ConnectionLimits, Http2Limits, ServeError};
 use ember_serve::service::ModelService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,7 +41,7 @@ fn limits(client_timeout: Duration, max_connections: usize) -> ConnectionLimits 
         listener: "http",
         client_timeout,
         keep_alive: client_timeout,
-        max_connections,
+        budget: ConnectionBudget::new(max_connections),
         http2: Default::default(),
     }
 }

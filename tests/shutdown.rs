@@ -29,7 +29,27 @@ fn start(extra: &[&str]) -> Server {
 
 /// [`start`] with environment variables set; on the CPU unless `extra` names a device.
 fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ember-serve"))
+    start_limited(extra, env, None)
+}
+
+/// [`start_with_env`], with the server's open-file limit lowered to `files` if given.
+fn start_limited(extra: &[&str], env: &[(&str, &str)], files: Option<u64>) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ember-serve"));
+    if let Some(files) = files {
+        use std::os::unix::process::CommandExt;
+        let limit = rustix::process::Rlimit {
+            current: Some(files),
+            maximum: Some(files),
+        };
+        // SAFETY: setrlimit is async-signal-safe and touches nothing the parent shares.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let mut child = command
         .args([
             "--host",
             "127.0.0.1",
@@ -360,6 +380,74 @@ async fn silent_http2_clients_on_both_ports_cost_new_clients_nothing_and_do_not_
         took < Duration::from_millis(1300),
         "exit took {took:?} (delay 300 ms)"
     );
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_clients_are_refused_on_both_ports_not_left_hanging() {
+    // 1024 files: a budget of 768 connections for both listeners, one descriptor each.
+    let port = free_port().to_string();
+    let server = start_limited(&["--grpc-port", &port], &[], Some(1024));
+    wait_ready(&reqwest::Client::new(), &server.base).await;
+    // A fresh connection per request: a pooled one would hold a slot of its own.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let rest = server.base.trim_start_matches("http://").to_string();
+    let grpc = format!("127.0.0.1:{port}");
+    // Held connections that send nothing (within the 30 s client timeout): 400 on the REST
+    // port, the rest of the budget on the gRPC port. Two descriptors per connection and a
+    // budget per listener once ran the process out of descriptors at about half of this.
+    let mut held = Vec::new();
+    for (addr, count) in [(&rest, 400), (&grpc, 368)] {
+        for _ in 0..count {
+            held.push(std::net::TcpStream::connect(addr.as_str()).unwrap());
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = client
+        .get(format!("{}/health/live", server.base))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("a REST client over the cap was left hanging");
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "urn:ember-serve:problem:too-many-connections");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let mut grpc_client =
+        ember_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(
+            channel,
+        );
+    let status = grpc_client
+        .server_live(ember_serve::grpc::pb::ServerLiveRequest {})
+        .await
+        .expect_err("a gRPC client over the cap was served");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    // Freed slots serve again, and accept never ran out of descriptors.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = client
+            .get(format!("{}/health/live", server.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        if live.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still refused after the held ones left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(!log.contains("accepting a connection failed"), "{log}");
 }
 
 /// A sample's value in a Prometheus text page (0 when absent).

@@ -45,6 +45,10 @@ pub(super) struct HeadWatch {
     http2: AtomicBool,
     /// Bytes arrived after the HTTP/2 preface: the client's first frame has begun.
     http2_framed: AtomicBool,
+    /// An answer to write on the socket's next read, and then fail it: the 408 for late
+    /// headers, written through the connection's own socket (no second descriptor).
+    notice: std::sync::Mutex<Option<Vec<u8>>>,
+    noticed: AtomicBool,
     /// When the last request began or ended, as `last_write`: the start of an idle spell.
     last_request: AtomicU64,
 }
@@ -75,6 +79,8 @@ impl HeadWatch {
             read_since_write: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             http2_framed: AtomicBool::new(false),
+            notice: std::sync::Mutex::new(None),
+            noticed: AtomicBool::new(false),
             last_request: AtomicU64::new(0),
         })
     }
@@ -88,6 +94,22 @@ impl HeadWatch {
         stamp
             .checked_sub(1)
             .map(|n| self.opened + Duration::from_nanos(n))
+    }
+
+    /// Have the socket write `answer` and then fail, the next time the connection reads it
+    /// (hyper is waiting for headers, so it reads as soon as the connection is polled).
+    pub(super) fn close_with(&self, answer: Vec<u8>) {
+        if let Ok(mut notice) = self.notice.lock() {
+            *notice = Some(answer);
+            self.noticed.store(true, Relaxed);
+        }
+    }
+
+    fn take_notice(&self) -> Option<Vec<u8>> {
+        if !self.noticed.load(Relaxed) {
+            return None;
+        }
+        self.notice.lock().ok()?.take()
     }
 
     /// Requests on this connection whose response is not ready yet.
@@ -245,13 +267,37 @@ impl<IO> Watched<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+/// A socket that can be written without a context: best effort, for a last answer.
+pub(super) trait TryWrite {
+    fn try_write_all(&self, bytes: &[u8]);
+}
+
+impl TryWrite for tokio::net::TcpStream {
+    fn try_write_all(&self, mut bytes: &[u8]) {
+        // Non-blocking and small: a full send buffer or a gone client only loses the answer.
+        while !bytes.is_empty() {
+            match self.try_write(bytes) {
+                Ok(n) if n > 0 => bytes = &bytes[n..],
+                _ => return,
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + TryWrite + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(answer) = this.watch.take_notice() {
+            this.io.try_write_all(&answer);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request headers arrived too late",
+            )));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {

@@ -8,7 +8,9 @@
 //! - HTTP/2 connections (gRPC, h2c) get `--client-timeout` for their first frame, keep-alive
 //!   PINGs that a vanished peer fails to answer, and GOAWAY after `--http2-idle-timeout` with no
 //!   stream open. Accepted sockets get TCP_NODELAY and TCP keep-alive.
-//! - `--max-connections` caps open connections; one over the cap is answered 503 and closed.
+//! - `--max-connections` caps open connections, one budget for both listeners and one file
+//!   descriptor per connection (the 408 is written through the connection's own socket); one
+//!   over the cap is answered 503 (GOAWAY on the gRPC port) and closed.
 //! - After a shutdown signal the listener closes, every connection closes as soon as it has
 //!   nothing in flight (GOAWAY for HTTP/2; a client that never answers is dropped shortly
 //!   after), and in-flight requests get until the drain deadline (`--shutdown-timeout`);
@@ -48,10 +50,41 @@ pub struct ConnectionLimits {
     pub client_timeout: Duration,
     /// How long a keep-alive connection waits for its next request before it is closed.
     pub keep_alive: Duration,
-    /// Most connections open at once on this listener.
-    pub max_connections: usize,
+    /// Connections open at once, shared with the other listener.
+    pub budget: ConnectionBudget,
     pub http2: Http2Limits,
 }
+
+/// How many connections may be open at once across the listeners that share it: one file
+/// descriptor each, so a budget below the open-file limit means `accept` never fails for want
+/// of one, and a client over it is answered (503, or GOAWAY on the gRPC port) instead of
+/// waiting in the backlog.
+#[derive(Debug, Clone)]
+pub struct ConnectionBudget {
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// Refusals being written: each holds a descriptor for up to a second, so they are capped
+    /// too (past the cap a client is closed without an answer).
+    refusals: Arc<Semaphore>,
+}
+
+impl ConnectionBudget {
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            refusals: Arc::new(Semaphore::new(REFUSALS)),
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// Refusals written at once; [`default_max_connections`] leaves room for them.
+const REFUSALS: usize = 64;
 
 /// What an HTTP/2 connection gets besides the client timeout: its streams are multiplexed and
 /// an idle gRPC channel is normal, so it is not timed per request but pinged, and closed (with
@@ -111,7 +144,9 @@ pub async fn serve<F>(
 where
     F: Future<Output = Option<Instant>> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max = limits.budget.max;
+    // This listener's own connections, to wait for at the drain (the budget is shared).
+    let mine = Arc::new(Semaphore::new(max));
     // Set once the listener closes: every connection then closes as soon as it has nothing in
     // flight (GOAWAY for HTTP/2).
     let (drain, draining) = tokio::sync::watch::channel(false);
@@ -142,9 +177,12 @@ where
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let permit = limits.budget.slots.clone().try_acquire_owned();
+        let Some(permit) = permit.ok().zip(mine.clone().try_acquire_owned().ok()) else {
             metrics::counter!(m::CONNECTIONS_REFUSED, "listener" => limits.listener).increment(1);
-            tokio::spawn(refuse(stream, limits.max_connections));
+            if let Ok(writing) = limits.budget.refusals.clone().try_acquire_owned() {
+                tokio::spawn(refuse(stream, max, limits.listener, writing));
+            }
             continue;
         };
         let watch = serve_connection(
@@ -163,8 +201,8 @@ where
     drop(listener);
     let _ = drain.send(true);
     // Every connection holds a slot until it ends: all slots back means all connections closed.
-    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let drained = slots.acquire_many(all);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let drained = mine.acquire_many(all);
     match deadline {
         None => {
             let _ = drained.await;
@@ -193,7 +231,7 @@ where
 /// Spawn the task that serves one accepted connection; its watch.
 fn serve_connection(
     stream: TcpStream,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     builder: &auto::Builder<TokioExecutor>,
     mut draining: tokio::sync::watch::Receiver<bool>,
     app: Router,
@@ -206,9 +244,6 @@ fn serve_connection(
         limits.http2.idle,
     );
     tune(&stream);
-    // A connection whose headers are late is dropped; a second handle on the socket lets us
-    // say 408 first.
-    let notice = TimeoutNotice::new(&stream);
     let watch = HeadWatch::new();
     let io = TokioIo::new(Watched::new(stream, watch.clone()));
     let (requests, returned) = (watch.clone(), watch.clone());
@@ -234,18 +269,20 @@ fn serve_connection(
     open.increment(1.0);
     tokio::spawn(async move {
         tokio::pin!(connection);
-        let mut closing = false;
+        let (mut closing, mut refusing) = (false, false);
         loop {
             tokio::select! {
                 biased;
                 _ = connection.as_mut() => break,
-                overdue = watch.overdue(client_timeout, keep_alive, http2_idle), if !closing => {
+                overdue = watch.overdue(client_timeout, keep_alive, http2_idle), if !closing && !refusing => {
                     match overdue {
                         Overdue::Headers { within, flag } => {
                             metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => listener, "phase" => "headers")
                                 .increment(1);
-                            notice.send(within, flag);
-                            break;
+                            // Written by the socket on hyper's next read, which then fails and
+                            // ends the connection.
+                            watch.close_with(late_headers(within, flag));
+                            refusing = true;
                         }
                         Overdue::Idle | Overdue::Handshake => break,
                         // GOAWAY: the client learns it must open a new connection.
@@ -260,6 +297,8 @@ fn serve_connection(
                     closing = true;
                 }
                 _ = watch.settled(DRAIN_GRACE), if closing => break,
+                // hyper reads at once when polled; this only bounds a connection that did not.
+                _ = tokio::time::sleep(DRAIN_GRACE), if refusing => break,
             }
         }
         open.decrement(1.0);
@@ -284,38 +323,15 @@ fn tune(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
-/// A duplicate of the connection's socket, to answer 408 when the headers are late.
-struct TimeoutNotice(#[cfg(unix)] Option<std::net::TcpStream>);
-
-impl TimeoutNotice {
-    #[cfg(unix)]
-    fn new(stream: &TcpStream) -> Self {
-        Self(rustix::io::dup(stream).ok().map(std::net::TcpStream::from))
-    }
-
-    #[cfg(not(unix))]
-    fn new(_: &TcpStream) -> Self {
-        Self()
-    }
-
-    /// Best effort: the socket is non-blocking and the answer is small; a full send buffer or a
-    /// gone client only means the 408 is not seen.
-    fn send(self, timeout: Duration, flag: &str) {
-        #[cfg(unix)]
-        if let Some(mut socket) = self.0 {
-            use std::io::Write;
-            let detail = format!("the request headers did not arrive within {timeout:?} ({flag})");
-            let _ = socket.write_all(&plain_response(
-                "408 Request Timeout",
-                "request-timeout",
-                "Request timeout",
-                &detail,
-            ));
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
-        #[cfg(not(unix))]
-        let _ = (timeout, flag);
-    }
+/// The 408 for a request whose headers did not arrive within `timeout` (`flag` names it).
+fn late_headers(timeout: Duration, flag: &str) -> Vec<u8> {
+    let detail = format!("the request headers did not arrive within {timeout:?} ({flag})");
+    plain_response(
+        "408 Request Timeout",
+        "request-timeout",
+        "Request timeout",
+        &detail,
+    )
 }
 
 /// An HTTP/1.1 response with a problem-details body that closes the connection, for the cases
@@ -341,17 +357,23 @@ fn plain_response(status: &str, slug: &str, title: &str, detail: &str) -> Vec<u8
     .into_bytes()
 }
 
-/// Answer a connection over the cap with 503 and close it. Whatever the client already sent is
-/// read (briefly) first, so closing does not reset the connection before it reads the answer.
-async fn refuse(mut stream: TcpStream, max: usize) {
+/// Answer a connection over the cap and close it: 503 on the HTTP port; on the gRPC port,
+/// SETTINGS and GOAWAY with REFUSED_STREAM, which gRPC clients report as UNAVAILABLE and
+/// retry. Whatever the client already sent is read (briefly) first, so closing does not reset
+/// the connection before it reads the answer.
+async fn refuse(mut stream: TcpStream, max: usize, listener: &str, _writing: OwnedSemaphorePermit) {
     let detail =
         format!("the server has {max} open connections (--max-connections); retry shortly");
-    let answer = plain_response(
-        "503 Service Unavailable",
-        "too-many-connections",
-        "Too many connections",
-        &detail,
-    );
+    let answer = if listener == "grpc" {
+        goaway_refused(&detail)
+    } else {
+        plain_response(
+            "503 Service Unavailable",
+            "too-many-connections",
+            "Too many connections",
+            &detail,
+        )
+    };
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(&answer).await?;
         stream.shutdown().await?;
@@ -360,6 +382,24 @@ async fn refuse(mut stream: TcpStream, max: usize) {
         std::io::Result::Ok(())
     })
     .await;
+}
+
+/// An HTTP/2 server's first frames that refuse the connection: an empty SETTINGS (the preface
+/// every server sends) and GOAWAY (last stream 0, REFUSED_STREAM, `detail` as debug data).
+fn goaway_refused(detail: &str) -> Vec<u8> {
+    const SETTINGS: u8 = 0x4;
+    const GOAWAY: u8 = 0x7;
+    const REFUSED_STREAM: u32 = 0x7;
+    let frame = |kind: u8, payload: &[u8]| {
+        let length = (payload.len() as u32).to_be_bytes();
+        let mut frame = vec![length[1], length[2], length[3], kind, 0, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        frame
+    };
+    let mut goaway = vec![0u8; 4];
+    goaway.extend_from_slice(&REFUSED_STREAM.to_be_bytes());
+    goaway.extend_from_slice(detail.as_bytes());
+    [frame(SETTINGS, &[]), frame(GOAWAY, &goaway)].concat()
 }
 
 /// Errors on a single connection (reset, aborted) end that connection only; running out of
@@ -377,7 +417,8 @@ async fn accept_failed(e: std::io::Error) {
 }
 
 /// `--max-connections` when not given: the process's open-file limit, less room for its own
-/// files, so accept() never fails for want of descriptors.
+/// files and for refusals, so accept() never fails for want of descriptors (a connection
+/// holds one).
 pub fn default_max_connections() -> usize {
     #[cfg(unix)]
     {

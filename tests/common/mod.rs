@@ -228,14 +228,14 @@ pub async fn serve_grpc(
     String,
     tokio::task::JoinHandle<()>,
 ) {
-    use ember_serve::connections::{self, ConnectionLimits};
+    use ember_serve::connections::{self, ConnectionBudget, ConnectionLimits};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let limits = ConnectionLimits {
         listener: "grpc",
         client_timeout: Duration::from_secs(30),
         keep_alive: Duration::from_secs(75),
-        max_connections: 1000,
+        budget: ConnectionBudget::new(1000),
         http2: Default::default(),
     };
     let server = tokio::spawn(async move {
