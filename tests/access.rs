@@ -66,6 +66,45 @@ async fn without_keys_everything_is_open() {
 }
 
 #[tokio::test]
+async fn every_route_needs_a_key_exactly_where_the_document_says_and_open_ones_do_not() {
+    let (app, _) = ready_app(&["--api-key", KEY]).await;
+    let doc = get_as(&app, "/api-docs/openapi.json", None).await.json();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 15, "{} documented paths", paths.len());
+    let (mut guarded, mut open) = (0, 0);
+    for (path, item) in paths {
+        let uri = path
+            .replace("{name}", "digits-cnn")
+            .replace("{version}", "1");
+        for (method, op) in item.as_object().unwrap() {
+            let req = match method.as_str() {
+                "get" => Request::get(&uri),
+                "post" => Request::post(&uri).header("content-type", "application/json"),
+                _ => continue,
+            };
+            let reply = send(&app, req.body(Body::from("{}")).unwrap()).await;
+            if op["security"].is_array() {
+                guarded += 1;
+                assert_eq!(reply.status, 401, "{method} {uri} answered without a key");
+            } else {
+                open += 1;
+                assert_ne!(reply.status, 401, "{method} {uri} asked for a key");
+                assert!(
+                    ember_serve::http::guard::OPEN_ROUTES.contains(&path.as_str()),
+                    "{path} is documented as open but is not an open route"
+                );
+            }
+        }
+    }
+    assert!(guarded >= 10 && open >= 4, "{guarded} guarded, {open} open");
+    // The open routes, documented or not, answer without a key.
+    for route in ember_serve::http::guard::OPEN_ROUTES {
+        let reply = get_as(&app, route, None).await;
+        assert_eq!(reply.status, 200, "{route}");
+    }
+}
+
+#[tokio::test]
 async fn keys_guard_inference_and_model_routes_and_leave_probes_open() {
     let (app, _) = ready_app(&["--api-key", KEY, "--api-key", OTHER]).await;
     let v1 = read("tests/data/predict-zero.json");

@@ -122,7 +122,7 @@ fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
         return;
     }
     for (path, item) in doc.paths.paths.iter_mut() {
-        if !super::guard::needs_key(path) {
+        if super::guard::OPEN_ROUTES.contains(&path.as_str()) {
             continue;
         }
         for op in [&mut item.get, &mut item.post].into_iter().flatten() {

@@ -65,18 +65,32 @@ pub fn router(
         &models,
     );
     let state = ApiState { service, metrics };
-    let app = Router::new()
+    // Probes, metrics, the page and the docs: what Kubernetes, Prometheus and a browser reach
+    // with nothing but a URL. Every other route is added to `protected` below and needs a key
+    // when keys are on: a new route is protected unless it is put here on purpose.
+    let open = Router::new()
         .route("/", get(routes::index))
         .route("/ui/app.js", get(page::app_js))
         .route("/ui/style.css", get(page::style_css))
         .route("/favicon.ico", get(page::icon))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
+        .route("/metrics", get(routes::metrics))
+        .merge(super::v2::health_routes());
+    let protected = Router::new()
         .route("/v1/models", get(routes::models))
         .route("/v1/models/{name}", any(super::instances::route))
         .route("/v1/predict", post(routes::predict))
-        .route("/metrics", get(routes::metrics))
-        .merge(super::v2::routes())
+        .merge(super::v2::routes());
+    let protected = match &options.api_keys {
+        Some(keys) => protected.route_layer(middleware::from_fn_with_state(
+            keys.clone(),
+            guard::require_api_key,
+        )),
+        None => protected,
+    };
+    let app = open
+        .merge(protected)
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", docs))
         .fallback(|uri: Uri| async move {
@@ -87,13 +101,6 @@ pub fn router(
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)));
-    let app = match &options.api_keys {
-        Some(keys) => app.layer(middleware::from_fn_with_state(
-            keys.clone(),
-            guard::require_api_key,
-        )),
-        None => app,
-    };
     // Compressed request bodies (tritonclient's request_compression_algorithm) are inflated as
     // the handler reads them, so --body-limit bounds the inflated size too; responses are
     // compressed for clients that send Accept-Encoding. Wrapping every body costs throughput,

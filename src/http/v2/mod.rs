@@ -28,6 +28,14 @@ pub use self::metadata::{
 pub use self::metadata::{model_metadata, model_ready, server_live, server_metadata, server_ready};
 use crate::http::ApiState;
 
+/// The protocol's health probes, which never need a key.
+pub fn health_routes() -> axum::Router<ApiState> {
+    axum::Router::new()
+        .route("/v2/health/live", get(server_live))
+        .route("/v2/health/ready", get(server_ready))
+}
+
+/// Every other V2 route: metadata, statistics, configuration, inference.
 pub fn routes() -> axum::Router<ApiState> {
     let model = |op: &str, handler: MethodRouter<ApiState>| {
         axum::Router::new()
@@ -39,8 +47,6 @@ pub fn routes() -> axum::Router<ApiState> {
     };
     axum::Router::new()
         .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(server_live))
-        .route("/v2/health/ready", get(server_ready))
         // Before `/v2/models/{name}`: "stats" is not a model name here.
         .route("/v2/models/stats", get(server_stats))
         .merge(model("", get(model_metadata)))
