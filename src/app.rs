@@ -327,8 +327,10 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
 
 /// Run the server until SIGTERM/SIGINT; returns once in-flight requests have finished, or with
 /// [`StartError::Drain`] when some were still running at the `--shutdown-timeout` deadline.
-pub async fn run(args: ServeArgs) -> Result<(), StartError> {
+pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
     let started = start(&args)?;
+    // Only their digests are kept (auth.rs): the keys themselves are zeroed now.
+    drop(std::mem::take(&mut args.api_keys));
     let options = started.router_options(&args);
     let Started {
         service,

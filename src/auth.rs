@@ -1,7 +1,8 @@
 //! API keys: the bearer tokens `--api-key` / `--api-key-file` accept on the inference and model
 //! routes of both transports.
 //!
-//! Only SHA-256 digests of the keys are kept, and a presented token is compared against every
+//! Only SHA-256 digests of the keys are kept (the keys themselves, from flags or the file, are
+//! zeroed once hashed), and a presented token is compared against every
 //! one of them in constant time, so neither the comparison's timing nor a heap dump gives a key
 //! away. A key file is re-read on SIGHUP; a file that cannot be read leaves the current keys in
 //! place, so a botched rotation never locks everyone out.
@@ -160,10 +161,14 @@ fn parse_key(key: &str) -> Result<KeyDigest, KeyFileError> {
 }
 
 fn read_key_file(path: &Path) -> Result<Vec<KeyDigest>, KeyFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // Zeroed when dropped, as the flags' keys are: only digests outlive this function.
+    let text = std::fs::read_to_string(path)
+        .map(secrecy::SecretString::from)
+        .map_err(|source| KeyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let text = secrecy::ExposeSecret::expose_secret(&text);
     let keys = text
         .lines()
         .map(str::trim)

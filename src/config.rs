@@ -2,6 +2,7 @@
 //!
 //! Parsed once in `main` and handed down; nothing else reads the environment.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -219,13 +220,14 @@ impl std::str::FromStr for BucketSpec {
     }
 }
 
-/// An API key as given on the command line; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(pub String);
+/// An API key as given on the command line; never printed, and zeroed when dropped (the
+/// server drops it once it has its digest).
+#[derive(Clone)]
+pub struct ApiKey(SecretString);
 
 impl AsRef<str> for ApiKey {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
@@ -238,7 +240,7 @@ impl std::fmt::Debug for ApiKey {
 impl std::str::FromStr for ApiKey {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.trim().to_string()))
+        Ok(Self(SecretString::from(s.trim().to_string())))
     }
 }
 
@@ -414,7 +416,8 @@ mod tests {
         .unwrap()
         .serve;
         assert_eq!(s.cors_allow_origins, ["https://a.example.com", "*"]);
-        assert_eq!(s.api_keys, [ApiKey("secret-0123456789".into())]);
+        let keys: Vec<&str> = s.api_keys.iter().map(AsRef::as_ref).collect();
+        assert_eq!(keys, ["secret-0123456789"]);
         assert!(!format!("{s:?}").contains("secret-0123456789"));
         for bad in [
             "a.example.com",

@@ -450,6 +450,63 @@ async fn at_the_connection_cap_new_clients_are_refused_on_both_ports_not_left_ha
     assert!(!log.contains("accepting a connection failed"), "{log}");
 }
 
+/// Whether `needle` is anywhere in the writable memory of process `pid` (heap, anonymous
+/// mappings; not the stack, where argv and the environment live).
+fn in_memory(pid: u32, needle: &[u8]) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !fields[1].starts_with("rw") || fields.get(5).is_some_and(|n| n.starts_with("[s")) {
+            continue;
+        }
+        let (start, end) = fields[0].split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut region = vec![0u8; (end - start) as usize];
+        if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut region).is_err() {
+            continue;
+        }
+        if memchr::memmem::find(&region, needle).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn api_keys_are_not_kept_in_memory_once_hashed() {
+    let dir = common::ScratchDir::new("keys-in-memory");
+    // Unique to this run, so no other copy of it can be in the process.
+    let unique = |n: u32| {
+        format!(
+            "key{n}x{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )
+    };
+    let (flag, file_key) = (unique(1), unique(2));
+    let file = dir.join("keys");
+    std::fs::write(&file, format!("# rotated weekly\n{file_key}\n")).unwrap();
+    let server = start(&["--api-key", &flag, "--api-key-file", file.to_str().unwrap()]);
+    wait_ready(&reqwest::Client::new(), &server.base).await;
+    for key in [&flag, &file_key] {
+        assert!(
+            !in_memory(server.child.id(), key.as_bytes()),
+            "{key} is still in the server's memory"
+        );
+    }
+    // The scan itself works: the file's path, which the server keeps, is found.
+    assert!(in_memory(
+        server.child.id(),
+        file.to_str().unwrap().as_bytes()
+    ));
+}
+
 /// A sample's value in a Prometheus text page (0 when absent).
 fn sample(page: &str, name: &str) -> f64 {
     page.lines()
