@@ -1,7 +1,8 @@
 //! The inference thread: gather queued jobs into a batch, run one forward pass, reply to each.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::buckets::Buckets;
 use super::job::{InferenceError, Job, QueueStats};
-use super::pass::guarded_pass;
+use super::pass::{guarded_pass, panic_message};
 use super::runner::Runner;
 use super::stats::{InferenceStatistics, PassTimes};
 use super::warmup::WarmUp;
@@ -70,24 +71,54 @@ pub(super) fn spawn<R: Runner>(
 
 impl<R: Runner> Worker<R> {
     /// Warm up, then serve batches until every sender is gone and the queue is empty.
+    ///
+    /// A panic outside a forward pass (those are caught in `guarded_pass`) would end the thread
+    /// silently, leaving the server ready with fewer threads than it says: it is caught here,
+    /// logged and counted, the batch it hit gets an error (its replies are dropped), and the
+    /// thread serves on.
     pub fn run(self) {
         self.warm_up.run(&*self.runner);
+        // Jobs this thread has taken and not answered, to give back if a panic drops them.
+        let held_here = AtomicUsize::new(0);
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.serve(&held_here))) {
+                Ok(()) => return,
+                Err(panic) => {
+                    let lost = held_here.swap(0, Ordering::SeqCst);
+                    self.stats.held.fetch_sub(lost, Ordering::SeqCst);
+                    self.metrics.thread_panics.increment(1);
+                    tracing::error!(
+                        thread = std::thread::current().name().unwrap_or("inference"),
+                        reason = %panic_message(&panic),
+                        requests = lost,
+                        "an inference thread panicked outside a forward pass: its batch got an error, the thread serves on"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Serve batches until every sender is gone and the queue is empty.
+    fn serve(&self, held_here: &AtomicUsize) {
         let mut carry: Option<Job<R>> = None;
         loop {
             let first = match carry.take() {
                 Some(job) => job,
                 None => match self.rx.recv() {
-                    Ok(job) => self.taken(job),
+                    Ok(job) => self.taken(job, held_here),
                     Err(_) => return,
                 },
             };
-            let (batch, next) = self.gather(first);
+            let (batch, next) = self.gather(first, held_here);
             carry = next;
+            let taken = batch.len();
             self.run_batch(batch);
+            held_here.fetch_sub(taken, Ordering::SeqCst);
         }
     }
 
-    fn taken(&self, job: Job<R>) -> Job<R> {
+    fn taken(&self, job: Job<R>, held_here: &AtomicUsize) -> Job<R> {
+        held_here.fetch_add(1, Ordering::SeqCst);
         self.stats.held.fetch_add(1, Ordering::SeqCst);
         self.stats.depth.fetch_sub(1, Ordering::SeqCst);
         self.metrics.queue_depth.decrement(1.0);
@@ -105,7 +136,7 @@ impl<R: Runner> Worker<R> {
     /// stops waiting once every other caller is in this batch or in another thread's pass
     /// (nobody else could join it; waiting would only idle this thread). Everything queued is
     /// always taken.
-    fn gather(&self, first: Job<R>) -> (Vec<Job<R>>, Option<Job<R>>) {
+    fn gather(&self, first: Job<R>, held_here: &AtomicUsize) -> (Vec<Job<R>>, Option<Job<R>>) {
         let mut inputs = first.rows.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + self.batch_wait;
@@ -118,7 +149,7 @@ impl<R: Runner> Worker<R> {
                 self.rx.recv_deadline(deadline)
             };
             let Ok(job) = next else { break };
-            let job = self.taken(job);
+            let job = self.taken(job, held_here);
             if inputs + job.rows.len() > self.max_batch {
                 return (batch, Some(job));
             }
@@ -208,7 +239,7 @@ mod tests {
 
     use tokio::sync::oneshot;
 
-    use super::{Buckets, InferenceStatistics, Job, QueueStats, WarmUp, Worker};
+    use super::{AtomicUsize, Buckets, InferenceStatistics, Job, QueueStats, WarmUp, Worker};
     use ember_model::{Classifier, DeviceChoice, device};
 
     fn worker(
@@ -247,6 +278,68 @@ mod tests {
             reply,
         };
         (job, answer)
+    }
+
+    /// Echoes its rows; padding a pass panics (outside the guarded forward pass) while armed.
+    struct PanicsWhenPadding(std::sync::atomic::AtomicBool);
+
+    impl crate::inference::Runner for PanicsWhenPadding {
+        type Row = u8;
+        type Answer = u8;
+        fn padding_row(&self) -> u8 {
+            assert!(!self.0.load(Ordering::SeqCst), "padding blew up");
+            0
+        }
+        fn run(&self, rows: &[u8]) -> Result<Vec<u8>, String> {
+            Ok(rows.to_vec())
+        }
+        fn implausible(&self, _: &u8) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_panic_outside_the_forward_pass_fails_its_batch_and_the_thread_serves_on() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(QueueStats::default());
+        let runner = Arc::new(PanicsWhenPadding(true.into()));
+        let job = |rows: Vec<u8>| {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                rows,
+                enqueued: Instant::now(),
+                spans: None,
+                reply,
+            };
+            (job, answer)
+        };
+        // Three rows pad to four (a panic); two need no padding.
+        let (padded, padded_answer) = job(vec![1, 2, 3]);
+        let (plain, plain_answer) = job(vec![4, 5]);
+        let worker = Worker {
+            rx,
+            runner: runner.clone(),
+            stats: stats.clone(),
+            statistics: Arc::new(InferenceStatistics::new(8)),
+            metrics: crate::telemetry::metrics::InferenceMetrics::new(&Default::default()),
+            max_batch: 3,
+            batch_wait: Duration::ZERO,
+            buckets: Buckets::resolve(&crate::config::BucketSpec::PowersOfTwo, 8, false).unwrap(),
+            warm_up: Arc::new(WarmUp::new(vec![], 0)),
+        };
+        let thread = std::thread::spawn(move || worker.run());
+        for j in [padded, plain] {
+            stats.depth.fetch_add(1, Ordering::SeqCst);
+            tx.send(j).unwrap();
+        }
+        assert!(
+            padded_answer.blocking_recv().is_err(),
+            "the batch that panicked was answered"
+        );
+        assert_eq!(plain_answer.blocking_recv().unwrap().unwrap(), [4, 5]);
+        drop(tx);
+        thread.join().expect("the thread died");
+        assert_eq!(stats.held.load(Ordering::SeqCst), 0, "jobs still held");
     }
 
     #[test]
@@ -341,7 +434,7 @@ mod tests {
         stats.held.fetch_add(1, Ordering::SeqCst); // as `taken` would have counted it
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let (batch, carry) = waiting_worker(rx, stats).gather(first);
+            let (batch, carry) = waiting_worker(rx, stats).gather(first, &AtomicUsize::new(0));
             done_tx.send((batch.len(), carry.is_none())).unwrap();
             drop(tx); // keep the channel open until gather returns
         });
@@ -367,7 +460,7 @@ mod tests {
             tx.send(late).unwrap();
             tx
         });
-        let (batch, carry) = waiting_worker(rx, stats.clone()).gather(first);
+        let (batch, carry) = waiting_worker(rx, stats.clone()).gather(first, &AtomicUsize::new(0));
         drop(sender.join());
         assert!(carry.is_none());
         assert_eq!(

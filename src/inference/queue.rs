@@ -316,6 +316,12 @@ impl<R: Runner> InferenceQueue<R> {
                 }));
             }
         }
-        in_flight.finish(answer.await.unwrap_or(Err(InferenceError::Stopped)))
+        // Threads answer every job they take, also while stopping: a reply dropped unanswered
+        // means the thread holding it panicked (batcher.rs).
+        in_flight.finish(answer.await.unwrap_or_else(|_| {
+            Err(InferenceError::Failed(
+                "the inference thread answering it panicked".into(),
+            ))
+        }))
     }
 }

@@ -19,6 +19,7 @@ pub const QUEUE_DEPTH: &str = "ember_inference_queue_depth";
 pub const QUEUE_WAIT: &str = "ember_inference_queue_wait_seconds";
 pub const FORWARD_DURATION: &str = "ember_inference_forward_duration_seconds";
 pub const FORWARD_ERRORS: &str = "ember_inference_forward_errors_total";
+pub const THREAD_PANICS: &str = "ember_inference_thread_panics_total";
 pub const BATCH_SIZE: &str = "ember_inference_batch_size";
 pub const PREDICTIONS: &str = "ember_predictions_total";
 pub const REJECTED: &str = "ember_inference_rejected_total";
@@ -119,6 +120,10 @@ fn describe() {
         "Duration of one forward pass (one batch)."
     );
     describe_counter!(FORWARD_ERRORS, "Forward passes that failed.");
+    describe_counter!(
+        THREAD_PANICS,
+        "Panics in an inference thread outside a forward pass; the thread serves on."
+    );
     describe_histogram!(BATCH_SIZE, "Inputs per forward pass.");
     describe_counter!(PREDICTIONS, "Inputs classified, by predicted label.");
     describe_counter!(
@@ -173,6 +178,7 @@ pub struct InferenceMetrics {
     pub queue_wait: Histogram,
     pub forward_duration: Histogram,
     pub forward_errors: Counter,
+    pub thread_panics: Counter,
     pub batch_size: Histogram,
     pub rejected_queue_full: Counter,
 }
@@ -185,6 +191,7 @@ impl InferenceMetrics {
             queue_wait: metrics::histogram!(QUEUE_WAIT, labels.clone()),
             forward_duration: metrics::histogram!(FORWARD_DURATION, labels.clone()),
             forward_errors: metrics::counter!(FORWARD_ERRORS, labels.clone()),
+            thread_panics: metrics::counter!(THREAD_PANICS, labels.clone()),
             batch_size: metrics::histogram!(BATCH_SIZE, labels.clone()),
             rejected_queue_full: metrics::counter!(
                 REJECTED,
