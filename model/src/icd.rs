@@ -8,32 +8,57 @@
 
 use std::path::{Path, PathBuf};
 
-/// The ICD manifests the loader reads: `VK_DRIVER_FILES` (or the older `VK_ICD_FILENAMES`) when
-/// set, files or directories separated by `:`; else `vulkan/icd.d` under the XDG config and data
-/// directories and `/etc`.
+/// The ICD manifests the loader reads, in its order: `VK_DRIVER_FILES` (or the older
+/// `VK_ICD_FILENAMES`) alone when set, files or directories separated by `:`; else
+/// `VK_ADD_DRIVER_FILES` and then `vulkan/icd.d` under each of the loader's standard
+/// directories ([`standard_dirs`]).
 pub fn manifests() -> Vec<PathBuf> {
-    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    let config = var("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
-    let data = var("XDG_DATA_DIRS").unwrap_or_else(|| "/usr/local/share:/usr/share".into());
-    let standard = config
-        .split(':')
-        .chain(std::iter::once("/etc"))
-        .chain(data.split(':'))
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join("vulkan/icd.d"))
-        .collect();
+    let var = |name: &str| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
     manifests_from(
         var("VK_DRIVER_FILES").or_else(|| var("VK_ICD_FILENAMES")),
-        standard,
+        var("VK_ADD_DRIVER_FILES"),
+        standard_dirs(var),
     )
 }
 
-/// The manifests in `driver_files` (`:`-separated files or directories) when given, else in the
-/// `standard` directories.
-pub fn manifests_from(driver_files: Option<String>, standard: Vec<PathBuf>) -> Vec<PathBuf> {
+/// `vulkan/icd.d` under the directories the Linux loader searches, in its order:
+/// `$XDG_CONFIG_HOME` (`~/.config`), `$XDG_CONFIG_DIRS` (`/etc/xdg`), `/usr/local/etc`, `/etc`,
+/// `$XDG_DATA_HOME` (`~/.local/share`), `$XDG_DATA_DIRS` (`/usr/local/share:/usr/share`).
+/// `var` reads the environment.
+pub fn standard_dirs(var: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let home = var("HOME");
+    let under_home = |rel: &str| home.as_ref().map(|h| format!("{h}/{rel}"));
+    let config_home = var("XDG_CONFIG_HOME").or_else(|| under_home(".config"));
+    let config = var("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
+    let data_home = var("XDG_DATA_HOME").or_else(|| under_home(".local/share"));
+    let data = var("XDG_DATA_DIRS").unwrap_or_else(|| "/usr/local/share:/usr/share".into());
+    config_home
+        .into_iter()
+        .chain(config.split(':').map(String::from))
+        .chain(["/usr/local/etc".to_string(), "/etc".to_string()])
+        .chain(data_home)
+        .chain(data.split(':').map(String::from))
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(&d).join("vulkan/icd.d"))
+        .collect()
+}
+
+/// The manifests in `driver_files` (`:`-separated files or directories) when given; else in
+/// `add_files` and then the `standard` directories.
+pub fn manifests_from(
+    driver_files: Option<String>,
+    add_files: Option<String>,
+    standard: Vec<PathBuf>,
+) -> Vec<PathBuf> {
+    let listed = |files: String| files.split(':').map(PathBuf::from).collect::<Vec<_>>();
     let places: Vec<PathBuf> = match driver_files {
-        Some(files) => files.split(':').map(PathBuf::from).collect(),
-        None => standard,
+        Some(files) => listed(files),
+        None => add_files
+            .map(listed)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(standard)
+            .collect(),
     };
     let mut found = Vec::new();
     for place in places {
@@ -136,8 +161,9 @@ pub fn explain_checks(checks: &[DriverCheck]) -> String {
         })
         .collect();
     if checks.is_empty() {
-        "no Vulkan driver manifest found (VK_DRIVER_FILES, /usr/share/vulkan/icd.d, \
-         /etc/vulkan/icd.d); on NVIDIA the container toolkit must expose the Vulkan ICD"
+        "no Vulkan driver manifest found (VK_DRIVER_FILES, VK_ADD_DRIVER_FILES, vulkan/icd.d \
+         under the XDG directories, /usr/local/etc, /etc, /usr/local/share, /usr/share); on \
+         NVIDIA the container toolkit must expose the Vulkan ICD"
             .into()
     } else if failed.is_empty() {
         format!(
@@ -233,11 +259,72 @@ mod tests {
 
         let standard = vec![dir.join("nonexistent"), icd_d.clone()];
         assert_eq!(
-            manifests_from(None, standard.clone()),
+            manifests_from(None, None, standard.clone()),
             vec![a.clone(), b.clone()]
         );
         let listed = format!("{}:{}", single.display(), icd_d.display());
-        assert_eq!(manifests_from(Some(listed), standard), vec![single, a, b]);
+        assert_eq!(
+            manifests_from(Some(listed), None, standard.clone()),
+            vec![single.clone(), a.clone(), b.clone()]
+        );
+        // VK_ADD_DRIVER_FILES comes first and adds to the standard places; VK_DRIVER_FILES
+        // replaces both.
+        let added = Some(single.display().to_string());
+        assert_eq!(
+            manifests_from(None, added.clone(), standard.clone()),
+            vec![single.clone(), a.clone(), b.clone()]
+        );
+        assert_eq!(
+            manifests_from(Some(icd_d.display().to_string()), added, standard),
+            vec![a, b]
+        );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_standard_directories_are_the_loaders_in_its_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let dirs = |pairs| -> Vec<String> {
+            standard_dirs(env(pairs))
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            dirs(&[("HOME", "/home/u")]),
+            [
+                "/home/u/.config/vulkan/icd.d",
+                "/etc/xdg/vulkan/icd.d",
+                "/usr/local/etc/vulkan/icd.d",
+                "/etc/vulkan/icd.d",
+                "/home/u/.local/share/vulkan/icd.d",
+                "/usr/local/share/vulkan/icd.d",
+                "/usr/share/vulkan/icd.d",
+            ]
+        );
+        assert_eq!(
+            dirs(&[
+                ("XDG_CONFIG_HOME", "/c"),
+                ("XDG_CONFIG_DIRS", "/x:/y"),
+                ("XDG_DATA_HOME", "/d"),
+                ("XDG_DATA_DIRS", "/opt/share"),
+            ]),
+            [
+                "/c/vulkan/icd.d",
+                "/x/vulkan/icd.d",
+                "/y/vulkan/icd.d",
+                "/usr/local/etc/vulkan/icd.d",
+                "/etc/vulkan/icd.d",
+                "/d/vulkan/icd.d",
+                "/opt/share/vulkan/icd.d",
+            ]
+        );
     }
 }
