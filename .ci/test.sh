@@ -65,3 +65,6 @@ wait_ready "http://$ADDR" 60 kill -0 "$server"
 python3 benches/slow_clients.py "http://$ADDR" 300 15
 
 stop_server
+
+step "silent HTTP/2 clients: 300 per port cost fresh clients nothing, are closed, and do not hold SIGTERM"
+BIN=./target/debug/ember-serve python3 benches/silent_http2.py 300
