@@ -387,7 +387,19 @@ async fn at_the_connection_cap_new_clients_are_refused_on_both_ports_not_left_ha
     // 1024 files: a budget of 768 connections for both listeners, one descriptor each.
     let port = free_port().to_string();
     let server = start_limited(&["--grpc-port", &port], &[], Some(1024));
-    wait_ready(&reqwest::Client::new(), &server.base).await;
+    // Ready by the log, not by a request: a probe's connection closing later would free a slot
+    // after the held ones filled the budget.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("warm-up passes succeeded"))
+    {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // A fresh connection per request: a pooled one would hold a slot of its own.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

@@ -359,7 +359,8 @@ fn plain_response(status: &str, slug: &str, title: &str, detail: &str) -> Vec<u8
 
 /// Answer a connection over the cap and close it: 503 on the HTTP port; on the gRPC port,
 /// SETTINGS and GOAWAY with REFUSED_STREAM, which gRPC clients report as UNAVAILABLE and
-/// retry. Whatever the client already sent is read (briefly) first, so closing does not reset
+/// retry. An HTTP client's request is waited for (briefly) first, and whatever it sent is read
+/// before the close, so closing does not reset
 /// the connection before it reads the answer.
 async fn refuse(mut stream: TcpStream, max: usize, listener: &str, _writing: OwnedSemaphorePermit) {
     let detail =
@@ -375,13 +376,45 @@ async fn refuse(mut stream: TcpStream, max: usize, listener: &str, _writing: Own
         )
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.write_all(&answer).await?;
-        stream.shutdown().await?;
         let mut sink = [0u8; 1024];
+        // Wait (briefly) for the request to begin: an HTTP/1.1 client takes an answer before
+        // its request for a protocol error, and an HTTP/2 client whose request is not out yet
+        // reports the GOAWAY as a closed connection (CANCELLED) instead of a refused stream.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let mut seen = Vec::new();
+            loop {
+                let n = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await?;
+                seen.extend_from_slice(&sink[..n]);
+                if n == 0 || listener != "grpc" || has_headers_frame(&seen) || seen.len() > 1 << 16
+                {
+                    return std::io::Result::Ok(());
+                }
+            }
+        })
+        .await;
+        stream.write_all(&answer).await?;
+        // An HTTP/2 client closes by itself on GOAWAY; closing first could reach it before the
+        // GOAWAY does (it would report CANCELLED, not UNAVAILABLE).
+        if listener != "grpc" {
+            stream.shutdown().await?;
+        }
         while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
         std::io::Result::Ok(())
     })
     .await;
+}
+
+/// Whether `seen` (what an HTTP/2 client sent: the preface, then frames) holds a HEADERS frame.
+fn has_headers_frame(seen: &[u8]) -> bool {
+    const PREFACE: usize = 24;
+    let mut at = PREFACE;
+    while let Some(head) = seen.get(at..at + 9) {
+        if head[3] == 0x1 {
+            return true;
+        }
+        at += 9 + u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    }
+    false
 }
 
 /// An HTTP/2 server's first frames that refuse the connection: an empty SETTINGS (the preface
