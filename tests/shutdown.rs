@@ -348,27 +348,15 @@ async fn silent_http2_clients_on_both_ports_cost_new_clients_nothing_and_do_not_
     assert!(answer.into_inner().live);
     drop(grpc_client);
     // They are gone within the client timeout (2 s) or a ping and its timeout (1 s + 1 s).
-    let metrics = format!("{}/metrics", server.base);
-    let deadline = Instant::now() + Duration::from_secs(6);
-    loop {
-        let page = client
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        // The scrape's own connection is the one left.
-        if sample(&page, "ember_connections_open") <= 1.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "silent clients still held:\n{page}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The scrape's own connection is the one left.
+    metrics_until(
+        &client,
+        &server.base,
+        Duration::from_secs(6),
+        "silent clients still held",
+        |page| sample(page, "ember_connections_open") <= 1.0,
+    )
+    .await;
     // Silent ones connected at the signal do not hold the drain.
     hold(&mut silent, 3);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -519,6 +507,33 @@ async fn api_keys_are_not_kept_in_memory_once_hashed() {
     ));
 }
 
+/// Scrape `/metrics` until `done` says the page shows what is awaited (`what`, in the
+/// failure), for at most `within`; the page.
+async fn metrics_until(
+    client: &reqwest::Client,
+    base: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let page = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if done(&page) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A sample's value in a Prometheus text page (0 when absent).
 fn sample(page: &str, name: &str) -> f64 {
     page.lines()
@@ -551,24 +566,17 @@ async fn clients_that_hang_up_mid_request_leave_no_request_counted_in_flight() {
         })
         .collect();
     drop(sockets);
-    let metrics = format!("{}/metrics", server.base);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let page = loop {
-        let page = client
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let answered = sample(&page, "ember_http_requests_total{route=\"/v1/predict\"");
-        let cancelled = sample(&page, "ember_http_requests_cancelled_total");
-        if answered + cancelled >= 200.0 || Instant::now() > deadline {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let page = metrics_until(
+        &client,
+        &server.base,
+        Duration::from_secs(20),
+        "requests unaccounted for",
+        |page| {
+            let answered = sample(page, "ember_http_requests_total{route=\"/v1/predict\"");
+            answered + sample(page, "ember_http_requests_cancelled_total") >= 200.0
+        },
+    )
+    .await;
     // The scrape itself is the one request in flight.
     assert_eq!(
         sample(&page, "ember_http_requests_in_flight"),
@@ -618,7 +626,6 @@ async fn grpc_calls_whose_client_goes_away_are_counted_cancelled() {
             tokio::spawn(async move { grpc.model_infer(request).await })
         })
         .collect();
-    let metrics = format!("{}/metrics", server.base);
     let count = |page: &str, code: &str| {
         sample(
             page,
@@ -626,22 +633,11 @@ async fn grpc_calls_whose_client_goes_away_are_counted_cancelled() {
         )
     };
     // Once the first call is answered the others are at the server, queued behind it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let page = client
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if count(&page, "OK") > 0.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no call answered:\n{page}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let within = Duration::from_secs(20);
+    metrics_until(&client, &server.base, within, "no call answered", |page| {
+        count(page, "OK") > 0.0
+    })
+    .await;
     // Every call dropped: the client resets its streams (RST_STREAM CANCEL).
     for call in &calls {
         call.abort();
@@ -649,22 +645,10 @@ async fn grpc_calls_whose_client_goes_away_are_counted_cancelled() {
     drop(channel);
     // Calls aborted before they were sent never reach the server; the ones it had are answered
     // or, dropped mid-call, recorded as CANCELLED (once they were not recorded at all).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let page = client
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if count(&page, "CANCELLED") > 0.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no cancelled call:\n{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    metrics_until(&client, &server.base, within, "no cancelled call", |page| {
+        count(page, "CANCELLED") > 0.0
+    })
+    .await;
 }
 
 #[tokio::test]

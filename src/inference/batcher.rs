@@ -262,14 +262,16 @@ mod tests {
         }
     }
 
-    type Answer =
-        oneshot::Receiver<Result<Vec<crate::inference::Prediction>, super::InferenceError>>;
+    type Answer<R = Classifier> = oneshot::Receiver<
+        Result<Vec<<R as crate::inference::Runner>::Answer>, super::InferenceError>,
+    >;
 
     fn job(rows: usize) -> (Job<Classifier>, Answer) {
         job_of(vec![[1.0; 64]; rows])
     }
 
-    fn job_of(rows: Vec<[f32; 64]>) -> (Job<Classifier>, Answer) {
+    /// A job of `rows` for a runner `R`, and the receiver of its answer.
+    fn job_of<R: crate::inference::Runner>(rows: Vec<R::Row>) -> (Job<R>, Answer<R>) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
@@ -303,19 +305,9 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(QueueStats::default());
         let runner = Arc::new(PanicsWhenPadding(true.into()));
-        let job = |rows: Vec<u8>| {
-            let (reply, answer) = oneshot::channel();
-            let job = Job {
-                rows,
-                enqueued: Instant::now(),
-                spans: None,
-                reply,
-            };
-            (job, answer)
-        };
         // Three rows pad to four (a panic); two need no padding.
-        let (padded, padded_answer) = job(vec![1, 2, 3]);
-        let (plain, plain_answer) = job(vec![4, 5]);
+        let (padded, padded_answer) = job_of::<PanicsWhenPadding>(vec![1, 2, 3]);
+        let (plain, plain_answer) = job_of::<PanicsWhenPadding>(vec![4, 5]);
         let worker = Worker {
             rx,
             runner: runner.clone(),
