@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The tests, run by both CI definitions: README.md's test command, then stock third-party
 # clients against a real server (Triton's HTTP and gRPC clients and perf_analyzer over both, a
-# schema fuzzer, a headless browser, a slow-client flood). Whatever fails, the server started
-# here is stopped.
+# schema fuzzer, a headless browser, hostile clients, a slow-client flood, silent HTTP/2
+# clients). Whatever fails, the server started here is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source-path=SCRIPTDIR
@@ -45,6 +45,9 @@ schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no
 
 step "the drawing page in headless Chromium (screenshots: target/browser/)"
 python3 tests/browser/page.py "$ADDR" target/browser/page.png
+
+step "hostile clients (#30): overflowing shapes on 4 paths, an over-long head, a health Watch at SIGTERM"
+BIN=./target/debug/ember-serve python3 tests/clients/hostile.py "$ADDR" "$GRPC"
 
 stop_server
 
