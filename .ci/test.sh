@@ -36,9 +36,10 @@ PROTOCOL=grpc bash benches/perf_analyzer.sh check "$GRPC"
 step "the repository's models through tritonclient (HTTP and gRPC), checked against ONNX Runtime"
 python3 tests/clients/triton_models.py "$ADDR" "$GRPC"
 
-step "perf_analyzer 2.41 on the repository's models (breast-cancer over HTTP, diabetes over gRPC)"
+step "perf_analyzer 2.41 on the repository's models (breast-cancer over HTTP; diabetes and digits-onnx, [N, 8, 8], over gRPC)"
 MODEL=breast-cancer bash benches/perf_analyzer.sh check "$ADDR"
 MODEL=diabetes PROTOCOL=grpc bash benches/perf_analyzer.sh check "$GRPC"
+MODEL=digits-onnx PROTOCOL=grpc bash benches/perf_analyzer.sh check "$GRPC"
 
 step "schemathesis --checks all against /api-docs/openapi.json (schemathesis.toml; fixed seed)"
 schemathesis run "http://$ADDR/api-docs/openapi.json" --checks all --seed 1 --no-color

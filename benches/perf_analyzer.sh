@@ -72,13 +72,15 @@ with gzip.open("tests/data/digits.csv.gz", "rt") as f:
     rows = [line.strip().split(",") for line in f if line.strip()][:256]
 json.dump({"data": [{"input": [float(v) for v in r[:64]]} for r in rows]}, open(sys.argv[1], "w"))
 PY
-  # A repository model's: one entry per example row, every input by name.
+  # A repository model's: one entry per example row, every input by name, flattened row-major.
   for examples in weights/*/examples.json; do
     python3 - "$examples" "$HOME_DIR/$(basename "$(dirname "$examples")").json" <<'PY'
 import json, sys
+def flat(v):
+    return [x for item in v for x in flat(item)] if isinstance(v, list) else [v]
 inputs = json.load(open(sys.argv[1]))["inputs"]
 rows = len(next(iter(inputs.values())))
-json.dump({"data": [{k: v[i] for k, v in inputs.items()} for i in range(rows)]}, open(sys.argv[2], "w"))
+json.dump({"data": [{k: flat(v[i]) for k, v in inputs.items()} for i in range(rows)]}, open(sys.argv[2], "w"))
 PY
   done
 }

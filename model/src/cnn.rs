@@ -50,8 +50,15 @@ impl DigitCnn {
     /// Logits `[batch, 10]` for pixels `[batch, 64]` already scaled to 0..=1.
     pub fn forward(&self, pixels: Tensor<2>) -> Tensor<2> {
         let [batch, _] = pixels.dims();
-        let x = pixels.reshape([batch, 1, 8, 8]);
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
+        self.forward_images(pixels.reshape([batch, 1, 8, 8]))
+    }
+
+    /// Logits `[batch, 10]` for images `[batch, 1, 8, 8]` already scaled to 0..=1 (the form
+    /// burn-onnx's exporter can trace with a dynamic batch: it cannot tell both 8s of a
+    /// reshape from 64 apart from the batch).
+    pub fn forward_images(&self, images: Tensor<4>) -> Tensor<2> {
+        let [batch, ..] = images.dims();
+        let x = self.pool.forward(relu(self.conv1.forward(images)));
         let x = self.pool.forward(relu(self.conv2.forward(x)));
         let x = x.reshape([batch, 16 * 2 * 2]);
         let x = relu(self.fc1.forward(x));

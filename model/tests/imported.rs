@@ -39,11 +39,8 @@ fn example(model: &ImportedModel) -> Example {
         let rows = json[section][name]
             .as_array()
             .unwrap_or_else(|| panic!("{path:?}: {section}.{name}"));
-        let values = rows
-            .iter()
-            .flat_map(|r| r.as_array().unwrap())
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let mut values = Vec::new();
+        rows.iter().for_each(|row| flatten(row, &mut values));
         (values, rows.len())
     };
     let inputs: Vec<(Vec<f32>, usize)> = config
@@ -63,6 +60,14 @@ fn example(model: &ImportedModel) -> Example {
     }
 }
 
+/// A row's values in row-major order, however deeply its tensor nests them.
+fn flatten(value: &serde_json::Value, out: &mut Vec<f32>) {
+    match value.as_array() {
+        Some(items) => items.iter().for_each(|v| flatten(v, out)),
+        None => out.push(value.as_f64().unwrap() as f32),
+    }
+}
+
 #[test]
 fn every_bundled_model_is_compiled_in() {
     let names: Vec<String> = imported::catalogue()
@@ -70,9 +75,13 @@ fn every_bundled_model_is_compiled_in() {
         .into_iter()
         .map(|c| c.name)
         .collect();
-    assert_eq!(names, ["breast-cancer", "diabetes"]);
+    assert_eq!(names, ["breast-cancer", "diabetes", "digits-onnx"]);
     let err = ImportedModel::load("nope", &device::cpu_backends()[0].device).unwrap_err();
-    assert!(err.to_string().contains("breast-cancer, diabetes"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("breast-cancer, diabetes, digits-onnx"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -49,7 +49,11 @@ fn error(result: Result<check::Checked, String>) -> String {
 
 #[test]
 fn the_bundled_models_pass() {
-    for (name, inputs, outputs) in [("breast-cancer", vec![2], 1), ("diabetes", vec![2], 1)] {
+    for (name, inputs, outputs) in [
+        ("breast-cancer", vec![2], 1),
+        ("diabetes", vec![2], 1),
+        ("digits-onnx", vec![3], 1),
+    ] {
         let checked = check::check(&bundled(name)).unwrap();
         assert_eq!(checked.inputs, inputs, "{name}: input ranks");
         assert_eq!(checked.outputs, outputs, "{name}: outputs");

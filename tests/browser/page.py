@@ -13,6 +13,12 @@ from pathlib import Path
 from chromium import chromium_page
 from playwright.sync_api import expect
 
+
+def flat(value):
+    """A tensor row's values in row-major order, however deeply they nest."""
+    return [x for item in value for x in flat(item)] if isinstance(value, list) else [value]
+
+
 url = f"http://{sys.argv[1] if len(sys.argv) > 1 else 'localhost:8080'}/"
 shot = Path(sys.argv[2] if len(sys.argv) > 2 else "target/browser/page.png")
 shot.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +116,8 @@ with chromium_page() as page:
         examples = json.loads((repository / name / "examples.json").read_text())
         form = page.locator(f'.model-form[data-model="{name}"]')
         for t in config["inputs"]:
-            form.get_by_label(t["name"], exact=False).fill(", ".join(str(v) for v in examples["inputs"][t["name"]][0]))
+            row = flat(examples["inputs"][t["name"]][0])
+            form.get_by_label(t["name"], exact=False).fill(", ".join(str(v) for v in row))
         form.get_by_role("button", name="Predict").click()
         out = config["outputs"][0]
         want = examples["outputs"][out["name"]][0]

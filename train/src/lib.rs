@@ -5,4 +5,5 @@
 //! test suite's accuracy gate shares) and the `train` binary that writes `weights/`.
 
 pub mod dataset;
+pub mod onnx_export;
 pub mod weights_version;
