@@ -176,6 +176,21 @@ async fn every_model_is_listed_described_and_ready() {
 }
 
 #[tokio::test]
+async fn a_models_instance_count_is_its_thread_count() {
+    // diabetes's config.json asks for one inference thread; the others take --workers.
+    let (app, _) = ready_app(&["--workers", "3"]).await;
+    for (model, threads) in [("breast-cancer", 3), ("diabetes", 1)] {
+        let config = get(&app, &format!("/v2/models/{model}/config"))
+            .await
+            .json();
+        assert_eq!(
+            config["instance_group"][0]["count"], threads,
+            "{model}: {config}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn v2_json_answers_equal_onnx_runtime_and_are_counted() {
     let (app, _) = ready_app(&[]).await;
     let cancer = examples("breast-cancer", "features", "probabilities");

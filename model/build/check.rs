@@ -45,6 +45,11 @@ pub fn check(dir: &Path) -> Result<Checked, String> {
     if config.max_batch == 0 {
         return Err("config.json: `max_batch` must be at least 1".into());
     }
+    if config.instance_count == Some(0) {
+        return Err(
+            "config.json: `instance_count` must be at least 1 (leave it out for --workers)".into(),
+        );
+    }
     if let Some(bad) = config
         .preferred_batch_sizes
         .iter()

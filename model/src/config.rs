@@ -20,6 +20,10 @@ pub struct ModelConfig {
     /// Batch sizes worth padding a pass up to (warmed before serving).
     #[serde(default)]
     pub preferred_batch_sizes: Vec<u32>,
+    /// Inference threads for this model (Triton's instance count); `--workers`' where absent.
+    /// A small model beside others needs fewer than the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<u32>,
 }
 
 /// One input or output tensor. The first dimension of `shape` is the batch (`-1`).

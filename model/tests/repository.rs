@@ -130,6 +130,9 @@ fn a_config_that_cannot_be_meant_is_refused() {
     });
     assert!(error(r).contains("1000"));
 
+    let (_d, r) = broken("no-threads", |c| c["instance_count"] = 0.into());
+    assert!(error(r).contains("`instance_count` must be at least 1"));
+
     let (_d, r) = broken("inverted-range", |c| {
         c["inputs"][0]["min"] = 5.0.into();
         c["inputs"][0]["max"] = 1.0.into();

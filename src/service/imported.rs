@@ -35,6 +35,7 @@ pub struct ImportedService {
 /// How the imported models' queues are set up: the digits model's settings where they apply.
 #[derive(Debug, Clone)]
 pub struct ImportedSettings {
+    /// Inference threads per model, where its config.json sets no `instance_count`.
     pub threads: usize,
     pub batch_wait: Duration,
     pub max_queue: usize,
@@ -124,7 +125,9 @@ impl ImportedService {
                 max_batch,
                 batch_wait: settings.batch_wait,
                 max_queue: settings.max_queue,
-                threads: settings.threads,
+                threads: config
+                    .instance_count
+                    .map_or(settings.threads, |n| n as usize),
                 buckets,
                 labels: ModelLabels {
                     model: config.name.clone(),
