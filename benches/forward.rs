@@ -6,15 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ember_model::{Classifier, DeviceChoice, device};
+use ember_model::{Classifier, device};
 
 fn devices() -> Vec<device::SelectedDevice> {
-    let mut out = device::cpu_backends();
-    match device::select(DeviceChoice::Gpu) {
-        Ok(gpu) => out.push(gpu),
-        Err(e) => eprintln!("no wgpu bench: {e}"),
+    let (devices, no_gpu) = device::every_backend();
+    if let Some(e) = no_gpu {
+        eprintln!("no wgpu bench: {e}");
     }
-    out
+    devices
 }
 
 fn forward(c: &mut Criterion) {

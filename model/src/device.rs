@@ -161,6 +161,19 @@ pub fn cpu_backends() -> Vec<SelectedDevice> {
     out
 }
 
+/// Every backend this build can run a model on: the CPU backends, then the GPU adapter
+/// `--device gpu` would open, or why there is none (what tests and benchmarks run each model on).
+pub fn every_backend() -> (Vec<SelectedDevice>, Option<DeviceError>) {
+    let mut out = cpu_backends();
+    match select(DeviceChoice::Gpu) {
+        Ok(gpu) => {
+            out.push(gpu);
+            (out, None)
+        }
+        Err(e) => (out, Some(e)),
+    }
+}
+
 fn cpu() -> Result<SelectedDevice, DeviceError> {
     cpu_backends()
         .into_iter()

@@ -5,19 +5,18 @@
 
 use std::path::Path;
 
+use ember_model::ImportedModel;
 use ember_model::device::{self, SelectedDevice};
 use ember_model::imported::{self, ImportedInputError, InferError};
-use ember_model::{DeviceChoice, ImportedModel};
 
 /// Every backend this build can run the graphs on: the CPU backends, and a wgpu adapter
 /// (lavapipe in CI) when there is one.
 fn devices() -> Vec<SelectedDevice> {
-    let mut out = device::cpu_backends();
-    match device::select(DeviceChoice::Gpu) {
-        Ok(gpu) => out.push(gpu),
-        Err(e) => eprintln!("SKIPPED the wgpu backend: {e}"),
+    let (devices, no_gpu) = device::every_backend();
+    if let Some(e) = no_gpu {
+        eprintln!("SKIPPED the wgpu backend: {e}");
     }
-    out
+    devices
 }
 
 struct Example {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ember_model::device::{self, SelectedDevice};
-use ember_model::{Classifier, DeviceChoice, ImportedModel, NUM_CLASSES, argmax};
+use ember_model::{Classifier, ImportedModel, NUM_CLASSES, argmax};
 use ember_train::{dataset, onnx_export};
 
 fn repo(path: &str) -> PathBuf {
@@ -16,12 +16,11 @@ fn repo(path: &str) -> PathBuf {
 
 /// The CPU backends, and a wgpu adapter (lavapipe in CI) when there is one.
 fn devices() -> Vec<SelectedDevice> {
-    let mut out = device::cpu_backends();
-    match device::select(DeviceChoice::Gpu) {
-        Ok(gpu) => out.push(gpu),
-        Err(e) => eprintln!("SKIPPED the wgpu backend: {e}"),
+    let (devices, no_gpu) = device::every_backend();
+    if let Some(e) = no_gpu {
+        eprintln!("SKIPPED the wgpu backend: {e}");
     }
-    out
+    devices
 }
 
 #[test]
