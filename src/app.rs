@@ -15,7 +15,9 @@ use tokio::time::Instant;
 
 use crate::auth::{ApiKeys, KeyFileError};
 use crate::config::ServeArgs;
-use crate::connections::{self, ConnectionBudget, ConnectionLimits, Http2Limits, ServeError};
+use crate::connections::{
+    self, ConnectionBudget, ConnectionLimits, DrainNotice, Http2Limits, ServeError,
+};
 use crate::grpc;
 use crate::http::{self, RouterOptions};
 use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
@@ -413,6 +415,7 @@ pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
             keep_alive_timeout: args.http2_keep_alive_timeout,
             idle: args.http2_idle_timeout,
         },
+        drain: DrainNotice::default(),
     };
     // Each surface owns its handle on the service, so once both have stopped the last queue
     // handle is gone and the inference threads drain and stop.
@@ -423,7 +426,7 @@ pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
             let Some(listener) = grpc_listener else {
                 return Ok(None);
             };
-            let app = grpc::router(service, body_limit, keys)?;
+            let app = grpc::router(service, body_limit, keys, limits.drain.subscribe())?;
             Ok::<_, StartError>(connections::serve(listener, app, limits, close).await.err())
         }
     };

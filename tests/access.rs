@@ -227,12 +227,15 @@ async fn grpc_inference_calls_need_the_key_and_liveness_does_not() {
     let a = args(&["--api-key", KEY]);
     let started = ember_serve::app::start(&a).unwrap();
     started.service.warm_up().await.unwrap();
-    let app = ember_serve::grpc::router(
-        started.service.clone(),
-        started.body_limit,
-        started.api_keys.clone(),
-    )
-    .unwrap();
+    let app = |draining| {
+        ember_serve::grpc::router(
+            started.service.clone(),
+            started.body_limit,
+            started.api_keys.clone(),
+            draining,
+        )
+        .unwrap()
+    };
     let (channel, _, _server) = common::serve_grpc(app, std::future::pending()).await;
     let mut client = GrpcInferenceServiceClient::new(channel);
 

@@ -43,6 +43,7 @@ fn limits(client_timeout: Duration, max_connections: usize) -> ConnectionLimits 
         keep_alive: client_timeout,
         budget: ConnectionBudget::new(max_connections),
         http2: Default::default(),
+        drain: Default::default(),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct ConnectionLimits {
     /// Connections open at once, shared with the other listener.
     pub budget: ConnectionBudget,
     pub http2: Http2Limits,
+    /// Told when this listener starts to drain; its routes subscribe at build time.
+    pub drain: DrainNotice,
 }
 
 /// How many connections may be open at once across the listeners that share it: one file
@@ -149,7 +151,8 @@ where
     let mine = Arc::new(Semaphore::new(max));
     // Set once the listener closes: every connection then closes as soon as it has nothing in
     // flight (GOAWAY for HTTP/2).
-    let (drain, draining) = tokio::sync::watch::channel(false);
+    let drain = limits.drain.clone();
+    let draining = drain.subscribe().0;
     // Every connection's watch, to count the requests a drain abandons: per connection, so a
     // request touches no counter another core is also writing.
     let mut connections: Vec<Weak<HeadWatch>> = Vec::new();
@@ -199,7 +202,7 @@ where
         connections.push(Arc::downgrade(&watch));
     };
     drop(listener);
-    let _ = drain.send(true);
+    drain.begin();
     // Every connection holds a slot until it ends: all slots back means all connections closed.
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let drained = mine.acquire_many(all);
@@ -247,11 +250,9 @@ fn serve_connection(
     let watch = HeadWatch::new();
     let io = TokioIo::new(Watched::new(stream, watch.clone()));
     let (requests, returned) = (watch.clone(), watch.clone());
-    let drain_notice = Draining(draining.clone());
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let request = requests.request();
-        let mut req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
-        req.extensions_mut().insert(drain_notice.clone());
+        let req = req.map(|body| Body::new(DeadlineBody::new(body, client_timeout, listener)));
         let answer = app.clone().oneshot(req);
         async move {
             // In flight until the answer's body is sent (or dropped), not only its head: a drain
@@ -307,8 +308,28 @@ fn serve_connection(
     returned
 }
 
-/// A request extension: whether the connection it came on is draining (the server is shutting
-/// down), for answers that would otherwise stream forever (a health `Watch`) to end.
+/// A listener's drain signal, set once it stops accepting. Routes whose answers would otherwise
+/// stream forever (a health `Watch`) subscribe when they are built, so no request pays for it.
+#[derive(Debug, Clone)]
+pub struct DrainNotice(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for DrainNotice {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl DrainNotice {
+    pub fn subscribe(&self) -> Draining {
+        Draining(self.0.subscribe())
+    }
+
+    fn begin(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Whether the listener is draining (the server is shutting down); see [`DrainNotice`].
 #[derive(Debug, Clone)]
 pub struct Draining(pub tokio::sync::watch::Receiver<bool>);
 

@@ -24,6 +24,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::ApiKeys;
+use crate::connections::Draining;
 use crate::http::request_id;
 use crate::service::ModelService;
 
@@ -41,11 +42,13 @@ pub enum GrpcError {
 
 /// Every gRPC service this server offers, as one router. With `api_keys`, inference and model
 /// calls need `authorization: Bearer <key>` metadata; ServerLive/ServerReady, health checking
-/// and reflection stay open, as `/v2/health/*` does over REST.
+/// and reflection stay open, as `/v2/health/*` does over REST. `draining` ends health `Watch`
+/// streams when the listener serving this router drains.
 pub fn router(
     service: Arc<ModelService>,
     body_limit: usize,
     api_keys: Option<Arc<ApiKeys>>,
+    draining: Draining,
 ) -> Result<axum::Router, GrpcError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(follow_readiness(service.clone(), reporter));
@@ -64,7 +67,10 @@ pub fn router(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router()
-        .layer(middleware::from_fn(end_watches_on_drain))
+        .layer(middleware::from_fn_with_state(
+            draining,
+            end_watches_on_drain,
+        ))
         .layer(middleware::map_response(over_limit_is_resource_exhausted));
     let app = match api_keys {
         Some(keys) => app.layer(middleware::from_fn_with_state(keys, require_api_key)),
@@ -93,20 +99,17 @@ async fn over_limit_is_resource_exhausted(mut response: Response) -> Response {
 /// (grpc-go's client-side health checking keeps one open). When the connection drains, the
 /// stream gets whatever status it has queued (NOT_SERVING, sent at the signal) and then ends
 /// with UNAVAILABLE, which health-checking clients take as "reconnect elsewhere".
-async fn end_watches_on_drain(req: Request, next: Next) -> Response {
-    let draining = (req.uri().path() == "/grpc.health.v1.Health/Watch")
-        .then(|| {
-            req.extensions()
-                .get::<crate::connections::Draining>()
-                .cloned()
-        })
-        .flatten();
+async fn end_watches_on_drain(
+    State(draining): State<Draining>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let watch = req.uri().path() == "/grpc.health.v1.Health/Watch";
     let response = next.run(req).await;
-    match draining {
-        Some(draining) => {
-            response.map(|body| axum::body::Body::new(drain::UntilDrained::new(body, draining.0)))
-        }
-        None => response,
+    if watch {
+        response.map(|body| axum::body::Body::new(drain::UntilDrained::new(body, draining.0)))
+    } else {
+        response
     }
 }
 

@@ -218,10 +218,11 @@ pub fn i64s(bytes: &[u8]) -> Vec<i64> {
         .collect()
 }
 
-/// Serve a gRPC `router` on a free loopback port through the server's own accept loop until
-/// `shutdown`: a channel connected to it, its address, and the serving task.
+/// Serve the gRPC router `router` builds (given the listener's drain signal) on a free loopback
+/// port through the server's own accept loop until `shutdown`: a channel connected to it, its
+/// address, and the serving task.
 pub async fn serve_grpc(
-    router: Router,
+    router: impl FnOnce(ember_serve::connections::Draining) -> Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (
     tonic::transport::Channel,
@@ -237,7 +238,9 @@ pub async fn serve_grpc(
         keep_alive: Duration::from_secs(75),
         budget: ConnectionBudget::new(1000),
         http2: Default::default(),
+        drain: Default::default(),
     };
+    let router = router(limits.drain.subscribe());
     let server = tokio::spawn(async move {
         connections::serve(listener, router, limits, async move {
             shutdown.await;
