@@ -17,7 +17,7 @@ cargo clippy --workspace --locked --all-targets --all-features -- -D warnings
 
 step "actionlint, shellcheck"
 actionlint
-shellcheck -x .ci/run .ci/*.sh .ci/release/*.sh benches/*.sh
+shellcheck -x .ci/run .ci/*.sh .ci/release/*.sh benches/*.sh tests/release/docker
 
 step "promtool: scrape config and alert rules"
 promtool check config docker/prometheus.yml

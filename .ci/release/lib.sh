@@ -32,14 +32,39 @@ is_loopback() {
 }
 
 # The descriptor JSON of REF (a manifest list: digest, manifests[] with platforms); fails if the
-# registry has no such reference.
+# registry has no such reference or cannot be read, with the registry's words on stderr.
 manifest_json() {
-  docker buildx imagetools inspect "$1" --format '{{json .Manifest}}' 2>/dev/null
+  local out err status=0
+  err=$(mktemp)
+  out=$(docker buildx imagetools inspect "$1" --format '{{json .Manifest}}' 2>"$err") || status=$?
+  if [ "$status" != 0 ]; then log "$1: $(tail -n 1 "$err")"; fi
+  rm -f "$err"
+  [ "$status" = 0 ] && printf '%s\n' "$out"
 }
 
-# Digest REF points to, or nothing when the registry does not have it.
+# Digest REF points to, or nothing when the registry does not have it (or could not be read).
 ref_digest() {
-  manifest_json "$1" | jq -r '.digest // empty' 2>/dev/null || true
+  manifest_json "$1" 2>/dev/null | jq -r '.digest // empty' 2>/dev/null || true
+}
+
+# What tag REF points at, for a rollback to restore: its digest, or `none` only when the registry
+# answered that there is no such tag. Any other failure (a 5xx, a refused login, no network) is
+# an error, never `none`: a rollback would otherwise leave that tag on the broken digest.
+tag_state() {
+  local out err status=0
+  err=$(mktemp)
+  out=$(docker buildx imagetools inspect "$1" --format '{{json .Manifest}}' 2>"$err") || status=$?
+  if [ "$status" = 0 ]; then
+    rm -f "$err"
+    jq -er '.digest' <<<"$out" 2>/dev/null || { log "$1: the registry's answer names no digest"; return 1; }
+  elif tail -n 1 "$err" | grep -q ': not found$'; then
+    rm -f "$err"
+    echo none
+  else
+    log "$1: cannot read it: $(tail -n 1 "$err")"
+    rm -f "$err"
+    return 1
+  fi
 }
 
 # One "os/arch digest" line per image in the manifest list REF points to, sorted by platform.
@@ -47,7 +72,7 @@ ref_digest() {
 # and arm64's optional "v8" variant is dropped, so platforms read like `--platform` values.
 platform_digests() {
   local json
-  json=$(manifest_json "$1") || die "$1: no such image in the registry"
+  json=$(manifest_json "$1") || die "$1: cannot read it from the registry (above)"
   jq -r '
     if (.manifests | type) != "array" then error("not a manifest list") else . end
     | .manifests[] | select(.platform.os != "unknown")

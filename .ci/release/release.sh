@@ -2,11 +2,13 @@
 # Promotes a scanned, smoke-tested candidate to release tags by digest (no rebuild), checks the
 # released tag on every platform, and rolls the tags back by itself if that check fails.
 #
-#   1. record the digest every tag points at now (STATE, for rollback.sh and for people);
+#   1. record the digest every tag points at now (STATE, for rollback.sh and for people); if
+#      the registry cannot say for any tag, stop before moving anything;
 #   2. the candidate must be a manifest list of exactly PLATFORMS;
 #   3. `imagetools create` points every tag at the candidate's digest, and each is read back;
 #   4. post-deploy: smoke.sh pulls the first tag per platform and checks that it serves;
-#   5. if 3 or 4 fails: rollback.sh STATE, then exit non-zero.
+#   5. if 3 or 4 fails, or the script is interrupted after 3 began: rollback.sh STATE, then exit
+#      non-zero.
 # A JSON record of the outcome goes to REPORT (for notify.sh).
 #
 # Usage: release.sh --state FILE --report FILE --platforms P[,P...] CANDIDATE_REF TAG_REF...
@@ -39,7 +41,8 @@ source_ref="$(ref_repo "$candidate")@$source_digest"
 mkdir -p "$(dirname "$state")" "$(dirname "$report")"
 : >"$state"
 for tag in "${tags[@]}"; do
-  printf '%s %s\n' "$tag" "$(ref_digest "$tag" | grep . || echo none)" >>"$state"
+  previous=$(tag_state "$tag") || die "cannot tell what $tag points at now, so it could not be rolled back: nothing was moved"
+  printf '%s %s\n' "$tag" "$previous" >>"$state"
 done
 log "before promotion:"
 sed 's/^/    /' "$state" >&2
@@ -57,7 +60,7 @@ write_report() {
 
 # 2. The candidate is what was scanned and smoke-tested: exactly these platforms.
 images_file=$(mktemp)
-trap 'rm -f "$images_file"' EXIT
+trap 'rm -f "$images_file" "${create_log:-}"' EXIT
 "$RELEASE_DIR/verify.sh" "$candidate" "$platforms" | tail -n +2 | sed 's/^ *//' >"$images_file"
 
 rollback_and_fail() {
@@ -67,11 +70,37 @@ rollback_and_fail() {
   die "release of $source_ref failed ($1); tags restored to the digests recorded in $state"
 }
 
+# Interrupted (a cancelled run: SIGINT, then SIGTERM) once tags may have moved: roll them back
+# rather than leave them on a digest whose post-deploy check never finished. The long steps run
+# in the background so that `wait` returns at once on the signal.
+moved=false child=""
+on_signal() {
+  trap - INT TERM
+  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
+  if $moved; then
+    rollback_and_fail "interrupted by a signal"
+  fi
+  die "interrupted by a signal before any tag moved"
+}
+trap on_signal INT TERM
+# Wait for the background step $child (its output redirected where it started, so that the
+# trap's own messages still reach stderr); its exit status.
+wait_child() {
+  local status=0
+  wait "$child" || status=$?
+  child=""
+  return "$status"
+}
+
 # 3. Promote by digest: one manifest list, several names; no image is rebuilt or re-pushed.
 create_args=()
 for tag in "${tags[@]}"; do create_args+=(-t "$tag"); done
-if ! out=$(docker buildx imagetools create "${create_args[@]}" "$source_ref" 2>&1); then
-  log "$out"
+moved=true
+create_log=$(mktemp)
+docker buildx imagetools create "${create_args[@]}" "$source_ref" >"$create_log" 2>&1 &
+child=$!
+if ! wait_child; then
+  log "$(cat "$create_log")"
   rollback_and_fail "imagetools create failed"
 fi
 for tag in "${tags[@]}"; do
@@ -82,7 +111,9 @@ done
 
 # 4. Post-deploy: the released tag, pulled by platform, serves.
 IFS=, read -ra platform_list <<<"$platforms"
-if ! "$RELEASE_DIR/smoke.sh" "${tags[0]}" "${platform_list[@]}"; then
+"$RELEASE_DIR/smoke.sh" "${tags[0]}" "${platform_list[@]}" &
+child=$!
+if ! wait_child; then
   rollback_and_fail "post-deploy check of ${tags[0]} failed"
 fi
 write_report released

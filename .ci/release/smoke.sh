@@ -13,7 +13,12 @@ source "$(dirname "$0")/lib.sh"
 ref=$1
 shift
 if [ $# -eq 0 ]; then
-  mapfile -t platforms < <(platform_digests "$ref" | awk '{print $1}')
+  # Read first, then split: a failed read inside `< <(...)` would go unnoticed.
+  listing=$(platform_digests "$ref") || die "cannot list the platforms of $ref"
+  mapfile -t platforms < <(awk '{print $1}' <<<"$listing")
+  if [ "${#platforms[@]}" = 0 ] || [ -z "${platforms[0]}" ]; then
+    die "$ref lists no platform images: nothing to smoke-test"
+  fi
   set -- "${platforms[@]}"
 fi
 body="$REPO_ROOT/tests/data/predict-zero.json"

@@ -1,0 +1,323 @@
+//! The release scripts' failure paths (.ci/release), run against a stand-in `docker`
+//! (tests/release/docker) whose registry fails on purpose: a tag that cannot be read is never
+//! taken for a tag that does not exist, a rollback tries every tag, an interrupted release rolls
+//! back, and a smoke test that found no platform fails. The happy path against a real registry
+//! is the release replay in `.ci/run`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ScratchDir, repo_path};
+
+const REPO: &str = "127.0.0.1:5000/acme/ember-serve";
+const PLATFORMS: &str = "linux/amd64,linux/arm64";
+
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+/// A registry the stand-in serves: files in a scratch directory.
+struct Registry {
+    dir: ScratchDir,
+}
+
+impl Registry {
+    /// None (the test is skipped) where jq, which the scripts read manifests with, is missing.
+    fn new(name: &str) -> Option<Self> {
+        if Command::new("jq").arg("--version").output().is_err() {
+            eprintln!("SKIPPED: jq is not installed (apt-get install jq)");
+            return None;
+        }
+        let dir = ScratchDir::new(&format!("release-{name}"));
+        std::fs::create_dir_all(dir.join("manifests")).unwrap();
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink(repo_path("tests/release/docker"), dir.join("bin/docker"))
+            .unwrap();
+        Some(Self { dir })
+    }
+
+    /// A manifest list of `platforms` (plus an attestation manifest, as BuildKit pushes).
+    fn image(&self, list: &str, platforms: &[(&str, &str)]) {
+        let mut manifests: Vec<_> = platforms
+            .iter()
+            .map(|(platform, digest)| {
+                let (os, arch) = platform.split_once('/').unwrap();
+                serde_json::json!({"digest": digest, "platform": {"os": os, "architecture": arch}})
+            })
+            .collect();
+        manifests.push(serde_json::json!({
+            "digest": digest('f'), "platform": {"os": "unknown", "architecture": "unknown"}
+        }));
+        self.manifest(
+            list,
+            serde_json::json!({"digest": list, "manifests": manifests}),
+        );
+    }
+
+    fn manifest(&self, digest: &str, json: serde_json::Value) {
+        std::fs::write(self.dir.join("manifests").join(digest), json.to_string()).unwrap();
+    }
+
+    /// The stand-in's tag table, as "REF DIGEST" lines.
+    fn set_tags(&self, tags: &[(&str, &str)]) {
+        let lines: String = tags.iter().map(|(t, d)| format!("{t} {d}\n")).collect();
+        std::fs::write(self.dir.join("tags"), lines).unwrap();
+    }
+
+    fn tag(&self, tag: &str) -> Option<String> {
+        let tags = std::fs::read_to_string(self.dir.join("tags")).unwrap_or_default();
+        tags.lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(t, _)| *t == tag)
+            .map(|(_, d)| d.to_string())
+    }
+
+    fn fail(&self, file: &str, lines: &[&str]) {
+        std::fs::write(self.dir.join(file), lines.join("\n") + "\n").unwrap();
+    }
+
+    fn calls(&self) -> String {
+        std::fs::read_to_string(self.dir.join("calls")).unwrap_or_default()
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> Command {
+        let path = format!(
+            "{}:{}",
+            self.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = Command::new("bash");
+        command
+            .arg(repo_path(&format!(".ci/release/{name}")))
+            .args(args)
+            .env("PATH", path)
+            .env("STUB_REGISTRY", &*self.dir)
+            .env_remove("GITHUB_ACTIONS")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, name: &str, args: &[&str]) -> Output {
+        self.script(name, args).output().unwrap()
+    }
+
+    /// The release of a two-platform candidate as `1.2.3` and `latest`, where `latest` points
+    /// at an earlier release.
+    fn released_before(name: &str) -> Option<(Self, Tags)> {
+        let registry = Self::new(name)?;
+        let tags = Tags {
+            candidate: format!("{REPO}:sha-abc1234"),
+            version: format!("{REPO}:1.2.3"),
+            latest: format!("{REPO}:latest"),
+            old: digest('a'),
+            new: digest('b'),
+        };
+        registry.image(
+            &tags.old,
+            &[("linux/amd64", &digest('1')), ("linux/arm64", &digest('2'))],
+        );
+        registry.image(
+            &tags.new,
+            &[("linux/amd64", &digest('3')), ("linux/arm64", &digest('4'))],
+        );
+        registry.set_tags(&[(&tags.latest, &tags.old), (&tags.candidate, &tags.new)]);
+        Some((registry, tags))
+    }
+
+    fn release(&self, tags: &Tags) -> Command {
+        let (state, report) = (self.path("state"), self.path("report.json"));
+        let args = [
+            "--state",
+            state.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--platforms",
+            PLATFORMS,
+            &tags.candidate,
+            &tags.version,
+            &tags.latest,
+        ];
+        self.script("release.sh", &args)
+    }
+}
+
+struct Tags {
+    candidate: String,
+    version: String,
+    latest: String,
+    old: String,
+    new: String,
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn report_outcome(path: &Path) -> String {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    report["outcome"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_tag_the_registry_will_not_read_stops_the_release_before_anything_moves() {
+    for failure in ["503 Service Unavailable", "401 Unauthorized"] {
+        let Some((registry, tags)) = Registry::released_before("unreadable") else {
+            return;
+        };
+        registry.fail("fail-inspect", &[&format!("{} {failure}", tags.latest)]);
+        let out = registry.release(&tags).output().unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{failure}: {err}");
+        assert!(
+            err.contains(&tags.latest) && err.contains("nothing was moved"),
+            "{failure}: {err}"
+        );
+        assert!(
+            !registry.calls().contains("imagetools create"),
+            "{failure}: a tag moved: {}",
+            registry.calls()
+        );
+        assert_eq!(registry.tag(&tags.latest), Some(tags.old.clone()));
+        assert_eq!(registry.tag(&tags.version), None);
+    }
+}
+
+#[test]
+fn a_failed_post_deploy_check_restores_every_tag_and_a_new_one_is_recorded_as_none() {
+    let Some((registry, tags)) = Registry::released_before("post-deploy") else {
+        return;
+    };
+    // The stand-in daemon cannot pull: the post-deploy smoke test fails after the tags moved.
+    let out = registry.release(&tags).output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("post-deploy check"), "{err}");
+    let state = std::fs::read_to_string(registry.path("state")).unwrap();
+    assert!(
+        state.contains(&format!("{} none\n", tags.version))
+            && state.contains(&format!("{} {}\n", tags.latest, tags.old)),
+        "{state}"
+    );
+    assert_eq!(registry.tag(&tags.latest), Some(tags.old.clone()), "{err}");
+    // A tag that did not exist cannot be restored: it is named for a person to delete.
+    assert!(
+        err.contains(&format!("WARNING: {} did not exist", tags.version)),
+        "{err}"
+    );
+    assert_eq!(report_outcome(&registry.path("report.json")), "rolled-back");
+}
+
+#[test]
+fn rollback_tries_every_tag_and_reports_the_one_it_could_not_restore() {
+    let Some((registry, tags)) = Registry::released_before("rollback") else {
+        return;
+    };
+    let major = format!("{REPO}:1");
+    registry.set_tags(&[
+        (&tags.version, &tags.new),
+        (&major, &tags.new),
+        (&tags.latest, &tags.new),
+    ]);
+    let state = format!(
+        "{} {}\n{major} {}\n{} {}\n",
+        tags.version, tags.old, tags.old, tags.latest, tags.old
+    );
+    std::fs::write(registry.path("state"), state).unwrap();
+    registry.fail("fail-create", &[&tags.version]);
+    let out = registry.run("rollback.sh", &[registry.path("state").to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("NOT RESTORED {}", tags.version)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("not restored: {}", tags.version)),
+        "{err}"
+    );
+    // The tags after the one that failed were still restored.
+    assert_eq!(registry.tag(&major), Some(tags.old.clone()), "{err}");
+    assert_eq!(registry.tag(&tags.latest), Some(tags.old.clone()), "{err}");
+    assert_eq!(registry.tag(&tags.version), Some(tags.new.clone()));
+}
+
+#[test]
+fn an_interrupted_release_rolls_its_tags_back() {
+    let Some((registry, tags)) = Registry::released_before("interrupted") else {
+        return;
+    };
+    std::fs::write(registry.path("slow-create"), "").unwrap();
+    let release = registry
+        .release(&tags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the promotion has moved the tags and is still running (a cancelled run).
+    let started = Instant::now();
+    while !registry.path("created").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the promotion never started: {}",
+            registry.calls()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(registry.tag(&tags.latest), Some(tags.new.clone()));
+    let signal = Command::new("kill")
+        .args(["-TERM", &release.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signal.success());
+    let out = release.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the release waited for its promotion to finish"
+    );
+    assert_eq!(registry.tag(&tags.latest), Some(tags.old.clone()), "{err}");
+    assert_eq!(report_outcome(&registry.path("report.json")), "rolled-back");
+}
+
+#[test]
+fn smoke_fails_when_it_finds_no_platform_to_test() {
+    let Some(registry) = Registry::new("smoke") else {
+        return;
+    };
+    let (single, attestations_only, refused) = (
+        format!("{REPO}:single"),
+        format!("{REPO}:attestations"),
+        format!("{REPO}:refused"),
+    );
+    // One image, not a list.
+    registry.manifest(
+        &digest('c'),
+        serde_json::json!({"digest": digest('c'), "config": {}}),
+    );
+    // A list with nothing but BuildKit's attestation manifest in it.
+    registry.image(&digest('d'), &[]);
+    registry.set_tags(&[(&single, &digest('c')), (&attestations_only, &digest('d'))]);
+    registry.fail("fail-inspect", &[&format!("{refused} 401 Unauthorized")]);
+    for (image, why) in [
+        (&single, "not a manifest list"),
+        (&attestations_only, "lists no platform images"),
+        (&refused, "401 Unauthorized"),
+    ] {
+        let out = registry.run("smoke.sh", &[image]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{image}: {err}");
+        assert!(!err.contains("smoke ok"), "{image}: {err}");
+        assert!(err.contains(why), "{image}: expected '{why}': {err}");
+    }
+    assert!(!registry.calls().contains("pull"), "{}", registry.calls());
+}
