@@ -527,3 +527,23 @@ fn workflows_reference_nothing_outside_the_repository() {
         }
     }
 }
+
+#[test]
+fn only_pull_request_runs_are_cancelled_and_every_job_has_a_time_limit() {
+    // A run on main or a tag promotes and signs: cancelling it halfway would leave tags moved
+    // with no post-deploy check, rollback or signature.
+    let wf = build();
+    assert_eq!(
+        wf["concurrency"]["cancel-in-progress"],
+        json!("${{ github.event_name == 'pull_request' }}")
+    );
+    for (name, wf) in [("build.yml", wf.clone()), ("rollback.yml", rollback())] {
+        for (job, body) in wf["jobs"].as_object().unwrap() {
+            let minutes = body["timeout-minutes"].as_u64();
+            assert!(
+                minutes.is_some_and(|m| (1..=120).contains(&m)),
+                "{name}: job {job} has no timeout-minutes (GitHub's default is 6 hours): {minutes:?}"
+            );
+        }
+    }
+}
