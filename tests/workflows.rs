@@ -547,3 +547,22 @@ fn only_pull_request_runs_are_cancelled_and_every_job_has_a_time_limit() {
         }
     }
 }
+
+#[test]
+fn artifacts_survive_a_re_run() {
+    // upload-artifact v4+ refuses a name the run already has (409): a re-run of a job that
+    // uploaded would fail after its real work succeeded.
+    let mut uploads = 0;
+    for job in build()["jobs"].as_object().unwrap().values() {
+        for step in steps(job).iter().filter(|s| uses(s, "actions/upload-artifact")) {
+            uploads += 1;
+            let with = &step["with"];
+            let name = with["name"].as_str().unwrap_or_default();
+            assert!(
+                with["overwrite"] == json!(true) || name.contains("${{ github.run_attempt }}"),
+                "upload {name} would collide on a re-run: {with}"
+            );
+        }
+    }
+    assert!(uploads >= 2, "the scans and the release state are uploaded");
+}
