@@ -321,3 +321,127 @@ fn smoke_fails_when_it_finds_no_platform_to_test() {
     }
     assert!(!registry.calls().contains("pull"), "{}", registry.calls());
 }
+
+/// tags.sh's answer: the tags it would move (stdout lines), or its error.
+fn tags_to_move(
+    registry: &Registry,
+    candidate: &str,
+    version: &str,
+    released: &str,
+    tags: &[&str],
+) -> Result<Vec<String>, String> {
+    let mut args = vec![candidate, version];
+    args.extend_from_slice(tags);
+    let mut child = registry
+        .script("tags.sh", &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), released.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect())
+    } else {
+        Err(stderr(&out))
+    }
+}
+
+#[test]
+fn latest_and_the_floating_tags_never_move_backwards() {
+    let Some((registry, tags)) = Registry::released_before("floating") else {
+        return;
+    };
+    let refs = |version: &str, suffix: &str| -> Vec<String> {
+        [version, "1.2", "1", "latest", "staging"]
+            .iter()
+            .map(|t| format!("{REPO}:{t}{suffix}"))
+            .collect()
+    };
+    let released = "v1.2.0\nv1.3.0\nv1.2.8\nnot-a-version\n";
+    for suffix in ["", "-gpu"] {
+        // 1.2.9 after 1.3.0: its own tag and 1.2 move; 1 and latest stay on 1.3.0.
+        let all = refs("1.2.9", suffix);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let moving = tags_to_move(&registry, &tags.candidate, "v1.2.9", released, &all).unwrap();
+        assert_eq!(moving, [all[0], all[1], all[4]], "{suffix}");
+        // 1.3.1 is the highest release: everything moves.
+        let all = refs("1.3.1", suffix);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let moving = tags_to_move(&registry, &tags.candidate, "v1.3.1", released, &all).unwrap();
+        assert_eq!(moving, all, "{suffix}");
+    }
+    // 1.2.7, older than 1.2.8: only its own tag (and tags outside the semver family).
+    let all = refs("1.2.7", "");
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let moving = tags_to_move(&registry, &tags.candidate, "1.2.7", released, &all).unwrap();
+    assert_eq!(moving, [all[0], all[4]]);
+}
+
+#[test]
+fn a_released_version_never_moves_to_another_digest() {
+    let Some((registry, tags)) = Registry::released_before("immutable") else {
+        return;
+    };
+    let released_tag = format!("{REPO}:1.2.3");
+    // 1.2.3 was released with the old digest: releasing the candidate as 1.2.3 is refused.
+    registry.set_tags(&[(&tags.candidate, &tags.new), (&released_tag, &tags.old)]);
+    let err = tags_to_move(
+        &registry,
+        &tags.candidate,
+        "v1.2.3",
+        "v1.2.3\n",
+        &[&released_tag],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("never moves") && err.contains(&tags.old),
+        "{err}"
+    );
+    // A re-run of the same release (the tag already on the candidate) goes ahead.
+    registry.set_tags(&[(&tags.candidate, &tags.new), (&released_tag, &tags.new)]);
+    let moving = tags_to_move(
+        &registry,
+        &tags.candidate,
+        "v1.2.3",
+        "v1.2.3\n",
+        &[&released_tag],
+    )
+    .unwrap();
+    assert_eq!(moving, [released_tag.as_str()]);
+    // Whether it exists cannot be read: no answer, rather than a guess.
+    registry.fail(
+        "fail-inspect",
+        &[&format!("{released_tag} 502 Bad Gateway")],
+    );
+    let err = tags_to_move(
+        &registry,
+        &tags.candidate,
+        "v1.2.3",
+        "v1.2.3\n",
+        &[&released_tag],
+    )
+    .unwrap_err();
+    assert!(err.contains("502 Bad Gateway"), "{err}");
+}
+
+#[test]
+fn a_release_tag_that_is_not_semver_is_refused() {
+    let Some(registry) = Registry::new("semver") else {
+        return;
+    };
+    for good in ["v1.2.3", "v0.1.0", "10.20.30"] {
+        let out = registry.run("tags.sh", &["--check", good]);
+        assert!(out.status.success(), "{good}: {}", stderr(&out));
+    }
+    for bad in ["v1.2", "v1.2.3-rc.1", "v1.2.x", "v01.2.3", "main", ""] {
+        let out = registry.run("tags.sh", &["--check", bad]);
+        assert!(!out.status.success(), "{bad} was accepted");
+        assert!(stderr(&out).contains("vX.Y.Z"), "{bad}: {}", stderr(&out));
+    }
+}

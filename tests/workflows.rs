@@ -554,7 +554,10 @@ fn artifacts_survive_a_re_run() {
     // uploaded would fail after its real work succeeded.
     let mut uploads = 0;
     for job in build()["jobs"].as_object().unwrap().values() {
-        for step in steps(job).iter().filter(|s| uses(s, "actions/upload-artifact")) {
+        for step in steps(job)
+            .iter()
+            .filter(|s| uses(s, "actions/upload-artifact"))
+        {
             uploads += 1;
             let with = &step["with"];
             let name = with["name"].as_str().unwrap_or_default();
@@ -565,4 +568,47 @@ fn artifacts_survive_a_re_run() {
         }
     }
     assert!(uploads >= 2, "the scans and the release state are uploaded");
+}
+
+#[test]
+fn release_tags_are_semver_checked_before_the_build_and_never_move_backwards() {
+    let wf = build();
+    let candidate = steps(&wf["jobs"]["candidate"]);
+    let check = candidate
+        .iter()
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("tags.sh --check"))
+        })
+        .expect("the candidate job checks the tag is vX.Y.Z");
+    let bake = candidate
+        .iter()
+        .position(|s| uses(s, "docker/bake-action"))
+        .unwrap();
+    assert!(
+        check < bake,
+        "the semver check runs before the build (and the approval)"
+    );
+
+    let promote = &wf["jobs"]["promote"];
+    let checkout = steps(promote)
+        .iter()
+        .find(|s| uses(s, "actions/checkout"))
+        .unwrap();
+    assert_eq!(
+        checkout["with"]["fetch-depth"],
+        json!(0),
+        "tags.sh needs every tag"
+    );
+    let releases = runs(promote, "release.sh");
+    assert_eq!(releases.len(), 2, "cpu and gpu");
+    for step in releases {
+        let run = step["run"].as_str().unwrap();
+        let filter = run
+            .find(".ci/release/tags.sh")
+            .expect("tags.sh filters the tags");
+        assert!(filter < run.find("release.sh --state").unwrap(), "{run}");
+        assert!(run.contains("git tag --list 'v*'"), "{run}");
+    }
 }

@@ -81,8 +81,13 @@ step "push to main: staging and staging-gpu move"
   --platforms linux/amd64 "$candidate-gpu" "$repo:staging-gpu"
 
 step "tag v1.0.0: production tags move to the same digests"
+"$RELEASE_DIR/tags.sh" --check v1.0.0
+# What metadata-action derives from the tag, less what tags.sh holds back (nothing here).
+moving=$("$RELEASE_DIR/tags.sh" "$candidate" v1.0.0 "$repo:1.0.0" "$repo:1.0" "$repo:1" "$repo:latest" <<<v1.0.0)
+mapfile -t cpu_tags <<<"$moving"
+[ "${#cpu_tags[@]}" = 4 ] || die "tags.sh held back tags of the first release: $moving"
 "$RELEASE_DIR/release.sh" --state "$out/v1.0.0-cpu.state" --report "$out/v1.0.0-cpu.json" \
-  --platforms "$platforms" "$candidate" "$repo:1.0.0" "$repo:1.0" "$repo:1" "$repo:latest"
+  --platforms "$platforms" "$candidate" "${cpu_tags[@]}"
 "$RELEASE_DIR/release.sh" --state "$out/v1.0.0-gpu.state" --report "$out/v1.0.0-gpu.json" \
   --platforms linux/amd64 "$candidate-gpu" "$repo:1.0.0-gpu" "$repo:1.0-gpu" "$repo:1-gpu" "$repo:latest-gpu"
 good=$(ref_digest "$repo:latest")
@@ -110,6 +115,15 @@ for tag in latest 1 1.0; do
   [ "$now" = "$good" ] || die "$tag points at $now after the rollback, not $good"
   echo "after the rollback $repo:$tag -> $now (the 1.0.0 release)"
 done
+
+step "tags.sh against the registry: a released version never moves; a maintenance release leaves latest"
+if "$RELEASE_DIR/tags.sh" "$candidate-broken" v1.0.0 "$repo:1.0.0" <<<v1.0.0 >/dev/null; then
+  die "tags.sh would move 1.0.0, already released, to another digest"
+fi
+moving=$(printf 'v0.9.0\nv1.0.0\nv0.9.1\n' \
+  | "$RELEASE_DIR/tags.sh" "$candidate" v0.9.1 "$repo:0.9.1" "$repo:0.9" "$repo:0" "$repo:latest" | paste -sd' ')
+[ "$moving" = "$repo:0.9.1 $repo:0.9 $repo:0" ] || die "0.9.1 after 1.0.0 would move: $moving"
+echo "0.9.1 after 1.0.0 moves: $moving (latest stays on 1.0.0)"
 
 step "deployment summary (what notify.sh posts)"
 "$RELEASE_DIR/notify.sh" --title "release replay on $registry" --scans "$out/scans" \
