@@ -99,11 +99,12 @@ fn job_graph_triggers_and_least_privilege() {
     assert_eq!(needs(&jobs["candidate"]), set(&["test"]));
     assert_eq!(needs(&jobs["scan"]), set(&["candidate"]));
     assert_eq!(needs(&jobs["smoke"]), set(&["candidate"]));
+    // Signed once scanned and smoke-tested; promoted only once signed.
+    assert_eq!(needs(&jobs["sign"]), set(&["candidate", "scan", "smoke"]));
     assert_eq!(
         needs(&jobs["promote"]),
-        set(&["candidate", "scan", "smoke"])
+        set(&["candidate", "scan", "smoke", "sign"])
     );
-    assert_eq!(needs(&jobs["sign"]), set(&["candidate", "promote"]));
 
     let expected: BTreeMap<String, BTreeSet<String>> = [
         ("test", set(&[])),
@@ -111,7 +112,7 @@ fn job_graph_triggers_and_least_privilege() {
         ("scan", set(&["security-events"])),
         ("smoke", set(&[])),
         ("promote", set(&["packages"])),
-        ("sign", set(&["id-token", "packages"])),
+        ("sign", set(&["attestations", "id-token", "packages"])),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -188,7 +189,21 @@ fn no_release_tag_moves_before_every_platform_was_scanned_and_smoke_tested() {
         jobs_running(&wf, ".ci/release/release.sh"),
         set(&["promote"])
     );
-    assert!(jobs_running(&wf, ".ci/release/rollback.sh").is_empty());
+    // The one rollback.sh in the workflow: the cpu tags, when the gpu release after them failed.
+    let rollbacks = runs(&jobs["promote"], ".ci/release/rollback.sh");
+    assert_eq!(
+        jobs_running(&wf, ".ci/release/rollback.sh"),
+        set(&["promote"])
+    );
+    assert_eq!(rollbacks.len(), 1);
+    assert_eq!(
+        rollbacks[0]["if"],
+        "${{ failure() && steps.cpu.outcome == 'success' }}"
+    );
+    assert_eq!(
+        rollbacks[0]["run"],
+        ".ci/release/rollback.sh release/cpu.state"
+    );
 
     // Scan and smoke cover exactly the platforms the candidate holds, by the candidate's digest.
     let platforms = set(&["cpu linux/amd64", "cpu linux/arm64", "gpu linux/amd64"]);
@@ -391,6 +406,50 @@ fn signing_is_keyless_and_signs_digests_not_tags() {
         signed.insert(var.to_string());
     }
     assert_eq!(signed, set(&["CPU", "GPU"]), "both images are signed");
+    // ... and attested, by the same digests.
+    let attested: BTreeSet<String> = steps(sign)
+        .iter()
+        .filter(|s| uses(s, "actions/attest-build-provenance"))
+        .map(|s| {
+            assert_eq!(
+                s["with"]["subject-name"],
+                "${{ needs.candidate.outputs.repo }}"
+            );
+            assert_eq!(s["with"]["push-to-registry"], true);
+            s["with"]["subject-digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        attested,
+        set(&[
+            "${{ needs.candidate.outputs.cpu }}",
+            "${{ needs.candidate.outputs.gpu }}"
+        ])
+    );
+    // Promote verifies this run's signature on both digests before any tag moves.
+    let promote = steps(&wf["jobs"]["promote"]);
+    let verify = promote
+        .iter()
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("cosign verify"))
+        })
+        .expect("promote verifies the signatures");
+    let first_release = promote
+        .iter()
+        .position(|s| s["run"].as_str().is_some_and(|r| r.contains("release.sh")))
+        .unwrap();
+    assert!(verify < first_release);
+    let env = &promote[verify]["env"];
+    assert_eq!(
+        env["IDENTITY"],
+        "https://github.com/${{ github.workflow_ref }}"
+    );
+    let run = promote[verify]["run"].as_str().unwrap();
+    assert!(
+        run.contains("\"$CPU\" \"$GPU\"") && run.contains("--certificate-identity \"$IDENTITY\"")
+    );
     // Only the signing job can mint an OIDC token.
     for (name, w) in writes(&wf) {
         assert_eq!(w.contains("id-token"), name == "sign", "{name}");
