@@ -99,15 +99,21 @@ fn job_graph_triggers_and_least_privilege() {
     assert_eq!(needs(&jobs["candidate"]), set(&["test"]));
     assert_eq!(needs(&jobs["scan"]), set(&["candidate"]));
     assert_eq!(needs(&jobs["smoke"]), set(&["candidate"]));
-    // Signed once scanned and smoke-tested; promoted only once signed.
+    // Signed once scanned and smoke-tested; approved once signed; promoted only once approved.
     assert_eq!(needs(&jobs["sign"]), set(&["candidate", "scan", "smoke"]));
     assert_eq!(
-        needs(&jobs["promote"]),
+        needs(&jobs["approve"]),
         set(&["candidate", "scan", "smoke", "sign"])
     );
+    assert_eq!(
+        needs(&jobs["promote"]),
+        set(&["candidate", "scan", "smoke", "sign", "approve"])
+    );
+    assert_eq!(jobs["approve"]["permissions"], json!({}));
 
     let expected: BTreeMap<String, BTreeSet<String>> = [
         ("test", set(&[])),
+        ("approve", set(&[])),
         ("candidate", set(&["packages"])),
         ("scan", set(&["security-events"])),
         ("smoke", set(&[])),
@@ -259,7 +265,7 @@ fn promotion_is_by_digest_with_a_post_deploy_check_and_automatic_rollback() {
     let jobs = &wf["jobs"];
     let promote = &jobs["promote"];
     assert_eq!(
-        promote["environment"],
+        jobs["approve"]["environment"],
         "${{ startsWith(github.ref, 'refs/tags/v') && 'production' || 'staging' }}",
         "production tags pass the production environment's reviewers"
     );
@@ -368,11 +374,47 @@ fn manual_rollback_repoints_one_tag_by_digest_and_checks_it() {
             .iter()
             .any(|s| uses(s, "docker/setup-qemu-action"))
     );
-    // A rollback never races a promotion.
+    // A rollback has its own lock: it never queues behind a release (see the locks test).
     assert_eq!(
         wf["concurrency"]["group"],
-        build()["jobs"]["promote"]["concurrency"]["group"]
+        "rollback-${{ github.repository }}"
     );
+}
+
+#[test]
+fn no_approval_wait_holds_a_lock_and_each_environment_has_its_own() {
+    // GitHub keeps one running and one pending job per concurrency group, and a newly queued
+    // one cancels the pending one: a job waiting for reviewers inside a lock would block (or be
+    // cancelled by) every later release, and a rollback behind it would wait for a person.
+    let wf = build();
+    let jobs = &wf["jobs"];
+    let approve = &jobs["approve"];
+    assert!(approve["environment"].is_string());
+    assert!(
+        approve["concurrency"].is_null(),
+        "the approval holds no lock"
+    );
+    assert_eq!(approve["if"], jobs["promote"]["if"]);
+    let promote = &jobs["promote"];
+    assert!(
+        promote["environment"].is_null(),
+        "a second environment reference would ask the reviewers again, inside the lock"
+    );
+    let group = promote["concurrency"]["group"].as_str().unwrap();
+    assert!(
+        group.contains("'production'") && group.contains("'staging'"),
+        "staging and production get separate locks: {group}"
+    );
+    assert_eq!(promote["concurrency"]["cancel-in-progress"], false);
+    assert_ne!(
+        rollback()["concurrency"]["group"].as_str().unwrap(),
+        group,
+        "a rollback does not queue behind a release"
+    );
+    // Only the jobs that move tags hold locks.
+    for (name, job) in jobs.as_object().unwrap() {
+        assert_eq!(job["concurrency"].is_null(), name != "promote", "{name}");
+    }
 }
 
 #[test]
