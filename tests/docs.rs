@@ -49,7 +49,7 @@ fn every_alert_links_to_a_runbook_section_that_exists() {
 fn the_runbook_stays_short_and_leaves_measurements_to_the_benchmarks() {
     let runbook = read("RUNBOOK.md");
     let lines = runbook.lines().count();
-    assert!(lines < 250, "RUNBOOK.md has {lines} lines");
+    assert!(lines < 300, "RUNBOOK.md has {lines} lines");
     assert!(
         !runbook.contains("req/s") && !runbook.contains("median"),
         "benchmark numbers belong in benches/README.md"
