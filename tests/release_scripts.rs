@@ -1,5 +1,5 @@
-//! The release scripts' failure paths (.ci/release), run against a stand-in `docker`
-//! (tests/release/docker) whose registry fails on purpose: a tag that cannot be read is never
+//! The release scripts' failure paths (.ci/release), run against a stand-in `docker` and `cosign`
+//! (tests/release/) whose registry fails on purpose: a tag that cannot be read is never
 //! taken for a tag that does not exist, a rollback tries every tag, an interrupted release rolls
 //! back, and a smoke test that found no platform fails. The happy path against a real registry
 //! is the release replay in `.ci/run`.
@@ -34,8 +34,13 @@ impl Registry {
         let dir = ScratchDir::new(&format!("release-{name}"));
         std::fs::create_dir_all(dir.join("manifests")).unwrap();
         std::fs::create_dir_all(dir.join("bin")).unwrap();
-        std::os::unix::fs::symlink(repo_path("tests/release/docker"), dir.join("bin/docker"))
+        for tool in ["docker", "cosign"] {
+            std::os::unix::fs::symlink(
+                repo_path(&format!("tests/release/{tool}")),
+                dir.join("bin").join(tool),
+            )
             .unwrap();
+        }
         Some(Self { dir })
     }
 
@@ -444,4 +449,111 @@ fn a_release_tag_that_is_not_semver_is_refused() {
         assert!(!out.status.success(), "{bad} was accepted");
         assert!(stderr(&out).contains("vX.Y.Z"), "{bad}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn every_release_script_is_executable() {
+    // The workflow and the replay run them as `.ci/release/<name>.sh`, not through bash.
+    use std::os::unix::fs::PermissionsExt;
+    let mut scripts = 0;
+    for entry in std::fs::read_dir(repo_path(".ci/release")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sh") {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert!(mode & 0o111 != 0, "{} is not executable", path.display());
+            scripts += 1;
+        }
+    }
+    assert!(scripts >= 10, "{scripts} scripts");
+}
+
+const MAIN: &str =
+    "https://github.com/acme/ember-serve/.github/workflows/build.yml@refs/heads/main";
+
+impl Registry {
+    /// Main's run signed `digest` of the image (repo@digest, as cosign is asked).
+    fn sign(&self, digest: &str, identity: &str) {
+        let mut signed = std::fs::read_to_string(self.path("signed")).unwrap_or_default();
+        signed.push_str(&format!("{REPO}@{digest} {identity}\n"));
+        std::fs::write(self.path("signed"), signed).unwrap();
+    }
+
+    fn reuse(&self, wait_s: &str) -> Command {
+        let (cpu, gpu) = (
+            format!("{REPO}:sha-abc1234"),
+            format!("{REPO}:sha-abc1234-gpu"),
+        );
+        let mut command = self.script("reuse.sh", &[MAIN, &cpu, &gpu]);
+        command.env("REUSE_WAIT", wait_s).env("REUSE_POLL", "0.1");
+        command
+    }
+}
+
+#[test]
+fn a_version_tag_releases_the_digests_main_built_and_signed_waiting_for_them() {
+    let Some((registry, tags)) = Registry::released_before("reuse") else {
+        return;
+    };
+    let gpu = digest('e');
+    registry.image(&gpu, &[("linux/amd64", &digest('5'))]);
+    registry.set_tags(&[]);
+    // The tag arrives while main's run is still building: reuse.sh waits for it.
+    let reuse = registry
+        .reuse("30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !registry
+        .calls()
+        .contains("inspect 127.0.0.1:5000/acme/ember-serve:sha-abc1234")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "reuse.sh never looked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    registry.set_tags(&[
+        (&format!("{REPO}:sha-abc1234"), &tags.new),
+        (&format!("{REPO}:sha-abc1234-gpu"), &gpu),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    registry.sign(&tags.new, MAIN);
+    registry.sign(&gpu, MAIN);
+    let out = reuse.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("cpu={}\ngpu={gpu}\n", tags.new),
+        "{err}"
+    );
+    assert!(err.contains("not pushed yet"), "it waited: {err}");
+    // Nothing was built or pushed: only reads.
+    assert!(!registry.calls().contains("imagetools create"));
+}
+
+#[test]
+fn a_candidate_main_did_not_sign_is_never_released_by_a_tag() {
+    let Some((registry, tags)) = Registry::released_before("reuse-unsigned") else {
+        return;
+    };
+    let gpu = digest('e');
+    registry.image(&gpu, &[("linux/amd64", &digest('5'))]);
+    registry.set_tags(&[
+        (&format!("{REPO}:sha-abc1234"), &tags.new),
+        (&format!("{REPO}:sha-abc1234-gpu"), &gpu),
+    ]);
+    // Signed, but by another workflow ref (a branch's run), and the gpu image not at all.
+    registry.sign(&tags.new, &MAIN.replace("heads/main", "heads/feature"));
+    let out = registry.reuse("1").output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("no image signed by") && err.contains("has no signature by"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no digest was handed on");
 }

@@ -293,16 +293,15 @@ fn promotion_is_by_digest_with_a_post_deploy_check_and_automatic_rollback() {
         );
     }
 
-    // The candidate's digests come from what the bake pushed, not from a tag lookup.
+    // The candidate's digests come from what the bake pushed, or on a version tag from the
+    // candidates main signed for the commit (reuse.sh): never from an unchecked tag lookup.
     let candidate = &jobs["candidate"];
-    assert_eq!(
-        candidate["outputs"]["cpu"],
-        "${{ steps.digests.outputs.cpu }}"
-    );
-    assert_eq!(
-        candidate["outputs"]["gpu"],
-        "${{ steps.digests.outputs.gpu }}"
-    );
+    for image in ["cpu", "gpu"] {
+        assert_eq!(
+            candidate["outputs"][image],
+            format!("${{{{ steps.digests.outputs.{image} || steps.reuse.outputs.{image} }}}}")
+        );
+    }
     let digests = steps(candidate)
         .iter()
         .find(|s| s["id"] == "digests")
@@ -712,4 +711,57 @@ fn release_tags_are_semver_checked_before_the_build_and_never_move_backwards() {
         assert!(filter < run.find("release.sh --state").unwrap(), "{run}");
         assert!(run.contains("git tag --list 'v*'"), "{run}");
     }
+}
+
+#[test]
+fn a_version_tag_never_rebuilds_and_releases_what_main_signed() {
+    let wf = build();
+    let candidate = steps(&wf["jobs"]["candidate"]);
+    let step = |id: &str| {
+        candidate
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}"))
+    };
+    // On a tag nothing is built ...
+    assert_eq!(step("bake")["if"], "${{ github.ref_type != 'tag' }}");
+    assert!(
+        step("digests")["if"]
+            .as_str()
+            .unwrap()
+            .contains("github.ref_type != 'tag'")
+    );
+    // ... the commit's candidates are taken once main's workflow signed them ...
+    let reuse = step("reuse");
+    assert_eq!(reuse["if"], "${{ github.ref_type == 'tag' }}");
+    assert_eq!(
+        reuse["env"]["IDENTITY"],
+        "https://github.com/${{ github.repository }}/.github/workflows/build.yml@refs/heads/main"
+    );
+    assert_eq!(reuse["env"]["CPU"], "${{ steps.candidate.outputs.tags }}");
+    assert_eq!(
+        reuse["env"]["GPU"],
+        "${{ steps.candidate-gpu.outputs.tags }}"
+    );
+    assert!(
+        reuse["run"]
+            .as_str()
+            .unwrap()
+            .starts_with(".ci/release/reuse.sh \"$IDENTITY\" \"$CPU\" \"$GPU\"")
+    );
+    let installer = candidate
+        .iter()
+        .position(|s| uses(s, "sigstore/cosign-installer"))
+        .expect("cosign for reuse.sh");
+    let at = candidate.iter().position(|s| s["id"] == "reuse").unwrap();
+    assert!(installer < at);
+    // ... and still checked for exactly their platforms.
+    let verify = runs(&wf["jobs"]["candidate"], ".ci/release/verify.sh");
+    assert_eq!(verify.len(), 1);
+    assert!(
+        verify[0]["env"]["CPU"]
+            .as_str()
+            .unwrap()
+            .contains("steps.reuse.outputs.cpu")
+    );
 }
