@@ -80,20 +80,24 @@ step "push to main: staging and staging-gpu move"
 "$RELEASE_DIR/release.sh" --state "$out/staging-gpu.state" --report "$out/staging-gpu.json" \
   --platforms linux/amd64 "$candidate-gpu" "$repo:staging-gpu"
 
-step "tag v1.0.0: production tags move to the same digests"
-"$RELEASE_DIR/tags.sh" --check v1.0.0
+# The registry keeps its storage between runs and a released version never moves (tags.sh):
+# each replay releases versions no earlier run used.
+epoch=$(date +%s)
+good_v=1.0.$epoch bad_v=1.0.$((epoch + 1))
+step "tag v$good_v: production tags move to the same digests"
+"$RELEASE_DIR/tags.sh" --check "v$good_v"
 # What metadata-action derives from the tag, less what tags.sh holds back (nothing here).
-moving=$("$RELEASE_DIR/tags.sh" "$candidate" v1.0.0 "$repo:1.0.0" "$repo:1.0" "$repo:1" "$repo:latest" <<<v1.0.0)
+moving=$("$RELEASE_DIR/tags.sh" "$candidate" "v$good_v" "$repo:$good_v" "$repo:1.0" "$repo:1" "$repo:latest" <<<"v$good_v")
 mapfile -t cpu_tags <<<"$moving"
 [ "${#cpu_tags[@]}" = 4 ] || die "tags.sh held back tags of the first release: $moving"
-"$RELEASE_DIR/release.sh" --state "$out/v1.0.0-cpu.state" --report "$out/v1.0.0-cpu.json" \
+"$RELEASE_DIR/release.sh" --state "$out/v$good_v-cpu.state" --report "$out/v$good_v-cpu.json" \
   --platforms "$platforms" "$candidate" "${cpu_tags[@]}"
-"$RELEASE_DIR/release.sh" --state "$out/v1.0.0-gpu.state" --report "$out/v1.0.0-gpu.json" \
-  --platforms linux/amd64 "$candidate-gpu" "$repo:1.0.0-gpu" "$repo:1.0-gpu" "$repo:1-gpu" "$repo:latest-gpu"
+"$RELEASE_DIR/release.sh" --state "$out/v$good_v-gpu.state" --report "$out/v$good_v-gpu.json" \
+  --platforms linux/amd64 "$candidate-gpu" "$repo:$good_v-gpu" "$repo:1.0-gpu" "$repo:1-gpu" "$repo:latest-gpu"
 good=$(ref_digest "$repo:latest")
 [ "$good" = "$(ref_digest "$candidate")" ] || die "latest is $good, not the candidate"
 
-step "tag v1.0.1, a broken candidate: the post-deploy check fails and the tags roll back"
+step "tag v$bad_v, a broken candidate: the post-deploy check fails and the tags roll back"
 # The same images with a start-up setting that makes the server refuse to start.
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -106,27 +110,27 @@ for platform in "${platform_list[@]}"; do
   parts+=("$candidate-broken-${platform#*/}")
 done
 "$RELEASE_DIR/assemble.sh" "$candidate-broken" "${parts[@]}"
-if "$RELEASE_DIR/release.sh" --state "$out/v1.0.1-cpu.state" --report "$out/v1.0.1-cpu.json" \
-  --platforms "$platforms" "$candidate-broken" "$repo:1.0.1" "$repo:1.0" "$repo:1" "$repo:latest"; then
+if "$RELEASE_DIR/release.sh" --state "$out/v$bad_v-cpu.state" --report "$out/v$bad_v-cpu.json" \
+  --platforms "$platforms" "$candidate-broken" "$repo:$bad_v" "$repo:1.0" "$repo:1" "$repo:latest"; then
   die "the broken release passed its post-deploy check"
 fi
 for tag in latest 1 1.0; do
   now=$(ref_digest "$repo:$tag")
   [ "$now" = "$good" ] || die "$tag points at $now after the rollback, not $good"
-  echo "after the rollback $repo:$tag -> $now (the 1.0.0 release)"
+  echo "after the rollback $repo:$tag -> $now (the $good_v release)"
 done
 
 step "tags.sh against the registry: a released version never moves; a maintenance release leaves latest"
-if "$RELEASE_DIR/tags.sh" "$candidate-broken" v1.0.0 "$repo:1.0.0" <<<v1.0.0 >/dev/null; then
-  die "tags.sh would move 1.0.0, already released, to another digest"
+if "$RELEASE_DIR/tags.sh" "$candidate-broken" "v$good_v" "$repo:$good_v" <<<"v$good_v" >/dev/null; then
+  die "tags.sh would move $good_v, already released, to another digest"
 fi
-moving=$(printf 'v0.9.0\nv1.0.0\nv0.9.1\n' \
+moving=$(printf 'v0.9.0\nv%s\nv0.9.1\n' "$good_v" \
   | "$RELEASE_DIR/tags.sh" "$candidate" v0.9.1 "$repo:0.9.1" "$repo:0.9" "$repo:0" "$repo:latest" | paste -sd' ')
-[ "$moving" = "$repo:0.9.1 $repo:0.9 $repo:0" ] || die "0.9.1 after 1.0.0 would move: $moving"
-echo "0.9.1 after 1.0.0 moves: $moving (latest stays on 1.0.0)"
+[ "$moving" = "$repo:0.9.1 $repo:0.9 $repo:0" ] || die "0.9.1 after $good_v would move: $moving"
+echo "0.9.1 after $good_v moves: $moving (latest stays on $good_v)"
 
 step "deployment summary (what notify.sh posts)"
 "$RELEASE_DIR/notify.sh" --title "release replay on $registry" --scans "$out/scans" \
-  "$out"/staging-*.json "$out"/v1.0.0-*.json "$out"/v1.0.1-cpu.json | tee "$out/summary.md"
+  "$out"/staging-*.json "$out/v$good_v"-*.json "$out/v$bad_v-cpu.json" | tee "$out/summary.md"
 echo
 echo "release replay passed in $((SECONDS - started)) s: $candidate [$platforms]"
