@@ -394,44 +394,32 @@ fn a_released_version_never_moves_to_another_digest() {
         return;
     };
     let released_tag = format!("{REPO}:1.2.3");
+    let release_1_2_3 = || {
+        tags_to_move(
+            &registry,
+            &tags.candidate,
+            "v1.2.3",
+            "v1.2.3\n",
+            &[&released_tag],
+        )
+    };
     // 1.2.3 was released with the old digest: releasing the candidate as 1.2.3 is refused.
     registry.set_tags(&[(&tags.candidate, &tags.new), (&released_tag, &tags.old)]);
-    let err = tags_to_move(
-        &registry,
-        &tags.candidate,
-        "v1.2.3",
-        "v1.2.3\n",
-        &[&released_tag],
-    )
-    .unwrap_err();
+    let err = release_1_2_3().unwrap_err();
     assert!(
         err.contains("never moves") && err.contains(&tags.old),
         "{err}"
     );
     // A re-run of the same release (the tag already on the candidate) goes ahead.
     registry.set_tags(&[(&tags.candidate, &tags.new), (&released_tag, &tags.new)]);
-    let moving = tags_to_move(
-        &registry,
-        &tags.candidate,
-        "v1.2.3",
-        "v1.2.3\n",
-        &[&released_tag],
-    )
-    .unwrap();
+    let moving = release_1_2_3().unwrap();
     assert_eq!(moving, [released_tag.as_str()]);
     // Whether it exists cannot be read: no answer, rather than a guess.
     registry.fail(
         "fail-inspect",
         &[&format!("{released_tag} 502 Bad Gateway")],
     );
-    let err = tags_to_move(
-        &registry,
-        &tags.candidate,
-        "v1.2.3",
-        "v1.2.3\n",
-        &[&released_tag],
-    )
-    .unwrap_err();
+    let err = release_1_2_3().unwrap_err();
     assert!(err.contains("502 Bad Gateway"), "{err}");
 }
 
@@ -504,11 +492,15 @@ fn a_version_tag_releases_the_digests_main_built_and_signed_waiting_for_them() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Two looks logged: the first has answered (not pushed yet) before the image appears.
+    let looks = || {
+        registry
+            .calls()
+            .matches("inspect 127.0.0.1:5000/acme/ember-serve:sha-abc1234 ")
+            .count()
+    };
     let started = Instant::now();
-    while !registry
-        .calls()
-        .contains("inspect 127.0.0.1:5000/acme/ember-serve:sha-abc1234")
-    {
+    while looks() < 2 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "reuse.sh never looked"

@@ -42,6 +42,13 @@ fn runs<'a>(job: &'a Value, script: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Where in `steps` the first step whose `run` script contains `text` stands.
+fn position_running(steps: &[Value], text: &str) -> Option<usize> {
+    steps
+        .iter()
+        .position(|s| s["run"].as_str().is_some_and(|r| r.contains(text)))
+}
+
 /// The jobs of a workflow whose steps run `script`.
 fn jobs_running(wf: &Value, script: &str) -> BTreeSet<String> {
     wf["jobs"]
@@ -469,18 +476,9 @@ fn signing_is_keyless_and_signs_digests_not_tags() {
     );
     // Promote verifies this run's signature on both digests before any tag moves.
     let promote = steps(&wf["jobs"]["promote"]);
-    let verify = promote
-        .iter()
-        .position(|s| {
-            s["run"]
-                .as_str()
-                .is_some_and(|r| r.contains("cosign verify"))
-        })
-        .expect("promote verifies the signatures");
-    let first_release = promote
-        .iter()
-        .position(|s| s["run"].as_str().is_some_and(|r| r.contains("release.sh")))
-        .unwrap();
+    let verify =
+        position_running(promote, "cosign verify").expect("promote verifies the signatures");
+    let first_release = position_running(promote, "release.sh").unwrap();
     assert!(verify < first_release);
     let env = &promote[verify]["env"];
     assert_eq!(
@@ -674,13 +672,7 @@ fn artifacts_survive_a_re_run() {
 fn release_tags_are_semver_checked_before_the_build_and_never_move_backwards() {
     let wf = build();
     let candidate = steps(&wf["jobs"]["candidate"]);
-    let check = candidate
-        .iter()
-        .position(|s| {
-            s["run"]
-                .as_str()
-                .is_some_and(|r| r.contains("tags.sh --check"))
-        })
+    let check = position_running(candidate, "tags.sh --check")
         .expect("the candidate job checks the tag is vX.Y.Z");
     let bake = candidate
         .iter()
