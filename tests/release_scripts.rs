@@ -549,3 +549,103 @@ fn a_candidate_main_did_not_sign_is_never_released_by_a_tag() {
     );
     assert!(out.stdout.is_empty(), "no digest was handed on");
 }
+
+#[test]
+fn the_webhook_message_is_slack_mrkdwn_and_the_summary_stays_markdown() {
+    let Some(registry) = Registry::new("notify") else {
+        return;
+    };
+    let report = serde_json::json!({
+        "outcome": "rolled-back",
+        "candidate": format!("{REPO}@{}", digest('b')),
+        "platforms": ["linux/amd64", "linux/arm64"],
+        "images": {"linux/amd64": digest('3'), "linux/arm64": digest('4')},
+        "tags": [
+            {"tag": format!("{REPO}:1.2.3"), "previous": "none"},
+            {"tag": format!("{REPO}:latest"), "previous": digest('a')}
+        ]
+    });
+    std::fs::write(registry.path("cpu.json"), report.to_string()).unwrap();
+    std::fs::create_dir_all(registry.path("scans")).unwrap();
+    let trivy = serde_json::json!({
+        "ArtifactName": format!("{REPO}@{}", digest('3')),
+        "Metadata": {"ImageConfig": {"os": "linux", "architecture": "amd64"}},
+        "Results": [{"Vulnerabilities": [{}, {}]}, {"Secrets": null}]
+    });
+    std::fs::write(
+        registry.path("scans/trivy-cpu-linux-amd64.json"),
+        trivy.to_string(),
+    )
+    .unwrap();
+
+    // A one-request webhook that keeps the body.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let receiver = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let (stream, _) = hook.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = reader.into_inner();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        body
+    });
+    let summary = registry.path("summary.md");
+    let scans = registry.path("scans");
+    let out = registry
+        .script(
+            "notify.sh",
+            &[
+                "--title",
+                "v1.2.3 to production",
+                "--scans",
+                scans.to_str().unwrap(),
+                registry.path("cpu.json").to_str().unwrap(),
+            ],
+        )
+        .env("NOTIFY_WEBHOOK_URL", &url)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let body: serde_json::Value = serde_json::from_slice(&receiver.join().unwrap()).unwrap();
+    let text = body["text"].as_str().unwrap();
+    // Slack renders neither tables, headings nor <br>.
+    assert!(
+        !text.contains("| ") && !text.contains("##") && !text.contains("<br>"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("*ember-serve v1.2.3 to production: rolled-back*\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`1.2.3` (was none), `latest` (was sha256:aaaaaaaaaaaa)"),
+        "{text}"
+    );
+    assert!(text.contains("linux/arm64 `sha256:444444444444`"), "{text}");
+    assert!(text.contains("cpu-linux-amd64 2"), "{text}");
+    // The job summary is still GitHub Markdown, with its tables.
+    let summary = std::fs::read_to_string(summary).unwrap();
+    assert!(
+        summary.starts_with("## ember-serve v1.2.3 to production: rolled-back")
+            && summary.contains("| --- |"),
+        "{summary}"
+    );
+}
