@@ -51,17 +51,16 @@ ref_digest() {
 # answered that there is no such tag. Any other failure (a 5xx, a refused login, no network) is
 # an error, never `none`: a rollback would otherwise leave that tag on the broken digest.
 tag_state() {
-  local out err status=0
+  local json err
   err=$(mktemp)
-  out=$(docker buildx imagetools inspect "$1" --format '{{json .Manifest}}' 2>"$err") || status=$?
-  if [ "$status" = 0 ]; then
+  if json=$(manifest_json "$1" 2>"$err"); then
     rm -f "$err"
-    jq -er '.digest' <<<"$out" 2>/dev/null || { log "$1: the registry's answer names no digest"; return 1; }
-  elif tail -n 1 "$err" | grep -q ': not found$'; then
+    jq -er '.digest' <<<"$json" 2>/dev/null || { log "$1: the registry's answer names no digest"; return 1; }
+  elif grep -q ': not found$' "$err"; then
     rm -f "$err"
     echo none
   else
-    log "$1: cannot read it: $(tail -n 1 "$err")"
+    cat "$err" >&2
     rm -f "$err"
     return 1
   fi
