@@ -254,6 +254,88 @@ fn rollback_tries_every_tag_and_reports_the_one_it_could_not_restore() {
     assert_eq!(registry.tag(&tags.version), Some(tags.new.clone()));
 }
 
+/// The native arm64 post-deploy check runs after the promote job let go of its lock: its
+/// rollback re-points only the tags still on its release, and leaves one a later release moved.
+#[test]
+fn a_rollback_after_the_lock_leaves_tags_a_later_release_moved() {
+    let Some((registry, tags)) = Registry::released_before("only-from") else {
+        return;
+    };
+    let major = format!("{REPO}:1");
+    let later = digest('c');
+    registry.image(&later, &[("linux/amd64", &digest('5'))]);
+    registry.set_tags(&[
+        (&tags.version, &tags.new),
+        (&major, &later),
+        (&tags.latest, &tags.new),
+    ]);
+    let state = format!(
+        "{} none\n{major} {}\n{} {}\n",
+        tags.version, tags.old, tags.latest, tags.old
+    );
+    std::fs::write(registry.path("state"), state).unwrap();
+    let state = registry.path("state");
+    let out = registry.run(
+        "rollback.sh",
+        &["--only-from", &tags.new, state.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(registry.tag(&tags.latest), Some(tags.old.clone()), "{err}");
+    assert_eq!(registry.tag(&major), Some(later.clone()), "{err}");
+    assert!(
+        err.contains(&format!("LEFT {major}: it points at {later}")),
+        "{err}"
+    );
+    // A tag new with this release is named for a person, as without --only-from.
+    assert!(
+        err.contains(&format!("WARNING: {} did not exist", tags.version)),
+        "{err}"
+    );
+
+    // A tag the registry will not read is not taken for one that moved.
+    registry.set_tags(&[(&tags.latest, &tags.new)]);
+    registry.fail("fail-inspect", &[&format!("{} 503 Service Unavailable", tags.latest)]);
+    let out = registry.run(
+        "rollback.sh",
+        &["--only-from", &tags.new, state.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("NOT RESTORED {}", tags.latest)),
+        "{err}"
+    );
+}
+
+/// The post-deploy check runs on a subset of the released platforms, never on another one.
+#[test]
+fn a_post_deploy_platform_outside_the_release_is_refused_before_anything_moves() {
+    let Some((registry, tags)) = Registry::released_before("check-platforms") else {
+        return;
+    };
+    let (state, report) = (registry.path("state"), registry.path("report.json"));
+    let out = registry.run(
+        "release.sh",
+        &[
+            "--state",
+            state.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--platforms",
+            PLATFORMS,
+            "--check-platforms",
+            "linux/s390x",
+            &tags.candidate,
+            &tags.version,
+        ],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("linux/s390x is not one of"), "{err}");
+    assert!(!registry.calls().contains("imagetools create"), "{err}");
+}
+
 #[test]
 fn an_interrupted_release_rolls_its_tags_back() {
     let Some((registry, tags)) = Registry::released_before("interrupted") else {

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::read;
+use common::{read, repo_path};
 use serde_json::{Value, json};
 
 fn workflow(name: &str) -> Value {
@@ -23,6 +23,10 @@ fn build() -> Value {
 fn rollback() -> Value {
     workflow("rollback.yml")
 }
+
+/// Every workflow file: the checks that hold for all of them iterate over this list, and
+/// `every_workflow_is_checked` keeps it equal to .github/workflows/.
+const WORKFLOWS: [&str; 3] = ["build.yml", "rollback.yml", "base-images.yml"];
 
 fn steps(job: &Value) -> &Vec<Value> {
     job["steps"].as_array().unwrap()
@@ -103,7 +107,9 @@ fn job_graph_triggers_and_least_privilege() {
 
     let jobs = &wf["jobs"];
     assert!(needs(&jobs["test"]).is_empty());
-    assert_eq!(needs(&jobs["candidate"]), set(&["test"]));
+    assert!(needs(&jobs["test-arm64"]).is_empty());
+    // The candidate is built only once the suite passed on both architectures.
+    assert_eq!(needs(&jobs["candidate"]), set(&["test", "test-arm64"]));
     assert_eq!(needs(&jobs["scan"]), set(&["candidate"]));
     assert_eq!(needs(&jobs["smoke"]), set(&["candidate"]));
     // Signed once scanned and smoke-tested; approved once signed; promoted only once approved.
@@ -116,10 +122,13 @@ fn job_graph_triggers_and_least_privilege() {
         needs(&jobs["promote"]),
         set(&["candidate", "scan", "smoke", "sign", "approve"])
     );
+    assert_eq!(needs(&jobs["post-deploy-arm64"]), set(&["candidate", "promote"]));
     assert_eq!(jobs["approve"]["permissions"], json!({}));
 
     let expected: BTreeMap<String, BTreeSet<String>> = [
         ("test", set(&[])),
+        ("test-arm64", set(&[])),
+        ("post-deploy-arm64", set(&["packages"])),
         ("approve", set(&[])),
         ("candidate", set(&["packages"])),
         ("scan", set(&["security-events"])),
@@ -202,11 +211,11 @@ fn no_release_tag_moves_before_every_platform_was_scanned_and_smoke_tested() {
         jobs_running(&wf, ".ci/release/release.sh"),
         set(&["promote"])
     );
-    // The one rollback.sh in the workflow: the cpu tags, when the gpu release after them failed.
+    // rollback.sh in promote: the cpu tags, when the gpu release after them failed.
     let rollbacks = runs(&jobs["promote"], ".ci/release/rollback.sh");
     assert_eq!(
         jobs_running(&wf, ".ci/release/rollback.sh"),
-        set(&["promote"])
+        set(&["promote", "post-deploy-arm64"])
     );
     assert_eq!(rollbacks.len(), 1);
     assert_eq!(
@@ -256,11 +265,23 @@ fn no_release_tag_moves_before_every_platform_was_scanned_and_smoke_tested() {
             "{job_name} runs whenever a candidate was pushed"
         );
     }
-    let qemu = steps(&jobs["smoke"])
-        .iter()
-        .find(|s| uses(s, "docker/setup-qemu-action"))
-        .expect("smoke sets up QEMU for arm64");
-    assert_eq!(qemu["if"], "${{ matrix.arch == 'arm64' }}");
+    // Every platform is smoke-tested natively, on a runner of its own architecture: no QEMU in
+    // the workflow (it stays for the local replay).
+    assert_eq!(jobs["smoke"]["runs-on"], "${{ matrix.runner }}");
+    for m in jobs["smoke"]["strategy"]["matrix"]["include"].as_array().unwrap() {
+        let want = if m["arch"] == "arm64" {
+            "ubuntu-24.04-arm"
+        } else {
+            "ubuntu-24.04"
+        };
+        assert_eq!(m["runner"], want, "{m}");
+    }
+    for (name, job) in jobs.as_object().unwrap() {
+        assert!(
+            !steps(job).iter().any(|s| uses(s, "docker/setup-qemu-action")),
+            "{name} emulates arm64"
+        );
+    }
 
     // Promote runs only when all of those passed: no always()/failure() escape hatch.
     let gate = jobs["promote"]["if"].as_str().unwrap();
@@ -300,6 +321,12 @@ fn promotion_is_by_digest_with_a_post_deploy_check_and_automatic_rollback() {
         );
         let run = step["run"].as_str().unwrap();
         assert!(run.contains(&format!("--platforms {platforms} ")), "{run}");
+        // promote runs on amd64: it checks amd64 after moving tags; arm64 is checked natively
+        // by post-deploy-arm64.
+        assert!(
+            run.contains("--check-platforms linux/amd64 ") || !platforms.contains("arm64"),
+            "{run}"
+        );
         assert!(
             run.contains("--state ") && run.contains("--report "),
             "{run}"
@@ -352,6 +379,54 @@ fn promotion_is_by_digest_with_a_post_deploy_check_and_automatic_rollback() {
         record < create && create < smoke,
         "record, promote, then check"
     );
+
+    // The native arm64 check of the released cpu tag: on arm64's runner, after promote, from
+    // the state promote recorded; on failure it rolls both images back, touching only tags
+    // still on this release's digests, and says so.
+    let arm = &jobs["post-deploy-arm64"];
+    assert_eq!(arm["runs-on"], "ubuntu-24.04-arm");
+    assert_eq!(arm["if"], promote["if"]);
+    assert!(
+        arm.get("concurrency").is_none(),
+        "a queued job cancels the next release waiting in its group"
+    );
+    let download = steps(arm)
+        .iter()
+        .find(|s| uses(s, "actions/download-artifact"))
+        .expect("post-deploy-arm64 reads promote's state");
+    assert_eq!(
+        download["with"]["name"],
+        "release-state-${{ github.run_attempt }}"
+    );
+    let check = runs(arm, ".ci/release/smoke.sh");
+    assert_eq!(check.len(), 1);
+    assert!(
+        check[0]["run"]
+            .as_str()
+            .unwrap()
+            .contains("\"$tag\" linux/arm64")
+    );
+    let back = runs(arm, ".ci/release/rollback.sh");
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        back[0]["if"],
+        "${{ failure() && steps.check.outcome == 'failure' }}"
+    );
+    let run = back[0]["run"].as_str().unwrap();
+    for image in ["cpu", "gpu"] {
+        assert_eq!(
+            back[0]["env"][image.to_uppercase()],
+            format!("${{{{ needs.candidate.outputs.{image} }}}}")
+        );
+        let upper = image.to_uppercase();
+        assert!(
+            run.contains(&format!(
+                "rollback.sh --only-from \"${upper}\" release/{image}.state"
+            )),
+            "{run}"
+        );
+    }
+    assert_eq!(runs(arm, ".ci/release/notify.sh")[0]["if"], "${{ failure() }}");
 
     // The summary is written whatever happened; the webhook is a secret, never a literal.
     let notify = runs(promote, ".ci/release/notify.sh");
@@ -503,7 +578,7 @@ fn signing_is_keyless_and_signs_digests_not_tags() {
 
 #[test]
 fn every_action_is_pinned_by_sha_with_its_version() {
-    for name in ["build.yml", "rollback.yml"] {
+    for name in WORKFLOWS {
         let wf = workflow(name);
         for (job_name, job) in wf["jobs"].as_object().unwrap() {
             for step in steps(job) {
@@ -534,7 +609,7 @@ fn every_action_is_pinned_by_sha_with_its_version() {
 
 #[test]
 fn run_scripts_never_interpolate_expressions() {
-    for name in ["build.yml", "rollback.yml"] {
+    for name in WORKFLOWS {
         for line in read(&format!(".github/workflows/{name}")).lines() {
             if line.contains("${{") && line.contains("github.event.") {
                 // Event text only in `if:` conditions, never where a shell would see it.
@@ -566,25 +641,32 @@ fn both_ci_definitions_run_the_same_scripts() {
     let wf = build();
     let local = read(".ci/run");
     for script in [".ci/tools.sh", ".ci/lint.sh", ".ci/test.sh"] {
-        assert_eq!(
-            jobs_running(&wf, script),
-            set(&["test"]),
-            "{script} in the workflow"
-        );
+        let jobs = if script == ".ci/lint.sh" {
+            set(&["test"])
+        } else {
+            set(&["test", "test-arm64"])
+        };
+        assert_eq!(jobs_running(&wf, script), jobs, "{script} in the workflow");
         assert!(
             local.contains(&format!("bash {script}")),
             ".ci/run does not run {script}"
         );
     }
-    // The test job runs nothing but those scripts (checkout and toolchain set-up aside).
-    let test = &wf["jobs"]["test"];
-    for step in steps(test).iter().filter(|s| s["run"].is_string()) {
-        let run = step["run"].as_str().unwrap().trim();
-        assert!(
-            run.starts_with("bash .ci/") && !run.contains('\n'),
-            "the test job defines a check of its own: {run}"
-        );
+    // The test jobs run nothing but those scripts (checkout and toolchain set-up aside).
+    for job in ["test", "test-arm64"] {
+        for step in steps(&wf["jobs"][job]).iter().filter(|s| s["run"].is_string()) {
+            let run = step["run"].as_str().unwrap().trim();
+            assert!(
+                run.starts_with("bash .ci/") && !run.contains('\n'),
+                "{job} defines a check of its own: {run}"
+            );
+        }
     }
+    // The arm64 job runs the suite, README.md's command, on arm64's own runner.
+    let arm = &wf["jobs"]["test-arm64"];
+    assert_eq!(arm["runs-on"], "ubuntu-24.04-arm");
+    assert_eq!(runs(arm, ".ci/test.sh")[0]["run"], "bash .ci/test.sh suite");
+    assert_eq!(runs(arm, ".ci/tools.sh")[0]["run"], "bash .ci/tools.sh tests");
     // README.md's test command is what .ci/test.sh runs.
     let readme = read("README.md");
     let command = readme
@@ -607,7 +689,7 @@ fn both_ci_definitions_run_the_same_scripts() {
 /// repository script they run exists.
 #[test]
 fn workflows_reference_nothing_outside_the_repository() {
-    for name in ["build.yml", "rollback.yml"] {
+    for name in WORKFLOWS {
         let text = read(&format!(".github/workflows/{name}"));
         assert!(
             !text.contains("../"),
@@ -641,7 +723,7 @@ fn only_pull_request_runs_are_cancelled_and_every_job_has_a_time_limit() {
         wf["concurrency"]["cancel-in-progress"],
         json!("${{ github.event_name == 'pull_request' }}")
     );
-    for (name, wf) in [("build.yml", wf.clone()), ("rollback.yml", rollback())] {
+    for (name, wf) in WORKFLOWS.map(|name| (name, workflow(name))) {
         for (job, body) in wf["jobs"].as_object().unwrap() {
             let minutes = body["timeout-minutes"].as_u64();
             assert!(
@@ -762,4 +844,49 @@ fn a_version_tag_never_rebuilds_and_releases_what_main_signed() {
             .unwrap()
             .contains("steps.reuse.outputs.cpu")
     );
+}
+
+#[test]
+fn every_workflow_is_checked() {
+    let mut found: Vec<String> = std::fs::read_dir(repo_path(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut listed = WORKFLOWS.map(String::from).to_vec();
+    listed.sort();
+    assert_eq!(found, listed);
+}
+
+/// The base-image comparison runs only when asked for, builds each architecture natively from
+/// the real bases with the same script that measured benches/README.md's table, and can write
+/// nothing.
+#[test]
+fn the_base_image_comparison_is_manual_native_and_read_only() {
+    let wf = workflow("base-images.yml");
+    assert_eq!(
+        wf["on"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["workflow_dispatch"]
+    );
+    assert_eq!(wf["permissions"], json!({}));
+    let job = &wf["jobs"]["compare"];
+    assert_eq!(job["permissions"], json!({"contents": "read"}));
+    assert_eq!(job["runs-on"], "${{ matrix.runner }}");
+    let legs: Vec<(String, String)> = job["strategy"]["matrix"]["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["platform"].as_str().unwrap().into(), m["runner"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            ("linux/amd64".to_string(), "ubuntu-24.04".to_string()),
+            ("linux/arm64".to_string(), "ubuntu-24.04-arm".to_string())
+        ]
+    );
+    let run = runs(job, "benches/base-images.sh");
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0]["run"], "benches/base-images.sh \"$PLATFORM\"");
+    assert!(!read("benches/base-images.sh").contains("--push"));
 }

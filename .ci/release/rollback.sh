@@ -5,14 +5,35 @@
 # left for a person to delete in the registry. Every tag is tried even when one fails; each is
 # reported, and any failure makes the exit status non-zero.
 #
-# Usage: rollback.sh STATE_FILE
+# --only-from DIGEST (a check that runs after the release job let go of its lock, such as the
+# native arm64 post-deploy check): only tags that still point at DIGEST, this release's, are
+# re-pointed; a tag a later release has moved since is named and left alone.
+#
+# Usage: rollback.sh [--only-from sha256:DIGEST] STATE_FILE
 #        rollback.sh TAG_REF sha256:DIGEST
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
+only_from=""
+if [ "${1:-}" = --only-from ]; then
+  only_from=$2
+  shift 2
+  [[ $only_from == sha256:* ]] || die "--only-from takes a sha256 digest, not '$only_from'"
+fi
+
 # Re-point one tag; on failure say why and return non-zero (the caller goes on with the others).
 restore() {
   local ref=$1 digest=$2 now out
+  if [ -n "$only_from" ]; then
+    if ! now=$(tag_state "$ref"); then
+      log "NOT RESTORED $ref: the registry cannot say what it points at now"
+      return 1
+    fi
+    if [ "$now" != "$only_from" ]; then
+      log "LEFT $ref: it points at $now, moved since this release ($only_from); not touched"
+      return 0
+    fi
+  fi
   if [ "$digest" = none ]; then
     log "WARNING: $ref did not exist before this release; it still points at $(ref_digest "$ref"). Delete it in the registry if it must not be pulled."
     return 0
@@ -43,6 +64,9 @@ case $# in
     done <"$1"
     [ "${#failed[@]}" = 0 ] || die "not restored: ${failed[*]} (see above; the digests they must point at are in $1)"
     ;;
-  2) restore "$1" "$2" || die "$1 was not restored" ;;
-  *) die "usage: rollback.sh STATE_FILE | rollback.sh TAG_REF sha256:DIGEST" ;;
+  2)
+    [ -z "$only_from" ] || die "--only-from goes with a state file"
+    restore "$1" "$2" || die "$1 was not restored"
+    ;;
+  *) die "usage: rollback.sh [--only-from sha256:DIGEST] STATE_FILE | rollback.sh TAG_REF sha256:DIGEST" ;;
 esac
