@@ -5,7 +5,8 @@
 # only; join each into a manifest list; scan every platform; smoke-test every platform (arm64
 # under QEMU); promote by digest to staging and to a production version; then promote a
 # deliberately broken candidate and check that the post-deploy check fails and the moved tags
-# roll back. Logs, reports, Trivy JSON/SARIF and the summary go to target/release-replay/.
+# roll back; and one broken on arm64 only, which passes promote's amd64 check and is caught and
+# rolled back by the arm64 check after it (the workflow's post-deploy-arm64, --only-from). Logs, reports, Trivy JSON/SARIF and the summary go to target/release-replay/.
 #
 # Usage: .ci/release/replay.sh        (as root; .ci/run calls it)
 # shellcheck source-path=SCRIPTDIR
@@ -119,6 +120,25 @@ for tag in latest 1 1.0; do
   [ "$now" = "$good" ] || die "$tag points at $now after the rollback, not $good"
   echo "after the rollback $repo:$tag -> $now (the $good_v release)"
 done
+
+if [[ ,$platforms, == *,linux/arm64,* ]]; then
+  arm_v=1.0.$((epoch + 2))
+  step "tag v$arm_v, broken on arm64 only: promote's amd64 check passes, then the arm64 check (the workflow's post-deploy-arm64 job) fails and rolls back only the tags still on it"
+  "$RELEASE_DIR/assemble.sh" "$candidate-arm-broken" "$candidate-amd64" "$candidate-broken-arm64"
+  arm_broken=$(ref_digest "$candidate-arm-broken")
+  "$RELEASE_DIR/release.sh" --state "$out/v$arm_v-cpu.state" --report "$out/v$arm_v-cpu.json" \
+    --platforms "$platforms" --check-platforms linux/amd64 \
+    "$candidate-arm-broken" "$repo:$arm_v" "$repo:1.0" "$repo:1" "$repo:latest"
+  if "$RELEASE_DIR/smoke.sh" "$repo:$arm_v" linux/arm64; then
+    die "the arm64 post-deploy check passed on an arm64 image that cannot start"
+  fi
+  "$RELEASE_DIR/rollback.sh" --only-from "$arm_broken" "$out/v$arm_v-cpu.state"
+  for tag in latest 1 1.0; do
+    now=$(ref_digest "$repo:$tag")
+    [ "$now" = "$good" ] || die "$tag points at $now after the arm64 rollback, not $good"
+    echo "after the arm64 rollback $repo:$tag -> $now (the $good_v release)"
+  done
+fi
 
 step "tags.sh against the registry: a released version never moves; a maintenance release leaves latest"
 if "$RELEASE_DIR/tags.sh" "$candidate-broken" "v$good_v" "$repo:$good_v" <<<"v$good_v" >/dev/null; then
