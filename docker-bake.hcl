@@ -35,6 +35,13 @@ variable "RUNTIME_IMAGE" {
 variable "GPU_RUNTIME_IMAGE" {
   default = "debian:bookworm-slim"
 }
+// Only the base-image comparison (group "compare") uses these two.
+variable "UBUNTU_IMAGE" {
+  default = "ubuntu:24.04"
+}
+variable "ALPINE_IMAGE" {
+  default = "alpine:3.22"
+}
 
 group "default" {
   targets = ["cpu", "gpu"]
@@ -74,5 +81,58 @@ target "gpu" {
   platforms  = ["linux/amd64"]
   args = {
     GPU_RUNTIME_IMAGE = GPU_RUNTIME_IMAGE
+  }
+}
+
+// The base-image comparison (benches/base-images.sh; the workflow's manual compare-bases job):
+// the CPU image's binary and weights on four runtimes, for both architectures. No release
+// builds or pushes these.
+group "compare" {
+  targets = ["compare-distroless", "compare-debian-slim", "compare-ubuntu", "compare-alpine"]
+}
+
+target "_compare" {
+  inherits   = ["_common"]
+  dockerfile = "docker/Dockerfile"
+  platforms  = ["linux/amd64", "linux/arm64"]
+}
+
+// The release image itself (the Dockerfile's last stage), under a comparison tag.
+target "compare-distroless" {
+  inherits = ["_compare"]
+  tags     = ["${REGISTRY}/${IMAGE}:compare-distroless"]
+  args = {
+    RUNTIME_IMAGE = RUNTIME_IMAGE
+  }
+}
+
+target "compare-debian-slim" {
+  inherits = ["_compare"]
+  target   = "debian-slim"
+  tags     = ["${REGISTRY}/${IMAGE}:compare-debian-slim"]
+  args = {
+    GPU_RUNTIME_IMAGE = GPU_RUNTIME_IMAGE
+  }
+}
+
+target "compare-ubuntu" {
+  inherits = ["_compare"]
+  target   = "ubuntu"
+  tags     = ["${REGISTRY}/${IMAGE}:compare-ubuntu"]
+  args = {
+    UBUNTU_IMAGE = UBUNTU_IMAGE
+  }
+}
+
+// A static musl binary: no glibc needed, so Alpine's musl is never even used. flex only:
+// mimalloc is C built against glibc's headers.
+target "compare-alpine" {
+  inherits = ["_compare"]
+  target   = "alpine"
+  tags     = ["${REGISTRY}/${IMAGE}:compare-alpine"]
+  args = {
+    ALPINE_IMAGE = ALPINE_IMAGE
+    LIBC         = "musl"
+    FEATURES     = "flex"
   }
 }

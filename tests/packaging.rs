@@ -70,6 +70,16 @@ fn base_image_pins_agree_everywhere() {
             "Dockerfile ARG {arg} differs from base-images.Dockerfile"
         );
     }
+    // The base-image comparison's runtimes (docker/Dockerfile's debian-slim, ubuntu and alpine
+    // stages) are pinned in the same three places.
+    for (stage, arg) in [
+        ("gpu-runtime", "GPU_RUNTIME_IMAGE"),
+        ("ubuntu", "UBUNTU_IMAGE"),
+        ("alpine", "ALPINE_IMAGE"),
+    ] {
+        assert_eq!(bake.get(arg), Some(&froms[stage]), "docker-bake.hcl {arg}");
+        assert_eq!(cpu.get(arg), Some(&froms[stage]), "docker/Dockerfile ARG {arg}");
+    }
     assert_eq!(cpu.get("BUILDER_IMAGE"), gpu.get("BUILDER_IMAGE"));
     // The builder's Rust matches rust-toolchain.toml, so the image builds what CI tested.
     let toolchain = read("rust-toolchain.toml");
@@ -86,7 +96,7 @@ fn base_image_pins_agree_everywhere() {
 }
 
 /// `docker buildx bake --print` output, or None (with a message) where buildx is unavailable.
-fn bake_print(extra_files: &[&std::path::Path]) -> Option<Value> {
+fn bake_print(extra_files: &[&std::path::Path], targets: &[&str]) -> Option<Value> {
     let buildx = Command::new("docker").args(["buildx", "version"]).output();
     if !buildx.as_ref().is_ok_and(|o| o.status.success()) {
         eprintln!(
@@ -102,9 +112,16 @@ fn bake_print(extra_files: &[&std::path::Path]) -> Option<Value> {
         cmd.arg("-f").arg(f);
     }
     // Start from the bake file's own defaults, whatever the caller's environment says.
-    for var in ["BUILDER_IMAGE", "RUNTIME_IMAGE", "GPU_RUNTIME_IMAGE"] {
+    for var in [
+        "BUILDER_IMAGE",
+        "RUNTIME_IMAGE",
+        "GPU_RUNTIME_IMAGE",
+        "UBUNTU_IMAGE",
+        "ALPINE_IMAGE",
+    ] {
         cmd.env_remove(var);
     }
+    cmd.args(targets);
     let out = cmd
         .env("VERSION", "1.2.3")
         .env("REGISTRY", "ghcr.io/acme")
@@ -120,7 +137,9 @@ fn bake_print(extra_files: &[&std::path::Path]) -> Option<Value> {
 
 #[test]
 fn bake_resolves_the_cpu_and_gpu_images() {
-    let Some(plan) = bake_print(&[]) else { return };
+    let Some(plan) = bake_print(&[], &[]) else {
+        return;
+    };
     assert_eq!(
         plan["group"]["default"]["targets"],
         serde_json::json!(["cpu", "gpu"])
@@ -158,6 +177,71 @@ fn bake_resolves_the_cpu_and_gpu_images() {
     assert_eq!(cpu["args"]["VERSION"], "1.2.3");
 }
 
+/// The base-image comparison: four runtimes for the same sources, both architectures, in a
+/// group of its own; the release's default group and the candidate build never name them, and
+/// the Dockerfile's last stage (what `cpu` builds) stays the distroless release image.
+#[test]
+fn the_compare_group_builds_four_runtimes_that_no_release_uses() {
+    let dockerfile = read("docker/Dockerfile");
+    let last_from = dockerfile
+        .lines()
+        .rfind(|l| l.starts_with("FROM "))
+        .unwrap();
+    assert_eq!(last_from, "FROM ${RUNTIME_IMAGE}");
+    let workflow = read(".github/workflows/build.yml");
+    assert!(workflow.contains("targets: cpu,gpu"));
+    let Some(plan) = bake_print(&[], &["compare"]) else {
+        return;
+    };
+    let targets = serde_json::json!([
+        "compare-distroless",
+        "compare-debian-slim",
+        "compare-ubuntu",
+        "compare-alpine"
+    ]);
+    assert_eq!(plan["group"]["compare"]["targets"], targets);
+    let defaults = bake_defaults();
+    for (name, stage, base_arg) in [
+        ("compare-distroless", None, "RUNTIME_IMAGE"),
+        ("compare-debian-slim", Some("debian-slim"), "GPU_RUNTIME_IMAGE"),
+        ("compare-ubuntu", Some("ubuntu"), "UBUNTU_IMAGE"),
+        ("compare-alpine", Some("alpine"), "ALPINE_IMAGE"),
+    ] {
+        let t = &plan["target"][name];
+        assert_eq!(t["dockerfile"], "docker/Dockerfile", "{name}");
+        assert_eq!(t["target"].as_str(), stage, "{name}");
+        assert_eq!(
+            t["platforms"],
+            serde_json::json!(["linux/amd64", "linux/arm64"]),
+            "{name}"
+        );
+        assert_eq!(
+            t["args"][base_arg].as_str(),
+            defaults.get(base_arg).map(String::as_str),
+            "{name}"
+        );
+        assert_eq!(
+            t["tags"],
+            serde_json::json!([format!("ghcr.io/acme/ember-serve:{name}")])
+        );
+        if let Some(stage) = stage {
+            assert!(
+                dockerfile.contains(&format!(" AS {stage}\n")),
+                "no stage {stage}"
+            );
+        }
+    }
+    // Alpine gets the static musl binary (flex only: mimalloc is C built for glibc).
+    assert_eq!(plan["target"]["compare-alpine"]["args"]["LIBC"], "musl");
+    assert_eq!(plan["target"]["compare-alpine"]["args"]["FEATURES"], "flex");
+    assert!(plan["target"]["compare-ubuntu"]["args"]["LIBC"].is_null());
+    let default = bake_print(&[], &[]).unwrap();
+    assert_eq!(
+        default["group"]["default"]["targets"],
+        serde_json::json!(["cpu", "gpu"])
+    );
+}
+
 #[test]
 fn metadata_action_targets_are_inherited() {
     // What docker/metadata-action writes in CI: the two empty targets, redefined with tags.
@@ -168,7 +252,7 @@ fn metadata_action_targets_are_inherited() {
         "docker-metadata-action-gpu": {"tags": ["ghcr.io/acme/ember-serve:9.9.9-gpu"]}
     }});
     std::fs::write(&file, meta.to_string()).unwrap();
-    let Some(plan) = bake_print(&[&file]) else {
+    let Some(plan) = bake_print(&[&file], &[]) else {
         return;
     };
     assert_eq!(

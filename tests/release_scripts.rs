@@ -137,18 +137,22 @@ impl Registry {
     }
 
     fn release(&self, tags: &Tags) -> Command {
+        self.release_with(&[], &[&tags.candidate, &tags.version, &tags.latest])
+    }
+
+    /// release.sh with its state and report here, all platforms, `options`, then `refs`.
+    fn release_with(&self, options: &[&str], refs: &[&str]) -> Command {
         let (state, report) = (self.path("state"), self.path("report.json"));
-        let args = [
+        let mut args = vec![
             "--state",
             state.to_str().unwrap(),
             "--report",
             report.to_str().unwrap(),
             "--platforms",
             PLATFORMS,
-            &tags.candidate,
-            &tags.version,
-            &tags.latest,
         ];
+        args.extend(options);
+        args.extend(refs);
         self.script("release.sh", &args)
     }
 }
@@ -314,22 +318,13 @@ fn a_post_deploy_platform_outside_the_release_is_refused_before_anything_moves()
     let Some((registry, tags)) = Registry::released_before("check-platforms") else {
         return;
     };
-    let (state, report) = (registry.path("state"), registry.path("report.json"));
-    let out = registry.run(
-        "release.sh",
-        &[
-            "--state",
-            state.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--platforms",
-            PLATFORMS,
-            "--check-platforms",
-            "linux/s390x",
-            &tags.candidate,
-            &tags.version,
-        ],
-    );
+    let out = registry
+        .release_with(
+            &["--check-platforms", "linux/s390x"],
+            &[&tags.candidate, &tags.version],
+        )
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("linux/s390x is not one of"), "{err}");

@@ -6,6 +6,8 @@
 #
 # Usage: smoke.sh REF [PLATFORM...]     (no PLATFORM: every platform in REF's manifest list)
 # SMOKE_READY_TIMEOUT: seconds to wait for /health/ready (default 180; QEMU start-up is slow).
+# SMOKE_PULL=0: REF is an image already in the daemon, built for the one PLATFORM given
+# (benches/base-images.sh); nothing is pulled.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
@@ -36,8 +38,10 @@ running() { [ "$(docker inspect -f "{{.State.Running}}" "$1" 2>/dev/null)" = tru
 smoke_one() {
   local platform=$1 machine
   machine=$(uname_machine "$platform")
-  log "smoke $platform: docker pull --platform $platform $ref"
-  docker pull -q --platform "$platform" "$ref" >/dev/null || die "pull $ref ($platform) failed"
+  if [ "${SMOKE_PULL:-1}" != 0 ]; then
+    log "smoke $platform: docker pull --platform $platform $ref"
+    docker pull -q --platform "$platform" "$ref" >/dev/null || die "pull $ref ($platform) failed"
+  fi
   local pulled
   pulled=$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$ref")
   [ "$pulled" = "$platform" ] || die "pulled a $pulled image for $platform"
