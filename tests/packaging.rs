@@ -78,7 +78,11 @@ fn base_image_pins_agree_everywhere() {
         ("alpine", "ALPINE_IMAGE"),
     ] {
         assert_eq!(bake.get(arg), Some(&froms[stage]), "docker-bake.hcl {arg}");
-        assert_eq!(cpu.get(arg), Some(&froms[stage]), "docker/Dockerfile ARG {arg}");
+        assert_eq!(
+            cpu.get(arg),
+            Some(&froms[stage]),
+            "docker/Dockerfile ARG {arg}"
+        );
     }
     assert_eq!(cpu.get("BUILDER_IMAGE"), gpu.get("BUILDER_IMAGE"));
     // The builder's Rust matches rust-toolchain.toml, so the image builds what CI tested.
@@ -203,7 +207,11 @@ fn the_compare_group_builds_four_runtimes_that_no_release_uses() {
     let defaults = bake_defaults();
     for (name, stage, base_arg) in [
         ("compare-distroless", None, "RUNTIME_IMAGE"),
-        ("compare-debian-slim", Some("debian-slim"), "GPU_RUNTIME_IMAGE"),
+        (
+            "compare-debian-slim",
+            Some("debian-slim"),
+            "GPU_RUNTIME_IMAGE",
+        ),
         ("compare-ubuntu", Some("ubuntu"), "UBUNTU_IMAGE"),
         ("compare-alpine", Some("alpine"), "ALPINE_IMAGE"),
     ] {

@@ -299,7 +299,10 @@ fn a_rollback_after_the_lock_leaves_tags_a_later_release_moved() {
 
     // A tag the registry will not read is not taken for one that moved.
     registry.set_tags(&[(&tags.latest, &tags.new)]);
-    registry.fail("fail-inspect", &[&format!("{} 503 Service Unavailable", tags.latest)]);
+    registry.fail(
+        "fail-inspect",
+        &[&format!("{} 503 Service Unavailable", tags.latest)],
+    );
     let out = registry.run(
         "rollback.sh",
         &["--only-from", &tags.new, state.to_str().unwrap()],

@@ -122,7 +122,10 @@ fn job_graph_triggers_and_least_privilege() {
         needs(&jobs["promote"]),
         set(&["candidate", "scan", "smoke", "sign", "approve"])
     );
-    assert_eq!(needs(&jobs["post-deploy-arm64"]), set(&["candidate", "promote"]));
+    assert_eq!(
+        needs(&jobs["post-deploy-arm64"]),
+        set(&["candidate", "promote"])
+    );
     assert_eq!(jobs["approve"]["permissions"], json!({}));
 
     let expected: BTreeMap<String, BTreeSet<String>> = [
@@ -268,7 +271,10 @@ fn no_release_tag_moves_before_every_platform_was_scanned_and_smoke_tested() {
     // Every platform is smoke-tested natively, on a runner of its own architecture: no QEMU in
     // the workflow (it stays for the local replay).
     assert_eq!(jobs["smoke"]["runs-on"], "${{ matrix.runner }}");
-    for m in jobs["smoke"]["strategy"]["matrix"]["include"].as_array().unwrap() {
+    for m in jobs["smoke"]["strategy"]["matrix"]["include"]
+        .as_array()
+        .unwrap()
+    {
         let want = if m["arch"] == "arm64" {
             "ubuntu-24.04-arm"
         } else {
@@ -278,7 +284,9 @@ fn no_release_tag_moves_before_every_platform_was_scanned_and_smoke_tested() {
     }
     for (name, job) in jobs.as_object().unwrap() {
         assert!(
-            !steps(job).iter().any(|s| uses(s, "docker/setup-qemu-action")),
+            !steps(job)
+                .iter()
+                .any(|s| uses(s, "docker/setup-qemu-action")),
             "{name} emulates arm64"
         );
     }
@@ -426,7 +434,10 @@ fn promotion_is_by_digest_with_a_post_deploy_check_and_automatic_rollback() {
             "{run}"
         );
     }
-    assert_eq!(runs(arm, ".ci/release/notify.sh")[0]["if"], "${{ failure() }}");
+    assert_eq!(
+        runs(arm, ".ci/release/notify.sh")[0]["if"],
+        "${{ failure() }}"
+    );
 
     // The summary is written whatever happened; the webhook is a secret, never a literal.
     let notify = runs(promote, ".ci/release/notify.sh");
@@ -654,7 +665,10 @@ fn both_ci_definitions_run_the_same_scripts() {
     }
     // The test jobs run nothing but those scripts (checkout and toolchain set-up aside).
     for job in ["test", "test-arm64"] {
-        for step in steps(&wf["jobs"][job]).iter().filter(|s| s["run"].is_string()) {
+        for step in steps(&wf["jobs"][job])
+            .iter()
+            .filter(|s| s["run"].is_string())
+        {
             let run = step["run"].as_str().unwrap().trim();
             assert!(
                 run.starts_with("bash .ci/") && !run.contains('\n'),
@@ -666,7 +680,10 @@ fn both_ci_definitions_run_the_same_scripts() {
     let arm = &wf["jobs"]["test-arm64"];
     assert_eq!(arm["runs-on"], "ubuntu-24.04-arm");
     assert_eq!(runs(arm, ".ci/test.sh")[0]["run"], "bash .ci/test.sh suite");
-    assert_eq!(runs(arm, ".ci/tools.sh")[0]["run"], "bash .ci/tools.sh tests");
+    assert_eq!(
+        runs(arm, ".ci/tools.sh")[0]["run"],
+        "bash .ci/tools.sh tests"
+    );
     // README.md's test command is what .ci/test.sh runs.
     let readme = read("README.md");
     let command = readme
@@ -876,7 +893,12 @@ fn the_base_image_comparison_is_manual_native_and_read_only() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["platform"].as_str().unwrap().into(), m["runner"].as_str().unwrap().into()))
+        .map(|m| {
+            (
+                m["platform"].as_str().unwrap().into(),
+                m["runner"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         legs,

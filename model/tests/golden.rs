@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ember_model::device::{self, SelectedDevice};
-use ember_model::{Classifier, ImportedModel, INPUT_LEN, NUM_CLASSES, argmax, imported};
+use ember_model::{Classifier, INPUT_LEN, ImportedModel, NUM_CLASSES, argmax, imported};
 use serde::{Deserialize, Serialize};
 
 /// The inputs a model is asked about and what it answered, per tensor name, row by row.
@@ -127,20 +127,23 @@ fn answers(
         model.infer(&slices, count).unwrap()
     };
     let together = run(0, rows);
-    let alone: Vec<Vec<f32>> = (0..rows)
-        .map(|row| run(row, 1))
-        .fold(vec![Vec::new(); config.outputs.len()], |mut acc, outs| {
+    let alone: Vec<Vec<f32>> = (0..rows).map(|row| run(row, 1)).fold(
+        vec![Vec::new(); config.outputs.len()],
+        |mut acc, outs| {
             acc.iter_mut().zip(outs).for_each(|(a, o)| a.extend(o));
             acc
-        });
+        },
+    );
     [together, alone]
         .into_iter()
         .map(|flat_outputs| {
             let mut outputs = BTreeMap::new();
             let mut labels = BTreeMap::new();
             for (spec, flat) in config.outputs.iter().zip(flat_outputs) {
-                let per_row: Vec<Vec<f32>> =
-                    flat.chunks_exact(spec.row_len()).map(<[f32]>::to_vec).collect();
+                let per_row: Vec<Vec<f32>> = flat
+                    .chunks_exact(spec.row_len())
+                    .map(<[f32]>::to_vec)
+                    .collect();
                 if !spec.labels.is_empty() {
                     let names = &spec.labels;
                     let label = |row: &Vec<f32>| {
@@ -234,7 +237,11 @@ fn every_bundled_model_answers_as_the_golden_file_on_every_cpu_backend() {
         for selected in &backends {
             let [together, alone]: [Golden; 2] =
                 answers(name, &want.inputs, selected).try_into().unwrap();
-            let on = format!("{name} on {} ({})", selected.backend, std::env::consts::ARCH);
+            let on = format!(
+                "{name} on {} ({})",
+                selected.backend,
+                std::env::consts::ARCH
+            );
             assert_matches(&together, want, &format!("{on}, one batch"));
             assert_matches(&alone, want, &format!("{on}, row by row"));
         }
