@@ -73,7 +73,7 @@ for platform in "$@"; do
     if $stand_ins; then
       case "$variant:$arch" in
         debian-slim:arm64 | ubuntu:arm64)
-          rows+=("| $variant | $platform | $base: not built here, no arm64 Debian or Ubuntu stand-in (the workflow's compare-bases job builds it) | | |")
+          rows+=("| $variant | $platform | $base: not built here, no arm64 Debian or Ubuntu stand-in (the base-images workflow builds it) | | |")
           continue
           ;;
         alpine:*) base="$base, stand-in: scratch + passwd" ;;
