@@ -831,13 +831,36 @@ async fn auto_names_the_vulkan_driver_that_failed_to_load() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert!(reason.contains("libGLX_ember_gone.so.0"), "{models}");
-    assert!(
-        reason.contains("cannot open shared object file"),
-        "{reason}"
-    );
     let logged = server.log.lock().unwrap().join("\n");
-    assert!(logged.contains("libGLX_ember_gone.so.0"), "{logged}");
+    if vulkan_loader_installed() {
+        assert!(reason.contains("libGLX_ember_gone.so.0"), "{models}");
+        assert!(
+            reason.contains("cannot open shared object file"),
+            "{reason}"
+        );
+        assert!(logged.contains("libGLX_ember_gone.so.0"), "{logged}");
+    } else {
+        // Without the loader no driver is ever tried: that is what the fallback must say.
+        assert!(
+            reason.contains("the Vulkan loader is not installed"),
+            "{models}"
+        );
+        assert!(
+            logged.contains("the Vulkan loader is not installed"),
+            "{logged}"
+        );
+    }
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Whether the dynamic linker knows the Vulkan loader (Debian's libvulkan1), as the server's
+/// dlopen will look for it.
+#[cfg(feature = "wgpu")]
+fn vulkan_loader_installed() -> bool {
+    Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("libvulkan.so.1 "))
+        .unwrap_or(true)
 }

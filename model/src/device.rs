@@ -223,8 +223,10 @@ pub fn more_queues(selected: &SelectedDevice, count: usize) -> Result<Vec<Device
         return Ok(Vec::new());
     }
     let failed = |e: &dyn std::fmt::Display| DeviceError::Queue(format!("{}: {e}", selected.name));
+    // Every backend burn enumerates adapters on, OpenGL included: a machine with no Vulkan
+    // driver still has Mesa's GL llvmpipe, and the selected adapter may be that one.
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::PRIMARY,
+        backends: wgpu::Backends::all(),
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
     // The selected card by its PCI address where the driver gives one (identical cards share a
@@ -233,7 +235,7 @@ pub fn more_queues(selected: &SelectedDevice, count: usize) -> Result<Vec<Device
         .device
         .identity()
         .and_then(|identity| identity.physical?.pci_address);
-    let adapter = ready(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+    let adapter = ready(instance.enumerate_adapters(wgpu::Backends::all()))
         .into_iter()
         .filter(|a| {
             let info = a.get_info();
