@@ -8,9 +8,12 @@
 //! `EMBER_GOLDEN=write cargo test -p ember-model --features flex,ndarray --test golden`.
 //! Rewrite it only when a model's weights change on purpose, and say so in the commit.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::{close, flatten};
 use ember_model::device::{self, SelectedDevice};
 use ember_model::{Classifier, INPUT_LEN, ImportedModel, NUM_CLASSES, argmax, imported};
 use serde::{Deserialize, Serialize};
@@ -72,13 +75,6 @@ fn fixed_inputs() -> BTreeMap<String, BTreeMap<String, Vec<Vec<f32>>>> {
         BTreeMap::from([("pixels".to_string(), digits)]),
     );
     all
-}
-
-fn flatten(value: &serde_json::Value, out: &mut Vec<f32>) {
-    match value.as_array() {
-        Some(items) => items.iter().for_each(|v| flatten(v, out)),
-        None => out.push(value.as_f64().unwrap() as f32),
-    }
 }
 
 /// What one model answers on `selected`, all rows in one pass and each row alone (the CNN's
@@ -180,7 +176,7 @@ fn assert_matches(got: &Golden, want: &Golden, what: &str) {
             assert_eq!(g_row.len(), w_row.len(), "{what}: {name}[{r}]");
             for (i, (g, w)) in g_row.iter().zip(w_row).enumerate() {
                 assert!(
-                    (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    close(*g, *w),
                     "{what}: {name}[{r}][{i}] is {g}, tests/golden.json says {w} (written on x86-64)"
                 );
             }

@@ -3,8 +3,11 @@
 //! model's train.py), and every backend compiled in must reproduce them. Bad requests get an
 //! error naming the model, the tensor and the position.
 
+mod common;
+
 use std::path::Path;
 
+use common::{close, flatten};
 use ember_model::ImportedModel;
 use ember_model::device::{self, SelectedDevice};
 use ember_model::imported::{self, ImportedInputError, InferError};
@@ -56,14 +59,6 @@ fn example(model: &ImportedModel) -> Example {
         rows: inputs[0].1,
         inputs: inputs.into_iter().map(|(v, _)| v).collect(),
         outputs,
-    }
-}
-
-/// A row's values in row-major order, however deeply its tensor nests them.
-fn flatten(value: &serde_json::Value, out: &mut Vec<f32>) {
-    match value.as_array() {
-        Some(items) => items.iter().for_each(|v| flatten(v, out)),
-        None => out.push(value.as_f64().unwrap() as f32),
     }
 }
 
@@ -131,7 +126,7 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+            close(*g, *w),
             "{what}: value {i} is {g}, ONNX Runtime says {w}"
         );
     }
