@@ -3,7 +3,7 @@
 # runs A then B (wrk -t2 -c64 after 1 s of warm-up), so both see the same noisy spell, and the
 # verdict is how many rounds B beat A, not two medians taken minutes apart.
 #
-#   A_BIN=target/old/release/ember-serve B_BIN=target/release/ember-serve bash benches/ab.sh
+#   A_BIN=target/old/dist/ember-serve B_BIN=target/dist/ember-serve bash benches/ab.sh
 #   ROUNDS=8 DURATION=5s A_ARGS="--client-timeout 1h" B_ARGS=... (extra flags per side)
 #   BODY=file.json: another /v1/predict body (default: one input, tests/data/predict-zero.json)
 #   PIN=1: the server on CPU 0 and wrk on CPU 1 (taskset), so neither is scheduled onto the

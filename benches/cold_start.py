@@ -1,7 +1,7 @@
 """Cold start: from exec to the first 200 from /v2/health/ready, which the server gives only after
 every model of the repository has loaded its weights and passed its warm-up batches.
 
-    python3 benches/cold_start.py target/release/ember-serve [RUNS] [-- extra server flags]
+    python3 benches/cold_start.py target/dist/ember-serve [RUNS] [-- extra server flags]
 
 Each run starts the binary afresh (the file is in the page cache after the first, as on a node
 that pulled the image), polls readiness every 0.5 ms over a new connection, and stops the

@@ -7,7 +7,7 @@
 # of them (the first 10 s, c=256 single inputs, 64-row JSON and 4096-row binary bodies), and on
 # `--device cpu --max-batch 4096`. Also checks that GPU and CPU answers agree.
 #
-#   BIN=target/release/ember-serve bash benches/gpu.sh
+#   BIN=target/dist/ember-serve bash benches/gpu.sh
 #
 # BIN: built with `--no-default-features --features flex,wgpu,mimalloc` (as the GPU image is).
 # DURATION=4s per point; VARIANTS: flag sets tried beside the GPU defaults, `;`-separated
@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=.ci/lib.sh
 source .ci/lib.sh
-BIN=${BIN:-target/release/ember-serve}
+BIN=${BIN:-target/dist/ember-serve}
 DURATION=${DURATION:-4s}
 VARIANTS=${VARIANTS---cpu-lane-below=0;--gpu-queues=2}
 OUT=${OUT:-benches/results}

@@ -7,7 +7,7 @@
 #                                     perf_analyzer, and a release build with flex,mimalloc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/release/ember-serve
+BIN=target/dist/ember-serve
 $BIN --host 127.0.0.1 --port 18181 --grpc-port 18182 --device cpu --log-level warn &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' EXIT

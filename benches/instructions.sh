@@ -4,7 +4,7 @@
 # One inference thread, wrk -t1 -c4 (CONNECTIONS=64: batches fill, so per-request costs show); counting starts after 2 s of warm-up and lasts 8 s, and the
 # whole process is counted (accept loop, router, batcher, forward pass).
 #
-#   bash benches/instructions.sh target/release/ember-serve [server flags...]
+#   bash benches/instructions.sh target/dist/ember-serve [server flags...]
 #
 # Needs valgrind (callgrind_control) and wrk. A release binary runs ~50x slower under it.
 set -euo pipefail

@@ -27,8 +27,8 @@ PORT=18180
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --locked --features "$FEATURES" --bin ember-serve --bin ceiling >&2
-BIN=target/release
+cargo build --profile dist --locked --features "$FEATURES" --bin ember-serve --bin ceiling >&2
+BIN=target/dist
 
 body=$(tr -d '\n' <tests/data/predict-zero.json)
 lua=$(mktemp --suffix=.lua)

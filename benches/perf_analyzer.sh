@@ -124,8 +124,8 @@ check() { # URL
 sweep() { # [URL]
   local url=${1:-} server="" csv
   if [ -z "$url" ]; then
-    cargo build --release --locked --features flex,mimalloc --bin ember-serve >&2
-    target/release/ember-serve --host 127.0.0.1 --port 18181 --grpc-port 18182 --device cpu \
+    cargo build --profile dist --locked --features flex,mimalloc --bin ember-serve >&2
+    target/dist/ember-serve --host 127.0.0.1 --port 18181 --grpc-port 18182 --device cpu \
       --log-level warn &
     server=$!
     trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT

@@ -6,7 +6,7 @@ REST GET /v2/health/ready, gRPC ServerReady through tritonclient is not needed: 
 request is enough), how long until the server has closed them all, and how long SIGTERM takes
 to exit with them connected.
 
-    BIN=target/release/ember-serve python3 benches/silent_http2.py 1000
+    BIN=target/dist/ember-serve python3 benches/silent_http2.py 1000
 
 Exits 1 if a fresh client waited a second or more (p99) with them connected, if any silent
 connection was still open after 60 s, or if SIGTERM did not exit 0 within --shutdown-delay + 1 s
@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-binary = os.environ.get("BIN", "target/release/ember-serve")
+binary = os.environ.get("BIN", "target/dist/ember-serve")
 rest, grpc = 18195, 18196
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * count + 512)), hard))

@@ -3,7 +3,7 @@
 then nothing. Reports how many got an HTTP answer (and which status) and were closed by the
 server, how long that took, and whether ordinary requests were answered meanwhile.
 
-    target/release/ember-serve --client-timeout 5s --grpc-port 0 &
+    target/dist/ember-serve --client-timeout 5s --grpc-port 0 &
     python3 benches/slow_clients.py http://127.0.0.1:8080 900 20
 
 Arguments: base URL, connections (default 900), seconds to wait for them (default 40).

@@ -9,9 +9,9 @@
 # All at the default log level, as users run it.
 #
 #   git worktree add /tmp/base <commit-before>
-#   CARGO_TARGET_DIR=target/old cargo build --release --locked --features flex,mimalloc \
+#   CARGO_TARGET_DIR=target/old cargo build --profile dist --locked --features flex,mimalloc \
 #     --bin ember-serve --manifest-path /tmp/base/Cargo.toml
-#   BASE_BIN=target/old/release/ember-serve bash benches/switches.sh    # ROUNDS=5, DURATION=5s
+#   BASE_BIN=target/old/dist/ember-serve bash benches/switches.sh    # ROUNDS=5, DURATION=5s
 #   NEW_BIN=path/to/ember-serve ...                                      # skip building this tree
 #   PIN=1 ...    the server on CPU 0, wrk on CPU 1 (taskset): steadier on a small shared VM
 #
@@ -33,8 +33,8 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; ex
 
 # NEW_BIN: an already built binary of this tree (else built here).
 if [ -z "${NEW_BIN:-}" ]; then
-  cargo build --release --locked --features "$FEATURES" --bin ember-serve >&2
-  NEW_BIN=target/release/ember-serve
+  cargo build --profile dist --locked --features "$FEATURES" --bin ember-serve >&2
+  NEW_BIN=target/dist/ember-serve
 fi
 
 body=$(tr -d '\n' <tests/data/predict-zero.json)

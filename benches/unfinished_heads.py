@@ -4,7 +4,7 @@ HTTP/1.1 request with one header of SIZE bytes, and never finish it. Reports the
 resident memory (VmRSS of PID) before and with them connected, the cost per connection, and how
 many the server closed (a head past its bound is answered 431 and closed).
 
-    target/release/ember-serve --grpc-port 0 --client-timeout 60s &
+    target/dist/ember-serve --grpc-port 0 --client-timeout 60s &
     python3 benches/unfinished_heads.py 127.0.0.1:8080 $! 300 400000
 
 Arguments: HOST:PORT, the server's PID, connections (default 300), header bytes (default

@@ -4,7 +4,7 @@
 # rounds (ember-serve then MLServer, each after 1 s of warm-up), both servers up for the whole run.
 # Before measuring it checks that both answer that row alike (every output within 1e-5).
 #
-#   BIN=target/release/ember-serve bash benches/vs_mlserver.sh
+#   BIN=target/dist/ember-serve bash benches/vs_mlserver.sh
 #   MODEL=diabetes ROUNDS=5 DURATION=10s CONNECTIONS=64 (defaults: breast-cancer, 5, 10s, 64)
 #   MLSERVER_WORKERS=N: MLServer's parallel_workers (its default, 1: inference in a worker
 #   process; 0: in the server's own process)
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=.ci/lib.sh
 source .ci/lib.sh
-BIN=${BIN:-target/release/ember-serve}
+BIN=${BIN:-target/dist/ember-serve}
 MODEL=${MODEL:-breast-cancer}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
@@ -25,7 +25,7 @@ HOME_DIR=target/mlserver
 OUT=benches/results
 EMBER_PORT=18301 MLSERVER_PORT=18302
 mkdir -p "$OUT" "$HOME_DIR"
-[ -x "$BIN" ] || { echo "no $BIN: cargo build --release --no-default-features --features flex,mimalloc" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "no $BIN: cargo build --profile dist --no-default-features --features flex,mimalloc" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
 if [ ! -x "$HOME_DIR/venv/bin/mlserver" ]; then

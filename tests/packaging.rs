@@ -412,3 +412,69 @@ fn the_dependency_layer_stubs_every_declared_target() {
         assert_eq!(stubs, declared, "{dockerfile}'s stub sources");
     }
 }
+
+/// Each image builds its dependency layer and its binary with the same profile, features and
+/// target (else the second build silently recompiles every dependency), copies the binary from
+/// that profile's directory, and the profile is Cargo.toml's: for the CPU image the one whose fat
+/// LTO and single codegen unit keep it under its size target, for the GPU image one of its own.
+#[test]
+fn each_image_builds_with_its_own_cargo_profile() {
+    let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
+    let profiles = manifest["profile"].as_table().unwrap();
+    let setting = |profile: &str, key: &str| -> Option<toml::Value> {
+        let mut name = profile.to_string();
+        // Follow `inherits` as cargo does, ending at a built-in profile.
+        loop {
+            let table = profiles.get(&name)?.as_table()?;
+            if let Some(v) = table.get(key) {
+                return Some(v.clone());
+            }
+            name = table.get("inherits")?.as_str()?.to_string();
+        }
+    };
+    for (dockerfile, profile) in [
+        ("docker/Dockerfile", "dist"),
+        ("docker/Dockerfile.gpu", "dist-gpu"),
+    ] {
+        let text = read(dockerfile).replace("\\\n", " ");
+        let builds: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("cargo build") || l.contains("cargo auditable build"))
+            .collect();
+        assert_eq!(builds.len(), 2, "{dockerfile}: {builds:?}");
+        for build in &builds {
+            let args: Vec<&str> = build.split_whitespace().collect();
+            let after = |flag: &str| {
+                args.iter()
+                    .position(|a| *a == flag)
+                    .and_then(|i| args.get(i + 1).copied())
+            };
+            assert_eq!(after("--profile"), Some(profile), "{dockerfile}: {build}");
+            assert_eq!(after("--features"), Some("\"$FEATURES\""), "{build}");
+            assert_eq!(after("--target"), Some("\"$TRIPLE\""), "{build}");
+            assert!(args.contains(&"--no-default-features"), "{build}");
+            assert!(args.contains(&"--locked"), "{build}");
+        }
+        let copied = format!("target/$TRIPLE/{profile}/ember-serve");
+        assert!(
+            builds[1].contains(&copied),
+            "{dockerfile} copies another profile's binary: {}",
+            builds[1]
+        );
+        assert!(profiles.contains_key(profile), "no [profile.{profile}]");
+        assert_eq!(setting(profile, "strip"), Some(toml::Value::Boolean(true)));
+    }
+    assert_eq!(setting("dist", "lto"), Some(toml::Value::from("fat")));
+    assert_eq!(setting("dist", "codegen-units"), Some(toml::Value::from(1)));
+    assert_eq!(
+        setting("dist", "incremental"),
+        Some(toml::Value::Boolean(false))
+    );
+    // `cargo run --release` stays quick: incremental, and neither of the slow settings.
+    assert_eq!(setting("release", "lto"), None);
+    assert_eq!(setting("release", "codegen-units"), None);
+    assert_eq!(
+        setting("release", "incremental"),
+        Some(toml::Value::Boolean(true))
+    );
+}
