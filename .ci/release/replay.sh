@@ -8,7 +8,10 @@
 # roll back; and one broken on arm64 only, which passes promote's amd64 check and is caught and
 # rolled back by the arm64 check after it (the workflow's post-deploy-arm64, --only-from). Logs, reports, Trivy JSON/SARIF and the summary go to target/release-replay/.
 #
-# Usage: .ci/release/replay.sh        (as root; .ci/run calls it)
+# Usage: .ci/release/replay.sh             (as root; .ci/run calls it)
+#        .ci/release/replay.sh --prebuild  only build the arm64 CPU image into BuildKit's cache,
+#                                          pushing nothing (.ci/run starts it beside the amd64
+#                                          image builds, whose long GPU tail leaves cores idle)
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
@@ -41,6 +44,14 @@ else
   platforms=linux/amd64
 fi
 IFS=, read -ra platform_list <<<"$platforms"
+
+if [ "${1:-}" = --prebuild ]; then
+  [[ ,$platforms, == *,linux/arm64,* ]] || exit 0
+  began=$SECONDS
+  bash "$OD" bake --set cpu.platform=linux/arm64 --set cpu.output=type=cacheonly cpu
+  echo "prebuild: cpu linux/arm64 built into the cache in $((SECONDS - began)) s"
+  exit 0
+fi
 
 step "build and push the candidates (a tag per platform; no release tag)"
 bake_push() {
