@@ -454,8 +454,10 @@ async fn a_full_queue_is_503_with_retry_after_at_once() {
     let reply = post_json(&app, "/v1/predict", body).await;
     assert_problem(&reply, 503, "overloaded", "queue is full");
     assert_eq!(reply.headers["retry-after"], "1");
+    // Waiting for room would take until the held request ends, which this test never lets
+    // happen; 5 s tells "at once" from that on however busy a machine.
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(1),
+        started.elapsed() < std::time::Duration::from_secs(5),
         "a full queue must answer at once"
     );
     assert!(

@@ -364,9 +364,11 @@ async fn silent_http2_clients_on_both_ports_cost_new_clients_nothing_and_do_not_
     sigterm(&server);
     assert_eq!(exit_status(&mut server).await.code(), Some(0));
     let took = signalled.elapsed();
+    // Held, they would keep the exit waiting for the 30 s shutdown timeout; the bound leaves a
+    // busy 2-core machine seconds of slack over the 300 ms delay and still tells the two apart.
     assert!(
-        took < Duration::from_millis(1300),
-        "exit took {took:?} (delay 300 ms)"
+        took < Duration::from_secs(10),
+        "exit took {took:?} (delay 300 ms, shutdown timeout 30 s)"
     );
 }
 
