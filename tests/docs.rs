@@ -1,10 +1,12 @@
-//! The operations documents stay usable: every alert names a RUNBOOK.md section that exists,
-//! every log line the runbook quotes is one the server writes, and the runbook stays a runbook
-//! (tables and procedures, not a lab notebook).
+//! The documents stay true: every alert names a RUNBOOK.md section that exists, every log line
+//! the runbook quotes is one the server writes, the runbook stays a runbook (tables and
+//! procedures, not a lab notebook), every path ARCHITECTURE.md names exists, and README.md's
+//! flag table lists every flag.
 
 mod common;
 
-use common::read;
+use clap::CommandFactory;
+use common::{read, repo_path};
 
 /// GitHub's anchor for a Markdown heading.
 fn anchor(heading: &str) -> String {
@@ -125,5 +127,68 @@ fn every_log_line_the_runbook_quotes_is_in_the_source() {
     assert!(
         missing.is_empty(),
         "RUNBOOK.md quotes log lines no source file writes: {missing:?}"
+    );
+}
+
+/// Policy, for contributors: ARCHITECTURE.md sends them to files by name, so each file or folder
+/// it names in backticks must exist (routes, flags and globs are not paths and are left out).
+#[test]
+fn every_path_architecture_names_exists() {
+    let map = read("ARCHITECTURE.md");
+    let paths: Vec<&str> = map
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| {
+            !t.starts_with('/')
+                && !t.starts_with('-')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+                && (t.contains('/')
+                    || t.ends_with(".rs")
+                    || t.ends_with(".md")
+                    || t.ends_with(".toml"))
+        })
+        .collect();
+    assert!(
+        paths.len() >= 30,
+        "only {} paths found: {paths:?}",
+        paths.len()
+    );
+    let missing: Vec<&&str> = paths
+        .iter()
+        .filter(|p| !repo_path(p.trim_end_matches('/')).exists())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist: {missing:?}"
+    );
+}
+
+/// Policy, for users: README.md's "Configure" table is where they look a flag up, so every
+/// long flag of `ember-serve` (as clap builds them) has a row there.
+#[test]
+fn readme_lists_every_flag() {
+    let readme = read("README.md");
+    let configure = readme
+        .split("\n## Configure")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a Configure section");
+    let command = ember_serve::config::Cli::command();
+    let flags: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|long| !["help", "version"].contains(long))
+        .map(|long| format!("`--{long}"))
+        .collect();
+    assert!(flags.len() >= 20, "only {} flags: {flags:?}", flags.len());
+    let missing: Vec<&String> = flags
+        .iter()
+        .filter(|f| !configure.contains(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "flags without a row in README.md's Configure table: {missing:?}"
     );
 }
