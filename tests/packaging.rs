@@ -478,3 +478,27 @@ fn each_image_builds_with_its_own_cargo_profile() {
         Some(toml::Value::Boolean(true))
     );
 }
+
+/// Bake builds the images' targets and platforms at once; a cache mount shared with
+/// `sharing=locked` made each build wait for the other's whole dependency layer, so the cargo
+/// registry cache is private to each concurrent build (cargo's own lock file lives outside the
+/// mount, so `shared` would let two builds unpack one crate at once).
+#[test]
+fn concurrent_image_builds_never_wait_on_one_cache() {
+    for dockerfile in ["docker/Dockerfile", "docker/Dockerfile.gpu"] {
+        let text = read(dockerfile);
+        let mounts: Vec<&str> = text
+            .split("--mount=")
+            .skip(1)
+            .filter_map(|m| m.split_whitespace().next())
+            .filter(|m| m.starts_with("type=cache"))
+            .collect();
+        assert!(mounts.len() >= 3, "{dockerfile}: {mounts:?}");
+        for mount in mounts {
+            assert!(
+                mount.split(',').any(|o| o == "sharing=private"),
+                "{dockerfile}: {mount} can make a concurrent build wait"
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@
 # Usage: .ci/release/replay.sh             (as root; .ci/run calls it)
 #        .ci/release/replay.sh --prebuild  only build the arm64 CPU image into BuildKit's cache,
 #                                          pushing nothing (.ci/run starts it beside the amd64
-#                                          image builds, whose long GPU tail leaves cores idle)
+#                                          image builds, to fill the cores they leave idle)
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
