@@ -19,15 +19,16 @@ cargo clippy --workspace --locked --all-targets --all-features -- -D warnings
 
 step "cargo deny: licences, duplicate versions, sources (deny.toml), and advisories where reachable"
 # The RustSec advisory database is a git repository on GitHub: the workflow's runner fetches
-# it (a failed fetch fails there); a machine that cannot reach GitHub checks the rest.
+# it once (a failed fetch fails there; --frozen then keeps check from fetching it again); a
+# machine that cannot reach GitHub checks the rest.
 if cargo deny fetch db >/dev/null 2>&1; then
-  cargo deny --locked check
+  cargo deny --frozen check
 elif [ "${GITHUB_ACTIONS:-}" = true ]; then
   echo "cargo deny could not fetch the advisory database" >&2
   exit 1
 else
   echo "SKIPPED: cargo deny advisories (the RustSec database on GitHub is out of reach here)"
-  cargo deny --locked check licenses bans sources
+  cargo deny --frozen check licenses bans sources
 fi
 
 step "cargo shear: no unused or misplaced dependency"
