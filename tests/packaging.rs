@@ -470,6 +470,15 @@ fn each_image_builds_with_its_own_cargo_profile() {
         setting("dist", "incremental"),
         Some(toml::Value::Boolean(false))
     );
+    // `cargo bench` builds as the CPU image does; cargo allows no `inherits` on bench, so
+    // [profile.bench] restates dist's settings and must not drift from them.
+    for key in ["lto", "codegen-units", "incremental"] {
+        assert_eq!(
+            setting("bench", key),
+            setting("dist", key),
+            "[profile.bench] {key}"
+        );
+    }
     // `cargo run --release` stays quick: incremental, and neither of the slow settings.
     assert_eq!(setting("release", "lto"), None);
     assert_eq!(setting("release", "codegen-units"), None);
