@@ -12,7 +12,6 @@
 //! client that sends the preface and nothing more is closed), hyper's keep-alive pings for
 //! peers that vanished, and `--http2-idle-timeout` with no stream open.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use axum::body::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::telemetry::metrics as m;
 
@@ -396,22 +395,23 @@ impl http_body::Body for BusyBody {
 #[error("the request body did not arrive within {0:?} (--client-timeout)")]
 pub struct BodyTimeout(pub Duration);
 
-/// A request body that fails with [`BodyTimeout`] unless it is complete within the client
-/// timeout of the first time it was found incomplete (as the handler starts reading it): a
-/// request that arrives in one piece pays for no timer and no clock read.
-pub(super) struct DeadlineBody {
-    body: Incoming,
-    timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
-    listener: &'static str,
+pin_project_lite::pin_project! {
+    /// A request body that fails with [`BodyTimeout`] unless it is complete within the client
+    /// timeout of its request's headers: tower-http's deadline body (one timer for the whole
+    /// body, not one per frame), its error told apart for the 408 and counted.
+    pub(super) struct DeadlineBody {
+        #[pin]
+        body: tower_http::timeout::DeadlineBody<Incoming>,
+        timeout: Duration,
+        listener: &'static str,
+    }
 }
 
 impl DeadlineBody {
     pub(super) fn new(body: Incoming, timeout: Duration, listener: &'static str) -> Self {
         Self {
-            body,
+            body: tower_http::timeout::DeadlineBody::new(timeout, body),
             timeout,
-            deadline: None,
             listener,
         }
     }
@@ -425,19 +425,15 @@ impl http_body::Body for DeadlineBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        let this = self.project();
+        match this.body.poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) if e.is::<tower_http::timeout::TimeoutError>() => {
+                metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => *this.listener, "phase" => "body")
+                    .increment(1);
+                Poll::Ready(Some(Err(Box::new(BodyTimeout(*this.timeout)))))
+            }
+            other => other,
         }
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(this.timeout)));
-        if deadline.as_mut().poll(cx).is_ready() {
-            metrics::counter!(m::CLIENT_TIMEOUTS, "listener" => this.listener, "phase" => "body")
-                .increment(1);
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
-        }
-        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
