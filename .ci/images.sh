@@ -17,12 +17,6 @@ REGISTRY=${REGISTRY:-ghcr.io/owner}
 MODEL_REPOSITORY=${MODEL_REPOSITORY:-weights}
 export VERSION REGISTRY MODEL_REPOSITORY
 
-predict_zero() {
-  local url=$1
-  curl -fsS "$url/v1/predict" -H 'content-type: application/json' --data-binary @tests/data/predict-zero.json \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["predictions"][0]; assert p["label"]=="0", r; print("predicted", p["label"], "on", r["backend"], "/", r["device"])'
-}
-
 build() {
   if [ ! -f "$OD" ] || [ "$(id -u)" != 0 ]; then
     echo "SKIPPED container build: $OD not found or not root (a machine outside this setup)"

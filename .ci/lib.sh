@@ -1,6 +1,19 @@
 #!/usr/bin/env bash
 # Sourced, never run: what the CI, release and benchmark scripts share.
 
+# The Debian packages the CI scripts install where missing (.ci/tools.sh, .ci/arm64.sh), and so
+# what .ci/bare.sh hides to stand for a fresh machine (tests/workflows.rs keeps this complete).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+ci_apt_packages=(
+  prometheus shellcheck libb64-0d chromium jq curl mesa-vulkan-drivers libvulkan1
+  qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+)
+
+# Whether .ci/bare.sh can hide what CI installed here (it needs root and unshare(1)).
+can_run_bare() {
+  [ "$(id -u)" = 0 ] && command -v unshare >/dev/null
+}
+
 # Run a command as root: directly when we are root (the local CI), through sudo otherwise (a
 # GitHub-hosted runner).
 as_root() {
@@ -25,6 +38,13 @@ wait_ready() {
     fi
     sleep 0.01
   done
+}
+
+# predict_zero URL: POST the bundled digit zero to URL/v1/predict; fails unless it answers label 0.
+predict_zero() {
+  local url=$1
+  curl -fsS "$url/v1/predict" -H 'content-type: application/json' --data-binary @tests/data/predict-zero.json \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["predictions"][0]; assert p["label"]=="0", r; print("predicted", p["label"], "on", r["backend"], "/", r["device"])'
 }
 
 # stop_server: SIGTERM the background server whose PID is in $server, wait for it, forget it.

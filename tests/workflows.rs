@@ -695,11 +695,61 @@ fn both_ci_definitions_run_the_same_scripts() {
         .map(|rest| format!("cargo test{}", rest.trim_end()))
         .expect("README.md gives a test command");
     assert!(
-        read(".ci/test.sh").lines().any(|l| l.trim() == command),
-        ".ci/test.sh does not run README.md's `{command}`"
+        read(".ci/test.sh")
+            .lines()
+            .any(|l| l.trim() == "bash .ci/readme.sh test"),
+        ".ci/test.sh does not run README.md's test command through .ci/readme.sh"
     );
+    assert_eq!(readme_sh(&["test", "--print"]), command);
+    // And .ci/run runs its server command, `cargo run --release` as README.md gives it.
+    assert!(local.contains("bash .ci/readme.sh serve"));
+    let serve = readme_sh(&["serve", "--print"]);
+    assert!(
+        readme.lines().any(|l| l.starts_with(&format!("{serve} "))),
+        "{serve}"
+    );
+    assert_eq!(serve, "cargo run --release");
     // The image scan runs in both: the workflow's scan job and the local replay call scan.sh.
     assert!(read(".ci/release/replay.sh").contains("scan.sh"));
+}
+
+/// What `.ci/readme.sh ARGS` prints.
+fn readme_sh(args: &[&str]) -> String {
+    let out = std::process::Command::new("bash")
+        .arg(repo_path(".ci/readme.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Every Debian package a CI script installs is one `.ci/bare.sh` hides (`ci_apt_packages` in
+/// `.ci/lib.sh`): otherwise README's commands would be proven on a machine that has it.
+#[test]
+fn the_bare_run_hides_every_package_ci_installs() {
+    let lib = read(".ci/lib.sh");
+    let list = lib
+        .split("ci_apt_packages=(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect(".ci/lib.sh defines ci_apt_packages");
+    let hidden: BTreeSet<&str> = list.split_whitespace().collect();
+    let mut installed = BTreeSet::new();
+    for entry in std::fs::read_dir(repo_path(".ci")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for added in text.split("pkgs+=(").skip(1) {
+            let pkg = added.split(')').next().unwrap().to_string();
+            installed.insert(pkg);
+        }
+    }
+    assert!(installed.len() >= 10, "{installed:?}");
+    let missing: Vec<_> = installed
+        .iter()
+        .filter(|p| !hidden.contains(p.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "not hidden by .ci/bare.sh: {missing:?}");
 }
 
 /// A clone on GitHub has only the repository: the workflows name nothing outside it, and every
