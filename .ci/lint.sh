@@ -21,6 +21,9 @@ step "cargo deny: licences, duplicate versions, sources (deny.toml), and advisor
 # The RustSec advisory database is a git repository on GitHub: the workflow's runner fetches
 # it once (a failed fetch fails there; --frozen then keeps check from fetching it again); a
 # machine that cannot reach GitHub checks the rest.
+# cargo deny reads every crate's manifest, Windows-only ones too, and --frozen may not download
+# them: a cold registry gets them from cargo first.
+cargo fetch --locked
 if cargo deny fetch db >/dev/null 2>&1; then
   cargo deny --frozen check
 elif [ "${GITHUB_ACTIONS:-}" = true ]; then
