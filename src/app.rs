@@ -68,7 +68,7 @@ fn list(errors: &[ServeError]) -> String {
 pub struct Started {
     pub service: Arc<ModelService>,
     pub metrics: PrometheusHandle,
-    pub inference_threads: Vec<JoinHandle<()>>,
+    pub(crate) inference_threads: Vec<JoinHandle<()>>,
     /// The keys `--api-key`/`--api-key-file` require, if any.
     pub api_keys: Option<Arc<ApiKeys>>,
     /// `--body-limit`, or its default for this device's `--max-batch`.
@@ -267,7 +267,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             max_queue: args.max_queue as usize,
             threads,
             buckets: tuning.buckets,
-            labels: m::ModelLabels {
+            labels: ember_inference::metrics::ModelLabels {
                 model: manifest.name.clone(),
                 version: manifest.version.clone(),
                 lane: None,

@@ -19,7 +19,7 @@ type KeyDigest = [u8; 32];
 
 /// Why a request was not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("this route needs an API key: send `Authorization: Bearer <key>`")]
     Missing,
     #[error("the API key is not valid")]
@@ -52,7 +52,7 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     /// The keys from the flags, or `None` when neither flag is given (no authentication).
-    pub fn load<K: AsRef<str>>(
+    pub(crate) fn load<K: AsRef<str>>(
         keys: &[K],
         file: Option<&Path>,
     ) -> Result<Option<Arc<Self>>, KeyFileError> {
@@ -74,7 +74,7 @@ impl ApiKeys {
     }
 
     /// Check an `Authorization` header's value.
-    pub fn verify(&self, authorization: Option<&[u8]>) -> Result<(), AuthError> {
+    pub(crate) fn verify(&self, authorization: Option<&[u8]>) -> Result<(), AuthError> {
         let token = authorization
             .and_then(bearer_token)
             .ok_or(AuthError::Missing)?;
@@ -95,7 +95,7 @@ impl ApiKeys {
     }
 
     /// Re-read the key file (if there is one). On failure the keys in use stay.
-    pub fn reload(&self) -> Result<usize, KeyFileError> {
+    pub(crate) fn reload(&self) -> Result<usize, KeyFileError> {
         let Some(path) = &self.file else {
             return Ok(self.fixed.len());
         };
@@ -117,7 +117,7 @@ impl ApiKeys {
 
 /// Reload the key file on every SIGHUP, for the life of the process.
 #[cfg(unix)]
-pub fn reload_on_sighup(keys: Arc<ApiKeys>) {
+pub(crate) fn reload_on_sighup(keys: Arc<ApiKeys>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -143,7 +143,7 @@ pub fn reload_on_sighup(keys: Arc<ApiKeys>) {
 }
 
 #[cfg(not(unix))]
-pub fn reload_on_sighup(_: Arc<ApiKeys>) {}
+pub(crate) fn reload_on_sighup(_: Arc<ApiKeys>) {}
 
 /// The token of `Bearer <token>` (the scheme is case-insensitive, RFC 9110 §11.1).
 fn bearer_token(header: &[u8]) -> Option<&[u8]> {

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use ember_model::DeviceChoice;
 
+pub(crate) use ember_inference::BucketSpec;
+
 /// ember-serve: an 8×8 digit classifier (burn CNN) behind an HTTP API with OpenAPI docs
 /// (`/docs`) and Prometheus metrics (`/metrics`).
 #[derive(Debug, Clone, Parser)]
@@ -48,7 +50,7 @@ pub enum Command {
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "EMBER_HOST", default_value = "0.0.0.0")]
-    pub host: std::net::IpAddr,
+    pub(crate) host: std::net::IpAddr,
     /// Port to listen on (0 picks a free one and logs it).
     #[arg(long, env = "EMBER_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -58,90 +60,90 @@ pub struct ServeArgs {
     pub grpc_port: u16,
     /// Directory holding manifest.json and the safetensors file it names.
     #[arg(long, env = "EMBER_WEIGHTS", default_value = "weights")]
-    pub weights: PathBuf,
+    pub(crate) weights: PathBuf,
     /// Device to run the model on: `auto` prefers a hardware GPU adapter and falls back to the CPU.
     #[arg(long, env = "EMBER_DEVICE", value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
+    pub(crate) device: DeviceArg,
     /// Most inputs in one request, and in one forward pass. Default: 64 on the CPU backends,
     /// 4096 on a GPU (which gains most from large batches: send them as binary V2 tensors).
     #[arg(long, env = "EMBER_MAX_BATCH", value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub max_batch: Option<u32>,
+    pub(crate) max_batch: Option<u32>,
     /// Batch sizes forward passes are padded up to, each run once before readiness so no request
     /// waits for a GPU kernel compile: `pow2` (1, 2, 4, … up to --max-batch), a list such as
     /// `1,8,64` (--max-batch is always added), or `none`. Default (`auto`): `pow2` on a GPU,
     /// `none` on the CPU backends, which compile nothing and would only compute the padding.
     #[arg(long, env = "EMBER_BATCH_BUCKETS", default_value = "auto")]
-    pub batch_buckets: BucketSpec,
+    pub(crate) batch_buckets: BucketSpec,
     /// On a GPU, requests with fewer inputs than this run on CPU inference threads (one per
     /// core) beside the GPU's, which on this model serve single inputs and small batches
     /// faster; `0`: every request on the GPU. Default: 256 on a hardware GPU, none on a software
     /// renderer or the CPU backends. A small request finding the CPU lane's queue full goes to
     /// the GPU's.
     #[arg(long, env = "EMBER_CPU_LANE_BELOW", value_parser = clap::value_parser!(u32).range(0..=65536))]
-    pub cpu_lane_below: Option<u32>,
+    pub(crate) cpu_lane_below: Option<u32>,
     /// How long a forward pass may wait for more inputs before it starts, while callers that
     /// no inference thread holds yet are in flight (a lone request never waits). `0ms`: batch
     /// only what is already queued; measured best on the CPU backends and on an H100 alike.
     #[arg(long, env = "EMBER_BATCH_WAIT", default_value = "0ms", value_parser = parse_duration)]
-    pub batch_wait: Duration,
+    pub(crate) batch_wait: Duration,
     /// Most requests waiting in the inference queue; more get 503 with Retry-After.
     #[arg(long, env = "EMBER_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_queue: u32,
+    pub(crate) max_queue: u32,
     /// Inference threads. Default: one per available core on the CPU backends; 4 on a GPU, so
     /// several passes are in flight (one uploads while another computes or reads back).
     #[arg(long, env = "EMBER_WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub workers: Option<u32>,
+    pub(crate) workers: Option<u32>,
     /// On a GPU, how many devices to open on its adapter, each with its own command queue, and
     /// spread the inference threads over (like Triton's instance count): every launch, upload
     /// and readback of one device goes through a single submission thread, which several
     /// devices do not share. Each device compiles its own kernels during warm-up. Ignored on the
     /// CPU backends.
     #[arg(long, env = "EMBER_GPU_QUEUES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub gpu_queues: u32,
+    pub(crate) gpu_queues: u32,
     /// Give up on a queued request after this long with 504 (`0s`: wait as long as it takes).
     /// A request that times out before its forward pass started is dropped from the batch.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Largest accepted request body, in bytes. Default: room for --max-batch inputs as JSON,
     /// at least 1 MiB (1 MiB at the CPU default of 64 inputs, 4 MiB at 4096).
     #[arg(long, env = "EMBER_BODY_LIMIT")]
-    pub body_limit: Option<usize>,
+    pub(crate) body_limit: Option<usize>,
     /// How long readiness reports 503 after SIGTERM/SIGINT before the listener closes, so load
     /// balancers stop sending traffic first (e.g. `5s` behind Kubernetes). In-flight requests
     /// always finish.
     #[arg(long, env = "EMBER_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
-    pub shutdown_delay: Duration,
+    pub(crate) shutdown_delay: Duration,
     /// After SIGTERM/SIGINT, how long in-flight requests may run (counted from the signal, the
     /// shutdown delay included); any still running then are abandoned, counted in the log, and
     /// the process exits 1. `0s`: wait as long as they take.
     #[arg(long, env = "EMBER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// How long a client may take to send a request's headers, and again its body, before it
     /// gets 408 and its connection is closed.
     #[arg(long, env = "EMBER_CLIENT_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
-    pub client_timeout: Duration,
+    pub(crate) client_timeout: Duration,
     /// How long an HTTP/1.1 keep-alive connection waits for its next request before it is
     /// closed. Keep it above the idle timeout of any proxy or load balancer in front (60 s for
     /// AWS ALB and ingress-nginx), so they never reuse a connection the server is closing.
     #[arg(long, env = "EMBER_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_positive_duration)]
-    pub keep_alive_timeout: Duration,
+    pub(crate) keep_alive_timeout: Duration,
     /// How often an HTTP/2 connection (gRPC, or REST over h2c) is sent a PING, so a peer that
     /// vanished or never answers frees its slot. `0s`: never.
     #[arg(long, env = "EMBER_HTTP2_KEEP_ALIVE_INTERVAL", default_value = "20s", value_parser = parse_duration)]
-    pub http2_keep_alive_interval: Duration,
+    pub(crate) http2_keep_alive_interval: Duration,
     /// How long a PING may go unanswered before the HTTP/2 connection is closed.
     #[arg(long, env = "EMBER_HTTP2_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = parse_positive_duration)]
-    pub http2_keep_alive_timeout: Duration,
+    pub(crate) http2_keep_alive_timeout: Duration,
     /// How long an HTTP/2 connection may go with no request in progress before it is sent
     /// GOAWAY and closed; clients reconnect on their next call. Keep it above any proxy's idle
     /// timeout in front.
     #[arg(long, env = "EMBER_HTTP2_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
-    pub http2_idle_timeout: Duration,
+    pub(crate) http2_idle_timeout: Duration,
     /// Most open connections, both listeners together (one file descriptor each); one more is
     /// answered (503, or GOAWAY on the gRPC port) and closed. Default: the open-file limit less
     /// room for the server's own files.
     #[arg(long, env = "EMBER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_connections: Option<u32>,
+    pub(crate) max_connections: Option<u32>,
     /// Require `Authorization: Bearer <key>` on /v1 and /v2 routes and gRPC inference calls
     /// (health, metrics and docs stay open). Repeatable; EMBER_API_KEY takes a comma-separated
     /// list. Prefer the variable or --api-key-file: arguments show in `ps`.
@@ -151,14 +153,14 @@ pub struct ServeArgs {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub api_keys: Vec<ApiKey>,
+    pub(crate) api_keys: Vec<ApiKey>,
     /// File with one API key per line (`#` comments), re-read on SIGHUP.
     #[arg(long, env = "EMBER_API_KEY_FILE")]
-    pub api_key_file: Option<PathBuf>,
+    pub(crate) api_key_file: Option<PathBuf>,
     /// Answer CORS requests from this origin (`https://app.example.com`, or `*` for any).
     /// Repeatable; EMBER_CORS_ALLOW_ORIGIN takes a comma-separated list. No CORS headers without it.
     #[arg(long = "cors-allow-origin", env = "EMBER_CORS_ALLOW_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
-    pub cors_allow_origins: Vec<String>,
+    pub(crate) cors_allow_origins: Vec<String>,
     /// Export OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector, e.g.
     /// `http://otel-collector:4318` (`/v1/traces` is added unless the URL names a path).
     #[arg(long, env = "EMBER_OTLP_ENDPOINT")]
@@ -168,62 +170,29 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
     /// Log filter: a level (`info`) or a tracing directive (`ember_serve=debug,wgpu_core=info`).
     /// The default keeps dependencies (wgpu, cubecl, tonic) to warnings.
-    #[arg(long, env = "EMBER_LOG_LEVEL", default_value = "warn,ember_serve=info")]
+    #[arg(
+        long,
+        env = "EMBER_LOG_LEVEL",
+        default_value = "warn,ember_serve=info,ember_inference=info"
+    )]
     pub log_level: String,
 }
 
 impl ServeArgs {
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
 
     /// Where gRPC listens, unless it is off.
-    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn grpc_addr(&self) -> Option<SocketAddr> {
         (self.grpc_port != 0).then(|| SocketAddr::new(self.host, self.grpc_port))
-    }
-}
-
-/// How `--batch-buckets` was given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BucketSpec {
-    /// Powers of two on a GPU, no padding on the CPU backends.
-    Auto,
-    /// No padding: every pass runs at the size it has.
-    Off,
-    /// 1, 2, 4, … up to `--max-batch` (which is always a bucket).
-    PowersOfTwo,
-    /// These sizes, plus `--max-batch` if it is not among them.
-    Sizes(Vec<usize>),
-}
-
-impl std::str::FromStr for BucketSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "auto" => Ok(Self::Auto),
-            "none" | "off" => Ok(Self::Off),
-            "pow2" => Ok(Self::PowersOfTwo),
-            list => {
-                let sizes = list
-                    .split(',')
-                    .map(|n| match n.trim().parse::<usize>() {
-                        Ok(0) | Err(_) => Err(format!(
-                            "{n:?} is not a batch size: use auto, none, pow2 or sizes like 1,8,64"
-                        )),
-                        Ok(n) => Ok(n),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Self::Sizes(sizes))
-            }
-        }
     }
 }
 
 /// An API key as given on the command line; never printed, and zeroed when dropped (the
 /// server drops it once it has its digest).
 #[derive(Clone)]
-pub struct ApiKey(SecretString);
+pub(crate) struct ApiKey(SecretString);
 
 impl AsRef<str> for ApiKey {
     fn as_ref(&self) -> &str {
@@ -275,7 +244,7 @@ fn parse_positive_duration(s: &str) -> Result<Duration, DurationError> {
 
 /// `--device`: the model crate's [`DeviceChoice`] as a flag (the model layer knows no clap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceArg {
+pub(crate) enum DeviceArg {
     /// A hardware GPU adapter if one is found, otherwise the CPU backend.
     Auto,
     /// The CPU backend: burn-flex where compiled in (the faster of the two; benches/README.md),
@@ -376,7 +345,10 @@ mod tests {
         assert_eq!(cli.serve.gpu_queues, 1);
         assert!(Cli::try_parse_from(["ember-serve", "--gpu-queues", "0"]).is_err());
         assert!(Cli::try_parse_from(["ember-serve", "--gpu-queues", "17"]).is_err());
-        assert_eq!(cli.serve.log_level, "warn,ember_serve=info");
+        assert_eq!(
+            cli.serve.log_level,
+            "warn,ember_serve=info,ember_inference=info"
+        );
         assert_eq!(cli.serve.batch_wait, Duration::ZERO);
         let cli = Cli::try_parse_from(["ember-serve", "--batch-wait", "2ms"]).unwrap();
         assert_eq!(cli.serve.batch_wait, Duration::from_millis(2));

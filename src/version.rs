@@ -5,7 +5,7 @@
 //! it executes there — natively, or under QEMU for another architecture.
 
 /// The Cargo features compiled into this binary that change what it runs on or with.
-pub fn features() -> Vec<&'static str> {
+pub(crate) fn features() -> Vec<&'static str> {
     [
         ("ndarray", cfg!(feature = "ndarray")),
         ("flex", cfg!(feature = "flex")),
@@ -19,7 +19,7 @@ pub fn features() -> Vec<&'static str> {
 
 /// The running machine's architecture as `uname -m` prints it (`x86_64`, `aarch64`, ...).
 #[cfg(unix)]
-pub fn machine() -> String {
+pub(crate) fn machine() -> String {
     rustix::system::uname()
         .machine()
         .to_string_lossy()
@@ -27,7 +27,7 @@ pub fn machine() -> String {
 }
 
 #[cfg(not(unix))]
-pub fn machine() -> String {
+pub(crate) fn machine() -> String {
     "unknown".to_string()
 }
 

@@ -83,7 +83,8 @@ fn sources(dir: &std::path::Path, out: &mut String) {
 
 /// Policy, for on-call: a log line the runbook tells them to grep for must be one the server can
 /// print. Each line it quotes (the "lines to look for" list, and every "log `…`" in its tables)
-/// must start with a message that is written in the server's or the model's source; what
+/// must start with a message that is written in the source of the server, its inference layer or
+/// the model; what
 /// follows a `...` is the varying detail.
 #[test]
 fn every_log_line_the_runbook_quotes_is_in_the_source() {
@@ -92,7 +93,7 @@ fn every_log_line_the_runbook_quotes_is_in_the_source() {
         .collect::<Vec<_>>()
         .join(" ");
     let mut code = String::new();
-    for dir in ["src", "model/src"] {
+    for dir in ["src", "inference/src", "model/src"] {
         sources(&common::repo_path(dir), &mut code);
     }
     let spans = |text: &str| -> Vec<String> {

@@ -701,6 +701,9 @@ async fn the_binary_serves_grpc_beside_http_and_stops_both_on_sigterm() {
     let mut server = start(&["--grpc-port", &port, "--shutdown-delay", "300ms"]);
     let client = reqwest::Client::new();
     wait_ready(&client, &server.base).await;
+    // The default log filter keeps the inference layer's start-up lines (its own crate).
+    let logged = server.log.lock().unwrap().join("\n");
+    assert!(logged.contains("imported model loaded"), "{logged}");
     let url = format!("http://127.0.0.1:{port}");
     let channel = tonic::transport::Channel::from_shared(url)
         .unwrap()

@@ -393,7 +393,7 @@ impl http_body::Body for BusyBody {
 /// The client did not send the whole request body in time.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?} (--client-timeout)")]
-pub struct BodyTimeout(pub Duration);
+pub(crate) struct BodyTimeout(pub Duration);
 
 pin_project_lite::pin_project! {
     /// A request body that fails with [`BodyTimeout`] unless it is complete within the client

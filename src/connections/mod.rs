@@ -20,7 +20,7 @@
 
 mod deadlines;
 
-pub use deadlines::BodyTimeout;
+pub(crate) use deadlines::BodyTimeout;
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -78,10 +78,6 @@ impl ConnectionBudget {
             max,
             refusals: Arc::new(Semaphore::new(REFUSALS)),
         }
-    }
-
-    pub fn max(&self) -> usize {
-        self.max
     }
 }
 
@@ -473,7 +469,7 @@ async fn accept_failed(e: std::io::Error) {
 /// `--max-connections` when not given: the process's open-file limit, less room for its own
 /// files and for refusals, so accept() never fails for want of descriptors (a connection
 /// holds one).
-pub fn default_max_connections() -> usize {
+pub(crate) fn default_max_connections() -> usize {
     #[cfg(unix)]
     {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);

@@ -17,7 +17,7 @@ use crate::service::{InstanceGroup, ModelService};
 use ember_model::INPUT_LEN;
 
 /// The request's images, checked exactly as REST checks them.
-pub fn images(
+pub(crate) fn images(
     request: &pb::ModelInferRequest,
     max_batch: usize,
 ) -> Result<Vec<[f32; INPUT_LEN]>, Status> {
@@ -79,7 +79,7 @@ pub(super) fn typed_values(contents: &pb::InferTensorContents, datatype: Datatyp
 }
 
 /// The outputs to return, in order: those asked for, or both tensors when none are named.
-pub fn requested_outputs(
+pub(crate) fn requested_outputs(
     request: &pb::ModelInferRequest,
 ) -> Result<Vec<(OutputName, OutputKind)>, Status> {
     if request.outputs.is_empty() {
@@ -118,7 +118,7 @@ pub(super) fn classification(
 }
 
 /// The response: every output's header, and its raw little-endian bytes in the same order.
-pub fn response(
+pub(crate) fn response(
     service: &ModelService,
     id: String,
     predictions: &[Prediction],
@@ -150,7 +150,7 @@ pub fn response(
 }
 
 /// Inputs and outputs with their datatypes and shapes (`-1`: any batch size).
-pub fn metadata(service: &ModelService) -> pb::ModelMetadataResponse {
+pub(crate) fn metadata(service: &ModelService) -> pb::ModelMetadataResponse {
     let tensor = |t: protocol::TensorDescription| pb::model_metadata_response::TensorMetadata {
         name: t.name.into(),
         datatype: t.datatype.as_str().into(),
@@ -172,7 +172,7 @@ fn data_type(datatype: Datatype) -> i32 {
 
 /// The model's configuration in Triton's terms, with this server's real batching settings (the
 /// same content as REST's `/config`).
-pub fn config(service: &ModelService) -> pb::ModelConfig {
+pub(crate) fn config(service: &ModelService) -> pb::ModelConfig {
     let model = &service.model;
     let queue = service.queue.config();
     let parameter = |value: &str| pb::ModelParameter {
@@ -266,7 +266,7 @@ fn duration(t: TimedSnapshot) -> Option<pb::StatisticDuration> {
 }
 
 /// Cumulative statistics of one model (REST's `/stats`, in Triton's gRPC shape).
-pub fn statistics(
+pub(crate) fn statistics(
     name: &str,
     semver: &str,
     statistics: &InferenceStatistics,

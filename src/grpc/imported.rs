@@ -15,7 +15,7 @@ use crate::service::imported::ImportedService;
 use ember_model::TensorConfig;
 
 /// The request's rows, checked as REST checks them.
-pub fn rows(
+pub(crate) fn rows(
     model: &ImportedService,
     request: &pb::ModelInferRequest,
 ) -> Result<Vec<ImportedRow>, Status> {
@@ -69,7 +69,7 @@ pub fn rows(
 }
 
 /// The outputs to return: those asked for, or all of them.
-pub fn requested_outputs(
+pub(crate) fn requested_outputs(
     model: &ImportedService,
     request: &pb::ModelInferRequest,
 ) -> Result<Vec<OutputChoice>, Status> {
@@ -85,7 +85,7 @@ pub fn requested_outputs(
 }
 
 /// The response: every requested output's header, and its raw bytes in the same order.
-pub fn response(
+pub(crate) fn response(
     model: &ImportedService,
     id: String,
     answers: &[Box<[f32]>],
@@ -118,7 +118,7 @@ pub fn response(
 }
 
 /// Inputs and outputs as the model's config declares them.
-pub fn metadata(model: &ImportedService) -> pb::ModelMetadataResponse {
+pub(crate) fn metadata(model: &ImportedService) -> pb::ModelMetadataResponse {
     let config = model.config();
     let tensor = |t: &TensorConfig| pb::model_metadata_response::TensorMetadata {
         name: t.name.clone(),
@@ -139,7 +139,7 @@ fn data_type(datatype: &str) -> i32 {
 }
 
 /// The model's configuration in Triton's terms (REST's `/config`, in gRPC's shape).
-pub fn config(model: &ImportedService) -> pb::ModelConfig {
+pub(crate) fn config(model: &ImportedService) -> pb::ModelConfig {
     let config = model.config();
     let queue = model.queue.config();
     let parameter = |value: &str| pb::ModelParameter {

@@ -28,10 +28,10 @@ use crate::connections::Draining;
 use crate::http::request_id;
 use crate::service::ModelService;
 
-pub use self::service::InferenceService;
+pub(crate) use self::service::InferenceService;
 
 /// The service name health checks and reflection report.
-pub const SERVICE_NAME: &str = "inference.GRPCInferenceService";
+pub(crate) const SERVICE_NAME: &str = "inference.GRPCInferenceService";
 
 /// Why the gRPC surface could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -4,4 +4,5 @@
 tonic::include_proto!("inference");
 
 /// The encoded descriptors of `proto/inference.proto`, served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("inference_descriptor");
+pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("inference_descriptor");

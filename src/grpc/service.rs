@@ -14,17 +14,19 @@ use crate::protocol::EXTENSIONS;
 use crate::service::{ModelService, Served};
 use crate::telemetry::metrics as m;
 
-pub struct InferenceService {
+pub(crate) struct InferenceService {
     service: Arc<ModelService>,
 }
 
 impl InferenceService {
-    pub fn new(service: Arc<ModelService>) -> Self {
+    pub(crate) fn new(service: Arc<ModelService>) -> Self {
         Self { service }
     }
 
     fn find(&self, name: &str, version: &str) -> Result<Served<'_>, Status> {
-        Ok(self.service.find(name, Some(version))?)
+        self.service
+            .find(name, Some(version))
+            .map_err(super::status::lookup_status)
     }
 
     /// The statistics of one served model.
@@ -52,9 +54,9 @@ async fn within<T>(
     gave_up: impl FnOnce(),
 ) -> Result<T, Status> {
     match deadline {
-        None => Ok(call.await?),
+        None => call.await.map_err(super::status::predict_status),
         Some(limit) => match tokio::time::timeout(limit, call).await {
-            Ok(result) => Ok(result?),
+            Ok(result) => result.map_err(super::status::predict_status),
             Err(_) => {
                 gave_up();
                 Err(Status::deadline_exceeded(format!(

@@ -23,14 +23,15 @@ impl From<ModelTensorError> for Status {
     }
 }
 
-impl From<ModelLookupError> for Status {
-    fn from(e: ModelLookupError) -> Self {
-        Status::not_found(e.to_string())
-    }
+/// An unknown model or version: NOT_FOUND. (Functions, not `From`: both types are
+/// ember-inference's and `Status` is tonic's.)
+pub(crate) fn lookup_status(e: ModelLookupError) -> Status {
+    Status::not_found(e.to_string())
 }
 
-impl From<PredictError> for Status {
-    fn from(e: PredictError) -> Self {
+/// A refused or failed prediction, with the code and wording REST's answer has.
+pub(crate) fn predict_status(e: PredictError) -> Status {
+    {
         let code = match &e {
             PredictError::NotReady => Code::Unavailable,
             PredictError::Timeout(_) => Code::DeadlineExceeded,
@@ -55,7 +56,7 @@ impl From<PredictError> for Status {
 }
 
 /// The deadline a client set (`grpc-timeout: <up to 8 digits><H|M|S|m|u|n>`), if any.
-pub fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+pub(crate) fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     let value = metadata.get("grpc-timeout")?.to_str().ok()?;
     let split = value.len().checked_sub(1)?;
     let (digits, unit) = value.split_at(split);
@@ -98,7 +99,7 @@ mod tests {
 
     #[test]
     fn refusals_get_the_codes_clients_retry_on() {
-        let status = |e: PredictError| Status::from(e).code();
+        let status = |e: PredictError| predict_status(e).code();
         assert_eq!(
             status(InferenceError::QueueFull(3).into()),
             Code::ResourceExhausted
@@ -117,7 +118,7 @@ mod tests {
     #[test]
     fn a_failed_forward_pass_keeps_its_cause_out_of_the_answer() {
         let cause = "index out of bounds: the len is 3 but the index is 7 (src/secret.rs:12)";
-        let status = Status::from(PredictError::from(InferenceError::Failed(cause.into())));
+        let status = predict_status(PredictError::from(InferenceError::Failed(cause.into())));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), crate::service::INTERNAL_DETAIL);
     }

@@ -12,10 +12,10 @@ use crate::inference::InferenceError;
 use crate::service::PredictError;
 use ember_model::InputError;
 
-pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+pub(crate) const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The body is not valid JSON.
     #[error("{0}")]
     MalformedJson(String),
@@ -58,7 +58,7 @@ impl ApiError {
     /// A failure of the server's own (a forward pass, encoding the answer): logged here, inside
     /// the request's span so the line carries its request id, and answered with
     /// [`crate::service::INTERNAL_DETAIL`].
-    pub fn internal(cause: impl Into<String>) -> Self {
+    pub(crate) fn internal(cause: impl Into<String>) -> Self {
         let cause = cause.into();
         tracing::error!(cause = %cause, "request failed");
         ApiError::Internal(cause)
@@ -114,13 +114,13 @@ impl ApiError {
     }
 
     /// The status code this error is answered with, on either API.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         self.parts().0
     }
 
     /// Headers the answer must carry whatever its body shape: how to authenticate, when to
     /// retry, and that a connection whose body never arrived is closed.
-    pub fn headers(&self) -> HeaderMap {
+    pub(crate) fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         match self {
             ApiError::Overloaded(_) | ApiError::NotReady(_) => {
@@ -145,7 +145,7 @@ impl ApiError {
     }
 
     /// The problem-details body this error is answered with.
-    pub fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         let (status, slug, title) = self.parts();
         Problem {
             r#type: format!("urn:ember-serve:problem:{slug}"),

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::connections::BodyTimeout;
 
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -44,7 +44,7 @@ where
 /// What a body that could not be read becomes, on both APIs: 408 when the client sent it too
 /// slowly, 413 past `--body-limit` (checked on the decompressed bytes when the body was
 /// compressed), else 400 naming the cause.
-pub fn body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+pub(crate) fn body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
     while let Some(e) = cause {
         if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
@@ -90,7 +90,7 @@ fn explain(rejection: JsonRejection) -> ApiError {
 
 /// The configured body limit, made visible to the extractor for its error message.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub(crate) struct BodyLimit(pub usize);
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@ pub const OPEN_ROUTES: &[&str] = &[
 ];
 
 /// 401 in the API's shape without a valid key: the layer of the protected routes only.
-pub async fn require_api_key(
+pub(crate) async fn require_api_key(
     State(keys): State<Arc<ApiKeys>>,
     req: Request,
     next: Next,
@@ -49,7 +49,7 @@ pub async fn require_api_key(
 }
 
 /// The CORS layer for `origins` (`*` allows any), or none when the list is empty.
-pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+pub(crate) fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }

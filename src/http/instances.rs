@@ -26,15 +26,15 @@ use ember_model::input;
 /// input, or an object of them by input name.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"instances": [[17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019.0, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189]]}))]
-pub struct InstancesRequest {
+pub(crate) struct InstancesRequest {
     #[schema(value_type = Vec<Object>)]
-    pub instances: Vec<Instance>,
+    pub(crate) instances: Vec<Instance>,
 }
 
 /// One row of an [`InstancesRequest`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
-pub enum Instance {
+pub(crate) enum Instance {
     /// Values by input name (a map fails to parse as numbers, so it is tried first).
     Named(std::collections::BTreeMap<String, TensorData>),
     /// The values of the model's one input.
@@ -46,13 +46,13 @@ pub enum Instance {
 /// output name.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"predictions": [[0.9999, 0.0001]]}))]
-pub struct PredictionsResponse {
+pub(crate) struct PredictionsResponse {
     #[schema(value_type = Vec<Object>)]
-    pub predictions: Vec<serde_json::Value>,
+    pub(crate) predictions: Vec<serde_json::Value>,
 }
 
 /// Every served model as `/v1/models` lists it: the digits model, then the imported ones.
-pub fn entries(state: &ModelService) -> Vec<ModelEntry> {
+pub(crate) fn entries(state: &ModelService) -> Vec<ModelEntry> {
     std::iter::once(ModelEntry::Digits(state.model.clone()))
         .chain(state.imported.iter().map(|m| ModelEntry::Imported(info(m))))
         .collect()
@@ -86,7 +86,7 @@ fn lookup<'a>(state: &'a ModelService, name: &str) -> Result<Served<'a>, ApiErro
         (status = 404, description = "No such model", body = Problem,
             content_type = "application/problem+json"),
     ))]
-pub async fn model(
+pub(crate) async fn model(
     State(state): State<Arc<ModelService>>,
     Path(name): Path<String>,
 ) -> Result<Json<ModelEntry>, ApiError> {
@@ -117,7 +117,7 @@ pub async fn model(
         (status = 504, description = "Not answered within --request-timeout",
             body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn predict(
+pub(crate) async fn predict(
     State(state): State<Arc<ModelService>>,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<InstancesRequest>,
@@ -132,7 +132,7 @@ pub async fn predict(
 /// `/v1/models/{name}` and `/v1/models/{name}:predict` share one route (the router matches
 /// whole path segments only): the path and the method choose the handler, and a method a path
 /// does not take gets 405 with the `Allow` it does take.
-pub async fn route(
+pub(crate) async fn route(
     State(state): State<Arc<ModelService>>,
     Path(target): Path<String>,
     request: Request,

@@ -3,19 +3,19 @@
 //! Handlers validate input, hand rows to the [`crate::service::ModelService`] and shape its
 //! answers; they never touch the queue or the model directly.
 
-pub mod error;
-pub mod extract;
+pub(crate) mod error;
+pub(crate) mod extract;
 pub mod guard;
-pub mod instances;
-pub mod openapi;
-pub mod page;
-pub mod request_id;
-pub mod routes;
-pub mod server;
-pub mod state;
+pub(crate) mod instances;
+pub(crate) mod openapi;
+pub(crate) mod page;
+pub(crate) mod request_id;
+pub(crate) mod routes;
+pub(crate) mod server;
+pub(crate) mod state;
 pub mod types;
 pub mod v2;
 
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 pub use server::{RouterOptions, router};
-pub use state::ApiState;
+pub(crate) use state::ApiState;

@@ -48,7 +48,7 @@ use super::{instances, routes, v2};
         (name = "kserve-v2", description = "KServe V2 / Open Inference Protocol (Triton-compatible: binary tensor data, classification, model configuration, statistics)"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 const VERSION_SEGMENT: &str = "/versions/{version}";
 
@@ -140,7 +140,7 @@ fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
 /// The document served at `/api-docs/openapi.json`, for a server taking up to `max_batch`
 /// inputs per request, requiring an API key where `keys_required`, and serving `models` from
 /// the repository (each gets a ready-to-send example on the operations any model answers).
-pub fn document(
+pub(crate) fn document(
     max_batch: usize,
     keys_required: bool,
     models: &[&ember_model::ModelConfig],

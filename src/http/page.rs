@@ -7,13 +7,13 @@
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-pub const INDEX_HTML: &str = include_str!("ui/index.html");
-pub const APP_JS: &str = include_str!("ui/app.js");
-pub const STYLE_CSS: &str = include_str!("ui/style.css");
-pub const ICON_SVG: &str = include_str!("ui/icon.svg");
+pub(crate) const INDEX_HTML: &str = include_str!("ui/index.html");
+pub(crate) const APP_JS: &str = include_str!("ui/app.js");
+pub(crate) const STYLE_CSS: &str = include_str!("ui/style.css");
+pub(crate) const ICON_SVG: &str = include_str!("ui/icon.svg");
 
 /// Whether the client asked for HTML (a browser navigating to `/`).
-pub fn wants_html(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -39,21 +39,21 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-pub fn html() -> Response {
+pub(crate) fn html() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
-pub async fn app_js() -> Response {
+pub(crate) async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
-pub async fn style_css() -> Response {
+pub(crate) async fn style_css() -> Response {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
 
 /// The page's icon, also at `/favicon.ico`, where browsers and tools look without being told
 /// (a 404 there is a console error on every visit).
-pub async fn icon() -> Response {
+pub(crate) async fn icon() -> Response {
     asset("image/svg+xml", ICON_SVG)
 }
 

@@ -22,18 +22,18 @@ use tracing::{Instrument, Level};
 
 use crate::telemetry::{logging, traces};
 
-pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest caller-chosen id kept; a longer one is replaced.
 const MAX_LEN: usize = 128;
 
 /// The id of the request being answered on this task, if any.
-pub fn current() -> Option<String> {
+pub(crate) fn current() -> Option<String> {
     logging::request_id()
 }
 
 /// The caller's id if it is one we can log and echo safely, else a new one.
-pub fn accept(incoming: Option<&HeaderValue>) -> HeaderValue {
+pub(crate) fn accept(incoming: Option<&HeaderValue>) -> HeaderValue {
     match incoming {
         Some(id)
             if !id.is_empty()
@@ -58,7 +58,7 @@ fn generate() -> HeaderValue {
 /// tower layer rather than `middleware::from_fn`: it runs on every request, and its future
 /// needs no allocation of its own.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
+pub(crate) struct RequestIdLayer;
 
 impl<S> Layer<S> for RequestIdLayer {
     type Service = RequestIdService<S>;
@@ -68,7 +68,7 @@ impl<S> Layer<S> for RequestIdLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
+pub(crate) struct RequestIdService<S> {
     inner: S,
 }
 
@@ -108,7 +108,7 @@ where
 pin_project_lite::pin_project! {
     /// The inner answer, in the request's span and with its id in scope; the id goes on the
     /// response.
-    pub struct Answer<F: Future> {
+    pub(crate) struct Answer<F: Future> {
         #[pin]
         answer: Instrumented<TaskLocalFuture<HeaderValue, F>>,
         access: Option<(Method, String, Instant)>,

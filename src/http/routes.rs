@@ -21,7 +21,7 @@ use ember_model::input;
             (IndexResponse = "application/json"),
             (String = "text/html"),
         ))))]
-pub async fn index(headers: HeaderMap) -> Response {
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     if super::page::wants_html(&headers) {
         return super::page::html();
     }
@@ -43,7 +43,7 @@ pub async fn index(headers: HeaderMap) -> Response {
 #[utoipa::path(get, path = "/health/live", tag = "health",
     responses((status = 200, description = "The process is up", body = HealthResponse,
         example = json!({"status": "live"}))))]
-pub async fn live() -> Json<HealthResponse> {
+pub(crate) async fn live() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "live".into(),
     })
@@ -58,7 +58,7 @@ pub async fn live() -> Json<HealthResponse> {
         (status = 503, description = "Warming up or shutting down", body = Problem,
             content_type = "application/problem+json"),
     ))]
-pub async fn ready(
+pub(crate) async fn ready(
     State(state): State<Arc<ModelService>>,
 ) -> Result<Json<HealthResponse>, ApiError> {
     if state.is_ready() {
@@ -75,7 +75,7 @@ pub async fn ready(
 /// Every served model: shapes, labels, backend and device; the digits model first.
 #[utoipa::path(get, path = "/v1/models", tag = "inference",
     responses((status = 200, description = "The served models", body = ModelsResponse)))]
-pub async fn models(State(state): State<Arc<ModelService>>) -> Json<ModelsResponse> {
+pub(crate) async fn models(State(state): State<Arc<ModelService>>) -> Json<ModelsResponse> {
     Json(ModelsResponse {
         models: super::instances::entries(&state),
     })
@@ -100,7 +100,7 @@ pub async fn models(State(state): State<Arc<ModelService>>) -> Json<ModelsRespon
         (status = 504, description = "Not answered within --request-timeout",
             body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn predict(
+pub(crate) async fn predict(
     State(state): State<Arc<ModelService>>,
     ApiJson(request): ApiJson<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
@@ -131,7 +131,7 @@ pub async fn predict(
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)",
         content_type = "text/plain", body = String)))]
-pub async fn metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(

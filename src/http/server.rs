@@ -34,11 +34,11 @@ use crate::telemetry::traces;
 #[derive(Debug, Clone, Default)]
 pub struct RouterOptions {
     /// Largest request body, in bytes (inflated size for compressed bodies).
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Keys the inference and model routes require; `None`: open.
-    pub api_keys: Option<Arc<ApiKeys>>,
+    pub(crate) api_keys: Option<Arc<ApiKeys>>,
     /// Origins answered with CORS headers; empty: none.
-    pub cors_allow_origins: Vec<String>,
+    pub(crate) cors_allow_origins: Vec<String>,
 }
 
 impl RouterOptions {

@@ -10,7 +10,7 @@ use crate::service::ModelService;
 
 /// The router's state: the model service, and the recorder `/metrics` renders.
 #[derive(Clone, FromRef)]
-pub struct ApiState {
-    pub service: Arc<ModelService>,
-    pub metrics: PrometheusHandle,
+pub(crate) struct ApiState {
+    pub(crate) service: Arc<ModelService>,
+    pub(crate) metrics: PrometheusHandle,
 }

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use crate::service::ServedModel;
 
 /// An 8×8 digit ("0") from the data set, used as the documented example.
-pub const EXAMPLE_DIGIT: [u8; 64] = [
+pub(crate) const EXAMPLE_DIGIT: [u8; 64] = [
     0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0,
     8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6,
     13, 10, 0, 0, 0,
@@ -69,14 +69,14 @@ pub struct PredictResponse {
 /// `GET /v1/models` answer: the digits model first, then each model compiled in from the model
 /// repository.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ModelsResponse {
-    pub models: Vec<ModelEntry>,
+pub(crate) struct ModelsResponse {
+    pub(crate) models: Vec<ModelEntry>,
 }
 
 /// One served model, as `/v1/models` lists it.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum ModelEntry {
+pub(crate) enum ModelEntry {
     /// The digits CNN, with its weights manifest.
     Digits(ServedModel),
     /// A model compiled in from `weights/<name>/model.onnx`.
@@ -85,50 +85,50 @@ pub enum ModelEntry {
 
 /// A model compiled in from ONNX: its config, and where it runs.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ImportedModelInfo {
+pub(crate) struct ImportedModelInfo {
     #[schema(example = "breast-cancer")]
-    pub name: String,
+    pub(crate) name: String,
     #[schema(example = "1.0.0")]
-    pub version: String,
-    pub description: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
     /// Each input: name, datatype, shape (`-1`: the batch), and the range of values it accepts.
     #[schema(value_type = Vec<Object>)]
-    pub inputs: Vec<ember_model::TensorConfig>,
+    pub(crate) inputs: Vec<ember_model::TensorConfig>,
     /// Each output: name, datatype, shape, and its class labels where it classifies.
     #[schema(value_type = Vec<Object>)]
-    pub outputs: Vec<ember_model::TensorConfig>,
-    pub backend: String,
-    pub device: String,
+    pub(crate) outputs: Vec<ember_model::TensorConfig>,
+    pub(crate) backend: String,
+    pub(crate) device: String,
     /// Most rows accepted in one request.
-    pub max_batch_size: usize,
+    pub(crate) max_batch_size: usize,
     /// Where the weights came from: `bundled` (extracted from the graph at build time) or the
     /// weights version's file (`<--weights>/<name>/<version>/`).
     #[schema(example = "bundled")]
-    pub weights: String,
+    pub(crate) weights: String,
     /// sha256 of the weights loaded.
-    pub weights_sha256: String,
+    pub(crate) weights_sha256: String,
 }
 
 /// Health probe answer.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct HealthResponse {
+pub(crate) struct HealthResponse {
     /// `live` or `ready`.
     #[schema(example = "ready")]
-    pub status: String,
+    pub(crate) status: String,
 }
 
 /// `GET /` answer: where things are.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct IndexResponse {
-    pub name: String,
-    pub version: String,
-    pub docs: String,
-    pub openapi: String,
-    pub metrics: String,
-    pub live: String,
-    pub ready: String,
-    pub predict: String,
-    pub models: String,
+pub(crate) struct IndexResponse {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) docs: String,
+    pub(crate) openapi: String,
+    pub(crate) metrics: String,
+    pub(crate) live: String,
+    pub(crate) ready: String,
+    pub(crate) predict: String,
+    pub(crate) models: String,
 }
 
 /// RFC 9457 problem details, served as `application/problem+json`.
@@ -139,15 +139,15 @@ pub struct IndexResponse {
     "status": 422,
     "detail": "inputs[0] has 63 values; each input must have exactly 64 (an 8×8 image, row-major)"
 }))]
-pub struct Problem {
+pub(crate) struct Problem {
     /// A URI naming the error class; stable, so clients can branch on it.
     pub r#type: String,
-    pub title: String,
-    pub status: u16,
+    pub(crate) title: String,
+    pub(crate) status: u16,
     /// What went wrong and how to fix it.
-    pub detail: String,
+    pub(crate) detail: String,
     /// The request's id (the `X-Request-Id` response header), for matching a report to the
     /// server's logs and traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }

@@ -21,7 +21,7 @@ pub enum Datatype {
 
 impl Datatype {
     /// Every input datatype accepted: FP32, and those whose pixel values convert to it exactly.
-    pub const INPUTS: [Datatype; 10] = [
+    pub(crate) const INPUTS: [Datatype; 10] = [
         Self::FP32,
         Self::FP64,
         Self::INT8,
@@ -34,7 +34,7 @@ impl Datatype {
         Self::UINT64,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::INT8 => "INT8",
             Self::INT16 => "INT16",
@@ -51,7 +51,7 @@ impl Datatype {
     }
 
     /// The name Triton's model configuration uses (`TYPE_FP32`, ...).
-    pub fn config_name(self) -> String {
+    pub(crate) fn config_name(self) -> String {
         match self {
             Self::BYTES => "TYPE_STRING".into(),
             other => format!("TYPE_{}", other.as_str()),
@@ -59,12 +59,12 @@ impl Datatype {
     }
 
     /// An input datatype by its protocol name.
-    pub fn input(name: &str) -> Option<Self> {
+    pub(crate) fn input(name: &str) -> Option<Self> {
         Self::INPUTS.into_iter().find(|d| d.as_str() == name)
     }
 
     /// Bytes per element (0 for BYTES, whose elements vary).
-    pub fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         match self {
             Self::INT8 | Self::UINT8 => 1,
             Self::INT16 | Self::UINT16 => 2,
@@ -74,7 +74,7 @@ impl Datatype {
         }
     }
 
-    pub fn is_integer(self) -> bool {
+    pub(crate) fn is_integer(self) -> bool {
         !matches!(self, Self::FP32 | Self::FP64 | Self::BYTES)
     }
 
@@ -114,7 +114,7 @@ impl Datatype {
 }
 
 /// The input datatypes as an OpenAPI string enum (BYTES is never an input).
-pub fn input_schema() -> utoipa::openapi::Object {
+pub(crate) fn input_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)

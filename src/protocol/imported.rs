@@ -11,7 +11,7 @@ use ember_model::{ModelConfig, TensorConfig};
 
 /// What is wrong with a request's tensors for an imported model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ModelTensorError {
+pub(crate) enum ModelTensorError {
     #[error("model {model} takes {expected} inputs ({names}); {given} were sent")]
     InputCount {
         model: String,
@@ -102,7 +102,7 @@ pub enum ModelTensorError {
 
 /// An input's values as they arrived.
 #[derive(Debug, Clone, Copy)]
-pub enum Values<'a> {
+pub(crate) enum Values<'a> {
     /// Decoded numbers (JSON `data`, gRPC typed contents).
     Numbers(&'a [f64]),
     /// Little-endian elements of the input's datatype (binary tensor data, gRPC raw contents).
@@ -111,11 +111,11 @@ pub enum Values<'a> {
 
 /// One input tensor of a request.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestInput<'a> {
-    pub name: &'a str,
-    pub shape: &'a [i64],
-    pub datatype: &'a str,
-    pub values: Values<'a>,
+pub(crate) struct RequestInput<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) shape: &'a [i64],
+    pub(crate) datatype: &'a str,
+    pub(crate) values: Values<'a>,
 }
 
 fn names(tensors: &[TensorConfig]) -> String {
@@ -128,7 +128,7 @@ fn names(tensors: &[TensorConfig]) -> String {
 
 /// The request's rows: every input checked against `model`'s config and values, then each
 /// batch entry's inputs joined in the config's order.
-pub fn rows(
+pub(crate) fn rows(
     model: &ImportedModel,
     inputs: &[RequestInput<'_>],
 ) -> Result<Vec<ImportedRow>, ModelTensorError> {
@@ -270,16 +270,16 @@ fn decode(
 
 /// One output to return: which of the model's outputs, and whether as its top classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputChoice {
+pub(crate) struct OutputChoice {
     /// Index into the config's outputs.
-    pub index: usize,
+    pub(crate) index: usize,
     /// The classification extension's k, if asked for.
-    pub top: Option<usize>,
+    pub(crate) top: Option<usize>,
 }
 
 /// The output `name`, with `classification` classes if asked for (any output may be classified:
 /// its values' indices stand in for labels it lacks, as in Triton).
-pub fn output(
+pub(crate) fn output(
     config: &ModelConfig,
     name: &str,
     classification: Option<i64>,
@@ -308,7 +308,7 @@ pub fn output(
 }
 
 /// Every output as a tensor: what a request that names none gets.
-pub fn all_outputs(config: &ModelConfig) -> Vec<OutputChoice> {
+pub(crate) fn all_outputs(config: &ModelConfig) -> Vec<OutputChoice> {
     (0..config.outputs.len())
         .map(|index| OutputChoice { index, top: None })
         .collect()
@@ -316,7 +316,11 @@ pub fn all_outputs(config: &ModelConfig) -> Vec<OutputChoice> {
 
 /// One requested output of `answers` (one per row, the outputs one after another), ready for
 /// either encoding.
-pub fn encode(config: &ModelConfig, answers: &[Box<[f32]>], choice: OutputChoice) -> EncodedOutput {
+pub(crate) fn encode(
+    config: &ModelConfig,
+    answers: &[Box<[f32]>],
+    choice: OutputChoice,
+) -> EncodedOutput {
     let offset: usize = config.outputs[..choice.index]
         .iter()
         .map(TensorConfig::row_len)

@@ -2,17 +2,17 @@
 //! request names, the tensors this model takes and gives, and the checks and encodings that
 //! REST (`crate::http::v2`) and gRPC (`crate::grpc`) share, so both answer alike, word for word.
 
-pub mod datatype;
-pub mod imported;
+pub(crate) mod datatype;
+pub(crate) mod imported;
 pub mod tensors;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use self::datatype::Datatype;
+pub(crate) use self::datatype::Datatype;
 
 /// Extensions this server implements, as `GET /v2` and gRPC `ServerMetadata` list them.
-pub const EXTENSIONS: &[&str] = &[
+pub(crate) const EXTENSIONS: &[&str] = &[
     "binary_tensor_data",
     "classification",
     "model_configuration",
@@ -20,13 +20,13 @@ pub const EXTENSIONS: &[&str] = &[
 ];
 
 /// The one input this model takes.
-pub const INPUT_NAME: &str = "input";
+pub(crate) const INPUT_NAME: &str = "input";
 
 /// The outputs this model produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[schema(as = V2OutputName)]
-pub enum OutputName {
+pub(crate) enum OutputName {
     /// FP32 `[batch, 10]`: the probability of each class.
     Probabilities,
     /// INT64 `[batch]`: the most probable class.
@@ -34,9 +34,9 @@ pub enum OutputName {
 }
 
 impl OutputName {
-    pub const ALL: [OutputName; 2] = [Self::Probabilities, Self::Label];
+    pub(crate) const ALL: [OutputName; 2] = [Self::Probabilities, Self::Label];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Probabilities => "probabilities",
             Self::Label => "label",
@@ -44,12 +44,12 @@ impl OutputName {
     }
 
     /// An output by its name.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|o| o.as_str() == name)
     }
 
     /// The datatype of the output tensor (classification results are BYTES instead).
-    pub fn datatype(self) -> Datatype {
+    pub(crate) fn datatype(self) -> Datatype {
         match self {
             Self::Probabilities => Datatype::FP32,
             Self::Label => Datatype::INT64,
@@ -59,17 +59,17 @@ impl OutputName {
 
 /// A tensor the model takes or gives, as metadata and configuration describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorDescription {
-    pub name: &'static str,
-    pub datatype: Datatype,
+pub(crate) struct TensorDescription {
+    pub(crate) name: &'static str,
+    pub(crate) datatype: Datatype,
     /// With the batch dimension first, as `-1`.
-    pub shape: Vec<i64>,
+    pub(crate) shape: Vec<i64>,
 }
 
 impl TensorDescription {
     /// Triton's model configuration: dimensions without the batch dimension, and the reshape
     /// that makes a batched scalar (`[-1]`, dims `[1]`) one number per input again.
-    pub fn config_dims(&self) -> (Vec<i64>, Option<Vec<i64>>) {
+    pub(crate) fn config_dims(&self) -> (Vec<i64>, Option<Vec<i64>>) {
         match &self.shape[1..] {
             [] => (vec![1], Some(vec![])),
             dims => (dims.to_vec(), None),
@@ -78,7 +78,7 @@ impl TensorDescription {
 }
 
 /// The model's input: FP32 `[-1, 64]`.
-pub fn inputs() -> Vec<TensorDescription> {
+pub(crate) fn inputs() -> Vec<TensorDescription> {
     vec![TensorDescription {
         name: INPUT_NAME,
         datatype: Datatype::FP32,
@@ -87,7 +87,7 @@ pub fn inputs() -> Vec<TensorDescription> {
 }
 
 /// The model's outputs: `probabilities` FP32 `[-1, 10]` and `label` INT64 `[-1]`.
-pub fn outputs() -> Vec<TensorDescription> {
+pub(crate) fn outputs() -> Vec<TensorDescription> {
     let describe = |name: OutputName, shape: Vec<i64>| TensorDescription {
         name: name.as_str(),
         datatype: name.datatype(),
@@ -102,4 +102,4 @@ pub fn outputs() -> Vec<TensorDescription> {
     ]
 }
 
-pub use crate::service::lookup::{ModelLookupError, protocol_version};
+pub(crate) use crate::service::lookup::{ModelLookupError, protocol_version};

@@ -43,7 +43,7 @@ pub enum TensorError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputHeader {
     /// Images in the batch.
-    pub batch: usize,
+    pub(crate) batch: usize,
     pub datatype: Datatype,
 }
 
@@ -72,12 +72,12 @@ impl InputHeader {
     }
 
     /// Values the shape holds.
-    pub fn values(&self) -> usize {
+    pub(crate) fn values(&self) -> usize {
         self.batch * INPUT_LEN
     }
 
     /// Bytes the shape holds in raw (binary) form.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.values() * self.datatype.size()
     }
 
@@ -133,7 +133,7 @@ impl InputHeader {
 
 /// What to return for one requested output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputKind {
+pub(crate) enum OutputKind {
     /// The tensor itself.
     Tensor,
     /// The classification extension: the top k classes as BYTES strings.
@@ -142,7 +142,7 @@ pub enum OutputKind {
 
 impl OutputKind {
     /// What `name` returns when the request asks for `classification` classes (or none).
-    pub fn of(name: OutputName, classification: Option<i64>) -> Result<Self, TensorError> {
+    pub(crate) fn of(name: OutputName, classification: Option<i64>) -> Result<Self, TensorError> {
         match (name, classification) {
             (_, None) => Ok(Self::Tensor),
             (OutputName::Probabilities, Some(k)) if (1..=NUM_CLASSES as i64).contains(&k) => {
@@ -156,7 +156,7 @@ impl OutputKind {
 
 /// One output's values.
 #[derive(Debug, Clone, PartialEq)]
-pub enum OutputValues {
+pub(crate) enum OutputValues {
     Int64(Vec<i64>),
     Fp32(Vec<f32>),
     Strings(Vec<String>),
@@ -164,15 +164,15 @@ pub enum OutputValues {
 
 /// One output, ready for either encoding.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EncodedOutput {
-    pub shape: Vec<i64>,
-    pub datatype: Datatype,
-    pub values: OutputValues,
+pub(crate) struct EncodedOutput {
+    pub(crate) shape: Vec<i64>,
+    pub(crate) datatype: Datatype,
+    pub(crate) values: OutputValues,
 }
 
 impl EncodedOutput {
     /// The output's predictions for `kind`.
-    pub fn new(
+    pub(crate) fn new(
         predictions: &[Prediction],
         name: OutputName,
         kind: OutputKind,
@@ -207,7 +207,7 @@ impl EncodedOutput {
 
     /// The raw form: little-endian elements; BYTES elements each prefixed with their length as a
     /// little-endian u32 (the binary tensor extension's and gRPC's raw contents alike).
-    pub fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         match &self.values {
             OutputValues::Int64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             OutputValues::Fp32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -225,7 +225,7 @@ impl EncodedOutput {
 
 /// The `k` most probable classes as `"<probability>:<index>:<label>"`, most probable first (ties
 /// by index), the probability printed as Triton prints it (six decimals).
-pub fn top_classes(probabilities: &[f32], k: usize, labels: &[String]) -> Vec<String> {
+pub(crate) fn top_classes(probabilities: &[f32], k: usize, labels: &[String]) -> Vec<String> {
     let mut order: Vec<usize> = (0..probabilities.len()).collect();
     order.sort_by(|&a, &b| {
         probabilities[b]

@@ -38,7 +38,7 @@ tokio::task_local! {
 
 /// Run `answer` with `id` as the request id of every line it logs (`take_value` on the
 /// returned future gives the id back).
-pub fn with_request_id<F: Future>(
+pub(crate) fn with_request_id<F: Future>(
     id: HeaderValue,
     answer: F,
 ) -> tokio::task::futures::TaskLocalFuture<HeaderValue, F> {
@@ -46,7 +46,7 @@ pub fn with_request_id<F: Future>(
 }
 
 /// The id of the request being answered on this task, if any.
-pub fn request_id() -> Option<String> {
+pub(crate) fn request_id() -> Option<String> {
     REQUEST_ID
         .try_with(|id| id.to_str().ok().map(str::to_owned))
         .ok()
@@ -125,7 +125,7 @@ where
 }
 
 /// Parse `--log-level`: a level or a full `EnvFilter` directive.
-pub fn filter(level: &str) -> Result<EnvFilter, LoggingError> {
+pub(crate) fn filter(level: &str) -> Result<EnvFilter, LoggingError> {
     EnvFilter::try_new(level).map_err(|e| LoggingError::Filter {
         level: level.to_string(),
         reason: e.to_string(),
@@ -140,7 +140,11 @@ pub fn init(format: LogFormat, level: &str, tracer: Option<SdkTracer>) -> Result
     let spans = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
-            .with_filter(Targets::new().with_target(env!("CARGO_CRATE_NAME"), Level::INFO))
+            .with_filter(
+                Targets::new()
+                    .with_target(env!("CARGO_CRATE_NAME"), Level::INFO)
+                    .with_target("ember_inference", Level::INFO),
+            )
     });
     tracing_subscriber::registry()
         .with(logs)

@@ -29,7 +29,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 
 /// Whether spans are being exported.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     SAMPLER.get().is_some()
 }
 
@@ -99,7 +99,7 @@ impl TraceExport {
 }
 
 /// The URL spans are posted to: `/v1/traces` on the collector unless a path is given.
-pub fn traces_url(endpoint: &str) -> Result<String, TraceError> {
+pub(crate) fn traces_url(endpoint: &str) -> Result<String, TraceError> {
     let uri: axum::http::Uri = endpoint
         .parse()
         .map_err(|_| TraceError::Endpoint(endpoint.into()))?;
@@ -148,12 +148,13 @@ pub fn export_sampled(
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let _ = SAMPLER.set(sampler);
+    ember_inference::spans::enable();
     Ok((TraceExport { provider }, tracer))
 }
 
 /// The span a request is answered in, continuing the caller's trace; none unless spans are
 /// exported and the sampler keeps this request (log lines get the request id without it).
-pub fn request_span(req: &Request, request_id: &axum::http::HeaderValue) -> Span {
+pub(crate) fn request_span(req: &Request, request_id: &axum::http::HeaderValue) -> Span {
     let Some(sampler) = SAMPLER.get() else {
         return Span::none();
     };
@@ -183,7 +184,7 @@ pub fn request_span(req: &Request, request_id: &axum::http::HeaderValue) -> Span
 }
 
 /// Record the answer's status on an exported request span.
-pub fn record_status(span: &Span, status: u16) {
+pub(crate) fn record_status(span: &Span, status: u16) {
     if !span.is_none() {
         // Signed: OpenTelemetry has no unsigned integers, and an unsigned one is exported as text.
         span.record("http.response.status_code", i64::from(status));
@@ -192,7 +193,7 @@ pub fn record_status(span: &Span, status: u16) {
 
 /// Name the current request span after its route (`POST /v1/predict`): never the raw path,
 /// which would make every URL its own span name.
-pub fn record_route(method: &str, route: &str) {
+pub(crate) fn record_route(method: &str, route: &str) {
     if !enabled() {
         return;
     }
@@ -209,7 +210,7 @@ pub fn record_route(method: &str, route: &str) {
 
 /// Name the current request span after a gRPC method (`inference.GRPCInferenceService/ModelInfer`)
 /// and record the call's status code, which the HTTP status (always 200) does not carry.
-pub fn record_rpc(service: &str, method: &str, code: i32) {
+pub(crate) fn record_rpc(service: &str, method: &str, code: i32) {
     if !enabled() {
         return;
     }
@@ -220,47 +221,6 @@ pub fn record_rpc(service: &str, method: &str, code: i32) {
             .span()
             .update_name(format!("{service}/{method}"));
     }
-}
-
-/// A queued request's spans: the request it belongs to, and its wait in the queue (which ends
-/// when the span is dropped, as its forward pass starts).
-pub struct JobSpans {
-    pub request: Span,
-    pub wait: Option<Span>,
-}
-
-/// Spans for a request entering the queue now, when it is traced.
-pub fn queued() -> Option<JobSpans> {
-    if !enabled() {
-        return None;
-    }
-    let request = Span::current();
-    if request.is_none() {
-        return None;
-    }
-    let wait = tracing::info_span!(parent: &request, "queue wait");
-    Some(JobSpans {
-        request,
-        wait: Some(wait),
-    })
-}
-
-/// The span of one forward pass over `inputs` rows serving `requests`: a child of the first
-/// request, linked to the others.
-pub fn forward_pass(requests: &[&Span], inputs: usize) -> Span {
-    let Some((first, others)) = requests.split_first() else {
-        return Span::none();
-    };
-    let span = tracing::info_span!(
-        parent: *first,
-        "forward pass",
-        batch_size = inputs as i64,
-        requests = requests.len() as i64
-    );
-    for other in others {
-        span.add_link(other.context().span().span_context().clone());
-    }
-    span
 }
 
 #[cfg(test)]

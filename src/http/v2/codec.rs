@@ -18,7 +18,7 @@ use crate::protocol::tensors::{EncodedOutput, InputHeader, OutputKind, OutputVal
 use ember_model::INPUT_LEN;
 
 /// Header naming the length of the JSON part of a binary request or response.
-pub const HEADER_LENGTH: &str = "inference-header-content-length";
+pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// Split a request body into its JSON header and binary tail.
 pub fn split_body<'a>(
@@ -125,9 +125,9 @@ pub(super) fn bool_parameter(parameters: &Option<Map<String, Value>>, key: &str)
 /// One output to return, and whether it goes after the JSON header in binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestedOutput {
-    pub name: OutputName,
-    pub kind: OutputKind,
-    pub binary: bool,
+    pub(crate) name: OutputName,
+    pub(crate) kind: OutputKind,
+    pub(crate) binary: bool,
 }
 
 /// The outputs to return: those asked for, or both tensors when none are named.
@@ -180,7 +180,7 @@ pub fn encode_outputs(
 
 /// The answer to an inference: JSON alone, or (when outputs went binary) the JSON header of
 /// `Inference-Header-Content-Length` bytes followed by `tail`.
-pub fn respond(response: &InferResponse, tail: Vec<u8>) -> Result<Response, V2Error> {
+pub(crate) fn respond(response: &InferResponse, tail: Vec<u8>) -> Result<Response, V2Error> {
     let json = serde_json::to_vec(response)
         .map_err(|e| V2Error::from(ApiError::internal(format!("encoding the response: {e}"))))?;
     if tail.is_empty() {

@@ -15,22 +15,22 @@ use ember_model::InputError;
 
 #[derive(Debug)]
 pub struct V2Error {
-    pub status: StatusCode,
-    pub message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     /// Headers the answer carries besides the body (Retry-After, WWW-Authenticate, ...); boxed,
     /// as most errors have none and a `HeaderMap` would triple the error's size.
-    pub headers: Option<Box<HeaderMap>>,
+    pub(crate) headers: Option<Box<HeaderMap>>,
 }
 
 impl V2Error {
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             headers: None,
         }
     }
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
@@ -110,7 +110,7 @@ impl IntoResponse for V2Error {
 
 /// An error in the shape of the API its path belongs to: `{"error": ...}` under `/v2`, problem
 /// details elsewhere.
-pub fn in_api_shape(uri: &Uri, error: ApiError) -> Response {
+pub(crate) fn in_api_shape(uri: &Uri, error: ApiError) -> Response {
     if is_v2_path(uri.path()) {
         V2Error::from(error).into_response()
     } else {
@@ -119,6 +119,6 @@ pub fn in_api_shape(uri: &Uri, error: ApiError) -> Response {
 }
 
 /// Whether `path` belongs to the V2 surface (whose errors are `{"error": ...}`).
-pub fn is_v2_path(path: &str) -> bool {
+pub(crate) fn is_v2_path(path: &str) -> bool {
     path == "/v2" || path.starts_with("/v2/")
 }

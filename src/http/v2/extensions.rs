@@ -25,7 +25,7 @@ use crate::service::{ModelService, Served};
         (status = 200, description = "Model configuration", body = ModelConfig),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
     ))]
-pub async fn model_config(
+pub(crate) async fn model_config(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelConfig>, V2Error> {
@@ -145,7 +145,9 @@ fn statistics(state: &ModelService, served: Served<'_>) -> ModelStatistics {
 /// Statistics of every model this server serves.
 #[utoipa::path(get, path = "/v2/models/stats", tag = "kserve-v2",
     responses((status = 200, description = "Cumulative statistics since start", body = StatisticsResponse)))]
-pub async fn server_stats(State(state): State<Arc<ModelService>>) -> Json<StatisticsResponse> {
+pub(crate) async fn server_stats(
+    State(state): State<Arc<ModelService>>,
+) -> Json<StatisticsResponse> {
     let mut model_stats = vec![statistics(&state, Served::Digits)];
     for model in &state.imported {
         model_stats.push(statistics(&state, Served::Imported(model)));
@@ -160,7 +162,7 @@ pub async fn server_stats(State(state): State<Arc<ModelService>>) -> Json<Statis
         (status = 200, description = "Cumulative statistics since start", body = StatisticsResponse),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
     ))]
-pub async fn model_stats(
+pub(crate) async fn model_stats(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<StatisticsResponse>, V2Error> {

@@ -16,7 +16,7 @@ use crate::service::imported::ImportedService;
 use ember_model::TensorConfig;
 
 /// Inputs and outputs as the model's config declares them.
-pub fn metadata(model: &ImportedService) -> ModelMetadata {
+pub(crate) fn metadata(model: &ImportedService) -> ModelMetadata {
     let config = model.config();
     let tensor = |t: &TensorConfig| TensorMetadata {
         name: t.name.clone(),
@@ -33,7 +33,7 @@ pub fn metadata(model: &ImportedService) -> ModelMetadata {
 }
 
 /// Triton's model configuration of the model, with this server's batching settings.
-pub fn config(model: &ImportedService) -> ModelConfig {
+pub(crate) fn config(model: &ImportedService) -> ModelConfig {
     let config = model.config();
     let queue = model.queue.config();
     let tensor = |t: &TensorConfig| ConfigTensor {
@@ -75,7 +75,7 @@ pub fn config(model: &ImportedService) -> ModelConfig {
 }
 
 /// Run inference on the model: JSON or binary tensors in, the outputs asked for out.
-pub async fn infer(
+pub(crate) async fn infer(
     model: &Arc<ImportedService>,
     body: &[u8],
     header_length: Option<&str>,

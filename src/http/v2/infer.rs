@@ -43,7 +43,7 @@ use crate::service::{ModelService, Served};
         (status = 503, description = "Not ready, or the queue is full (see Retry-After)", body = ErrorBody),
         (status = 504, description = "Not answered within --request-timeout", body = ErrorBody),
     ))]
-pub async fn infer(
+pub(crate) async fn infer(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
     Extension(BodyLimit(limit)): Extension<BodyLimit>,

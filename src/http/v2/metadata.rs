@@ -18,7 +18,7 @@ use crate::service::{ModelService, Served};
 /// Server name, version and the protocol extensions it implements.
 #[utoipa::path(get, path = "/v2", tag = "kserve-v2",
     responses((status = 200, description = "Server metadata", body = ServerMetadata)))]
-pub async fn server_metadata() -> Json<ServerMetadata> {
+pub(crate) async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -32,7 +32,7 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
 /// Server liveness (200 = live).
 #[utoipa::path(get, path = "/v2/health/live", tag = "kserve-v2",
     responses((status = 200, description = "Live", body = Health, example = json!({"live": true}))))]
-pub async fn server_live() -> Json<Health> {
+pub(crate) async fn server_live() -> Json<Health> {
     Json(Health {
         live: Some(true),
         ready: None,
@@ -45,7 +45,7 @@ pub async fn server_live() -> Json<Health> {
         (status = 200, description = "Ready", body = Health, example = json!({"ready": true})),
         (status = 400, description = "Not ready", body = Health, example = json!({"ready": false})),
     ))]
-pub async fn server_ready(State(state): State<Arc<ModelService>>) -> Response {
+pub(crate) async fn server_ready(State(state): State<Arc<ModelService>>) -> Response {
     let ready = state.is_ready();
     // The protocol signals "false" with a 4xx status.
     let status = if ready {
@@ -67,7 +67,7 @@ pub async fn server_ready(State(state): State<Arc<ModelService>>) -> Response {
         (status = 200, description = "Model metadata", body = ModelMetadata),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
     ))]
-pub async fn model_metadata(
+pub(crate) async fn model_metadata(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelMetadata>, V2Error> {
@@ -96,7 +96,7 @@ pub async fn model_metadata(
         (status = 400, description = "Not ready", body = ModelReady),
         (status = 404, description = "Unknown model or version", body = ErrorBody),
     ))]
-pub async fn model_ready(
+pub(crate) async fn model_ready(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, V2Error> {

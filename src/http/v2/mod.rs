@@ -8,7 +8,7 @@
 //! (`openapi.rs`), so the two cannot drift apart.
 
 pub mod codec;
-pub mod error;
+pub(crate) mod error;
 mod extensions;
 mod imported;
 mod infer;
@@ -18,25 +18,27 @@ pub mod types;
 
 use axum::routing::{MethodRouter, get, post};
 
-pub use self::extensions::{__path_model_config, __path_model_stats, __path_server_stats};
-pub use self::extensions::{model_config, model_stats, server_stats};
-pub use self::infer::{__path_infer, infer};
-pub use self::metadata::{
+pub(crate) use self::extensions::{__path_model_config, __path_model_stats, __path_server_stats};
+pub(crate) use self::extensions::{model_config, model_stats, server_stats};
+pub(crate) use self::infer::{__path_infer, infer};
+pub(crate) use self::metadata::{
     __path_model_metadata, __path_model_ready, __path_server_live, __path_server_metadata,
     __path_server_ready,
 };
-pub use self::metadata::{model_metadata, model_ready, server_live, server_metadata, server_ready};
+pub(crate) use self::metadata::{
+    model_metadata, model_ready, server_live, server_metadata, server_ready,
+};
 use crate::http::ApiState;
 
 /// The protocol's health probes, which never need a key.
-pub fn health_routes() -> axum::Router<ApiState> {
+pub(crate) fn health_routes() -> axum::Router<ApiState> {
     axum::Router::new()
         .route("/v2/health/live", get(server_live))
         .route("/v2/health/ready", get(server_ready))
 }
 
 /// Every other V2 route: metadata, statistics, configuration, inference.
-pub fn routes() -> axum::Router<ApiState> {
+pub(crate) fn routes() -> axum::Router<ApiState> {
     let model = |op: &str, handler: MethodRouter<ApiState>| {
         axum::Router::new()
             .route(&format!("/v2/models/{{name}}{op}"), handler.clone())

@@ -11,17 +11,20 @@ use crate::service::{ModelService, Served};
 /// every operation's OpenAPI parameters (the unversioned paths drop `version`, `openapi.rs`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct ModelPath {
+pub(crate) struct ModelPath {
     /// Model name.
     #[param(example = "digits-cnn")]
-    pub name: String,
+    pub(crate) name: String,
     /// Model version: the major version (`2`) or the full one (`2.0.0`).
     #[serde(default)]
     #[param(required = true, value_type = String, example = "2")]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 /// The model the path names (with one of its version spellings, if any), or a 404.
-pub fn find_model<'a>(state: &'a ModelService, path: &ModelPath) -> Result<Served<'a>, V2Error> {
+pub(crate) fn find_model<'a>(
+    state: &'a ModelService,
+    path: &ModelPath,
+) -> Result<Served<'a>, V2Error> {
     Ok(state.find(&path.name, path.version.as_deref())?)
 }

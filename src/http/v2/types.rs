@@ -7,25 +7,25 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-pub use crate::protocol::OutputName;
+pub(crate) use crate::protocol::OutputName;
 
 /// `GET /v2`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "ember-serve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}))]
 #[schema(as = V2ServerMetadata)]
-pub struct ServerMetadata {
-    pub name: String,
-    pub version: String,
-    pub extensions: Vec<String>,
+pub(crate) struct ServerMetadata {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) extensions: Vec<String>,
 }
 
 /// A tensor's name, datatype and shape (`-1`: any size).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[schema(as = V2TensorMetadata)]
-pub struct TensorMetadata {
-    pub name: String,
-    pub datatype: String,
-    pub shape: Vec<i64>,
+pub(crate) struct TensorMetadata {
+    pub(crate) name: String,
+    pub(crate) datatype: String,
+    pub(crate) shape: Vec<i64>,
 }
 
 /// `GET /v2/models/{name}`.
@@ -37,49 +37,49 @@ pub struct TensorMetadata {
                 {"name": "label", "datatype": "INT64", "shape": [-1]}]
 }))]
 #[schema(as = V2ModelMetadata)]
-pub struct ModelMetadata {
-    pub name: String,
-    pub versions: Vec<String>,
-    pub platform: String,
-    pub inputs: Vec<TensorMetadata>,
-    pub outputs: Vec<TensorMetadata>,
+pub(crate) struct ModelMetadata {
+    pub(crate) name: String,
+    pub(crate) versions: Vec<String>,
+    pub(crate) platform: String,
+    pub(crate) inputs: Vec<TensorMetadata>,
+    pub(crate) outputs: Vec<TensorMetadata>,
 }
 
 /// `GET /v2/models/{name}/ready`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "digits-cnn", "ready": true}))]
 #[schema(as = V2ModelReady)]
-pub struct ModelReady {
-    pub name: String,
-    pub ready: bool,
+pub(crate) struct ModelReady {
+    pub(crate) name: String,
+    pub(crate) ready: bool,
 }
 
 /// `GET /v2/health/live` and `/v2/health/ready` (the status code is the answer).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2Health)]
-pub struct Health {
+pub(crate) struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub live: Option<bool>,
+    pub(crate) live: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<bool>,
+    pub(crate) ready: Option<bool>,
 }
 
 /// An output tensor of an inference response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[schema(as = V2Tensor)]
 pub struct Tensor {
-    pub name: String,
-    pub shape: Vec<i64>,
+    pub(crate) name: String,
+    pub(crate) shape: Vec<i64>,
     /// FP32 (`probabilities`), INT64 (`label`) or BYTES (classification).
-    pub datatype: String,
+    pub(crate) datatype: String,
     /// `binary_data_size` marks data sent after the JSON header (binary tensor extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub(crate) parameters: Option<Map<String, Value>>,
     /// Row-major values: numbers, or strings for BYTES; absent when the data is binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = output_data_schema)]
-    pub data: Option<Value>,
+    pub(crate) data: Option<Value>,
 }
 
 /// A flat array of numbers or of strings (BYTES).
@@ -94,26 +94,26 @@ fn output_data_schema() -> utoipa::openapi::Array {
 /// What a requested output's `parameters` may say.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2OutputParameters)]
-pub struct OutputParameters {
+pub(crate) struct OutputParameters {
     /// `true`: return this output as binary tensor data after the JSON header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binary_data: Option<bool>,
+    pub(crate) binary_data: Option<bool>,
     /// The classification extension: return the top k classes of `probabilities`, per input,
     /// as BYTES strings `"<probability>:<index>:<label>"`, most probable first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10)]
-    pub classification: Option<i64>,
+    pub(crate) classification: Option<i64>,
 }
 
 /// An output the client asks for.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2RequestOutput)]
-pub struct RequestOutput {
-    pub name: OutputName,
+pub(crate) struct RequestOutput {
+    pub(crate) name: OutputName,
     /// An object (read as [`OutputParameters`]; other keys are ignored, as the protocol allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<OutputParameters>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub(crate) parameters: Option<Map<String, Value>>,
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -129,43 +129,43 @@ pub struct RequestOutput {
 #[schema(as = V2InferRequest)]
 pub struct InferRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub(crate) parameters: Option<Map<String, Value>>,
     /// This model takes exactly one input.
     #[schema(min_items = 1, max_items = 1)]
-    pub inputs: Vec<InputTensor>,
+    pub(crate) inputs: Vec<InputTensor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outputs: Option<Vec<RequestOutput>>,
+    pub(crate) outputs: Option<Vec<RequestOutput>>,
 }
 
 /// An inference request to a model compiled in from ONNX, whose outputs are named in its
 /// config rather than known here (`GET /v2/models/{name}` lists them).
 #[derive(Debug, Clone, Deserialize)]
-pub struct ModelInferRequest {
+pub(crate) struct ModelInferRequest {
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    pub parameters: Option<Map<String, Value>>,
-    pub inputs: Vec<InputTensor>,
+    pub(crate) parameters: Option<Map<String, Value>>,
+    pub(crate) inputs: Vec<InputTensor>,
     #[serde(default)]
-    pub outputs: Option<Vec<NamedOutput>>,
+    pub(crate) outputs: Option<Vec<NamedOutput>>,
 }
 
 /// An output a [`ModelInferRequest`] asks for.
 #[derive(Debug, Clone, Deserialize)]
-pub struct NamedOutput {
-    pub name: String,
+pub(crate) struct NamedOutput {
+    pub(crate) name: String,
     #[serde(default)]
-    pub parameters: Option<Map<String, Value>>,
+    pub(crate) parameters: Option<Map<String, Value>>,
 }
 
 /// The input this model takes.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[schema(as = V2InputName)]
-pub enum InputName {
+pub(crate) enum InputName {
     /// `[batch, 64]`: 8×8 images, row-major, pixel values 0..=16.
     Input,
 }
@@ -173,30 +173,30 @@ pub enum InputName {
 /// What an input's `parameters` may say.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2InputParameters)]
-pub struct InputParameters {
+pub(crate) struct InputParameters {
     /// The binary tensor extension: the input's bytes follow the JSON header, this many.
     #[schema(minimum = 0)]
-    pub binary_data_size: Option<u64>,
+    pub(crate) binary_data_size: Option<u64>,
 }
 
 /// An input tensor of an inference request. Its `shape` is `[batch, 64]`, and `data` (or the
 /// binary bytes) holds exactly batch × 64 values, which a schema cannot say.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[schema(as = V2InputTensor)]
-pub struct InputTensor {
+pub(crate) struct InputTensor {
     #[schema(value_type = InputName)]
-    pub name: String,
+    pub(crate) name: String,
     #[schema(min_items = 2, max_items = 2)]
-    pub shape: Vec<i64>,
+    pub(crate) shape: Vec<i64>,
     #[schema(schema_with = crate::protocol::datatype::input_schema)]
-    pub datatype: String,
+    pub(crate) datatype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<InputParameters>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub(crate) parameters: Option<Map<String, Value>>,
     /// Row-major values, flat or nested; absent when the data is binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<f64>>)]
-    pub data: Option<TensorData>,
+    pub(crate) data: Option<TensorData>,
 }
 
 /// An input's JSON `data`, flattened in row-major order as it is parsed, without a JSON value
@@ -204,10 +204,10 @@ pub struct InputTensor {
 /// not a number does not fail the parse: it is noted, so the tensor's name, shape and datatype
 /// are checked first, as for any other request.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TensorData {
-    pub values: Vec<f64>,
+pub(crate) struct TensorData {
+    pub(crate) values: Vec<f64>,
     /// The first value that is not a number, as JSON writes it (an object: `an object`).
-    pub not_a_number: Option<String>,
+    pub(crate) not_a_number: Option<String>,
 }
 
 impl From<Vec<f64>> for TensorData {
@@ -308,123 +308,123 @@ impl<'de> Visitor<'de> for Flatten<'_> {
     ]
 }))]
 #[schema(as = V2InferResponse)]
-pub struct InferResponse {
-    pub model_name: String,
-    pub model_version: String,
+pub(crate) struct InferResponse {
+    pub(crate) model_name: String,
+    pub(crate) model_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
-    pub outputs: Vec<Tensor>,
+    pub(crate) parameters: Option<Map<String, Value>>,
+    pub(crate) outputs: Vec<Tensor>,
 }
 
 /// The protocol's error body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"error": "unknown model 'mnist'; this server serves 'digits-cnn'"}))]
 #[schema(as = V2ErrorBody)]
-pub struct ErrorBody {
-    pub error: String,
+pub(crate) struct ErrorBody {
+    pub(crate) error: String,
 }
 
 /// A `{count, ns}` pair of the statistics extension.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[schema(as = V2StatisticDuration)]
-pub struct StatisticDuration {
-    pub count: u64,
-    pub ns: u64,
+pub(crate) struct StatisticDuration {
+    pub(crate) count: u64,
+    pub(crate) ns: u64,
 }
 
 /// Cumulative per-request statistics: each request is charged the whole pass it ran in.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2InferStatistics)]
-pub struct InferStatistics {
+pub(crate) struct InferStatistics {
     /// Answered requests, and their time from submission to answer.
-    pub success: StatisticDuration,
+    pub(crate) success: StatisticDuration,
     /// Failed requests (queue full, timeout, forward-pass error), and their time until failure.
-    pub fail: StatisticDuration,
+    pub(crate) fail: StatisticDuration,
     /// Time requests waited in the queue.
-    pub queue: StatisticDuration,
+    pub(crate) queue: StatisticDuration,
     /// Gathering inputs into one batch.
-    pub compute_input: StatisticDuration,
+    pub(crate) compute_input: StatisticDuration,
     /// The forward pass.
-    pub compute_infer: StatisticDuration,
+    pub(crate) compute_infer: StatisticDuration,
     /// Turning outputs into per-request answers.
-    pub compute_output: StatisticDuration,
+    pub(crate) compute_output: StatisticDuration,
     /// Always zero: there is no response cache.
-    pub cache_hit: StatisticDuration,
+    pub(crate) cache_hit: StatisticDuration,
     /// Always zero: there is no response cache.
-    pub cache_miss: StatisticDuration,
+    pub(crate) cache_miss: StatisticDuration,
 }
 
 /// Cumulative statistics of the forward passes of one batch size (one count per pass).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2BatchStatistics)]
-pub struct BatchStatistics {
-    pub batch_size: u64,
-    pub compute_input: StatisticDuration,
-    pub compute_infer: StatisticDuration,
-    pub compute_output: StatisticDuration,
+pub(crate) struct BatchStatistics {
+    pub(crate) batch_size: u64,
+    pub(crate) compute_input: StatisticDuration,
+    pub(crate) compute_infer: StatisticDuration,
+    pub(crate) compute_output: StatisticDuration,
 }
 
 /// One model version's statistics, cumulative since the server started.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2ModelStatistics)]
-pub struct ModelStatistics {
-    pub name: String,
-    pub version: String,
+pub(crate) struct ModelStatistics {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// When the last forward pass finished, in milliseconds since the Unix epoch (0: none yet).
-    pub last_inference: u64,
+    pub(crate) last_inference: u64,
     /// Inputs run (a batch of n counts n).
-    pub inference_count: u64,
+    pub(crate) inference_count: u64,
     /// Forward passes run.
-    pub execution_count: u64,
-    pub inference_stats: InferStatistics,
+    pub(crate) execution_count: u64,
+    pub(crate) inference_stats: InferStatistics,
     /// Only the batch sizes that ran, smallest first.
-    pub batch_stats: Vec<BatchStatistics>,
+    pub(crate) batch_stats: Vec<BatchStatistics>,
 }
 
 /// `GET /v2/models/stats` and `/v2/models/{name}[/versions/{version}]/stats`: Triton's
 /// statistics extension.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2StatisticsResponse)]
-pub struct StatisticsResponse {
-    pub model_stats: Vec<ModelStatistics>,
+pub(crate) struct StatisticsResponse {
+    pub(crate) model_stats: Vec<ModelStatistics>,
 }
 
 /// An input or output in the model configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2ConfigTensor)]
-pub struct ConfigTensor {
-    pub name: String,
+pub(crate) struct ConfigTensor {
+    pub(crate) name: String,
     /// `TYPE_FP32`, `TYPE_INT64`, ...
-    pub data_type: String,
+    pub(crate) data_type: String,
     /// Shape without the batch dimension.
-    pub dims: Vec<i64>,
+    pub(crate) dims: Vec<i64>,
     /// The shape the tensor really has (without the batch dimension), where it differs from
     /// `dims`: `label` is one number per input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reshape: Option<ConfigReshape>,
+    pub(crate) reshape: Option<ConfigReshape>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2ConfigReshape)]
-pub struct ConfigReshape {
-    pub shape: Vec<i64>,
+pub(crate) struct ConfigReshape {
+    pub(crate) shape: Vec<i64>,
 }
 
 /// How requests are batched: the server's `--batch-wait` and `--max-queue`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2DynamicBatching)]
-pub struct DynamicBatching {
-    pub max_queue_delay_microseconds: u64,
-    pub preferred_batch_size: Vec<u32>,
-    pub default_queue_policy: QueuePolicy,
+pub(crate) struct DynamicBatching {
+    pub(crate) max_queue_delay_microseconds: u64,
+    pub(crate) preferred_batch_size: Vec<u32>,
+    pub(crate) default_queue_policy: QueuePolicy,
 }
 
 impl DynamicBatching {
     /// A queue's batching settings, in Triton's terms.
-    pub fn of(queue: &crate::inference::QueueConfig) -> Self {
+    pub(crate) fn of(queue: &crate::inference::QueueConfig) -> Self {
         Self {
             max_queue_delay_microseconds: queue.batch_wait.as_micros() as u64,
             preferred_batch_size: queue
@@ -442,8 +442,8 @@ impl DynamicBatching {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2QueuePolicy)]
-pub struct QueuePolicy {
-    pub max_queue_size: u64,
+pub(crate) struct QueuePolicy {
+    pub(crate) max_queue_size: u64,
 }
 
 /// The inference threads (`--workers`) and where they run.
@@ -452,7 +452,7 @@ pub struct QueuePolicy {
 pub struct InstanceGroup {
     pub name: String,
     /// `KIND_CPU` or `KIND_GPU`.
-    pub kind: String,
+    pub(crate) kind: String,
     pub count: u64,
 }
 
@@ -469,36 +469,42 @@ impl From<crate::service::InstanceGroup> for InstanceGroup {
 /// A configuration parameter (Triton's `ModelParameter`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2ConfigParameter)]
-pub struct ConfigParameter {
-    pub string_value: String,
+pub(crate) struct ConfigParameter {
+    pub(crate) string_value: String,
 }
 
 /// `GET /v2/models/{name}[/versions/{version}]/config`: Triton's model configuration
 /// extension, describing the served model and how this server batches it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = V2ModelConfig)]
-pub struct ModelConfig {
-    pub name: String,
-    pub platform: String,
+pub(crate) struct ModelConfig {
+    pub(crate) name: String,
+    pub(crate) platform: String,
     /// `burn`.
-    pub backend: String,
+    pub(crate) backend: String,
     /// `--max-batch`.
-    pub max_batch_size: u64,
-    pub input: Vec<ConfigTensor>,
-    pub output: Vec<ConfigTensor>,
-    pub dynamic_batching: DynamicBatching,
-    pub instance_group: Vec<InstanceGroup>,
+    pub(crate) max_batch_size: u64,
+    pub(crate) input: Vec<ConfigTensor>,
+    pub(crate) output: Vec<ConfigTensor>,
+    pub(crate) dynamic_batching: DynamicBatching,
+    pub(crate) instance_group: Vec<InstanceGroup>,
     /// `labels`: the class labels as a JSON array, in class order; `burn_backend`, `device`,
     /// `model_version` (the full semantic version) and `weights_sha256`.
     #[schema(value_type = Object)]
-    pub parameters: std::collections::BTreeMap<String, ConfigParameter>,
+    pub(crate) parameters: std::collections::BTreeMap<String, ConfigParameter>,
 }
 
 /// A binary tensor body: a JSON header of `Inference-Header-Content-Length` bytes, then each
 /// binary tensor's raw little-endian bytes, in order.
 #[derive(ToSchema)]
 #[schema(as = V2BinaryTensors, value_type = String, format = Binary)]
-pub struct BinaryTensors(pub Vec<u8>);
+pub(crate) struct BinaryTensors(
+    #[expect(
+        dead_code,
+        reason = "only the OpenAPI document names it; the body is read as bytes"
+    )]
+    Vec<u8>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -14,8 +14,8 @@ use super::job::{InferenceError, Job, QueueStats};
 use super::runner::Runner;
 use super::stats::InferenceStatistics;
 use super::warmup::WarmUp;
-use crate::telemetry::metrics::{InferenceMetrics, ModelLabels};
-use crate::telemetry::traces;
+use crate::metrics::{InferenceMetrics, ModelLabels};
+use crate::spans;
 use ember_model::Classifier;
 
 /// Queue and batching settings.
@@ -252,7 +252,7 @@ impl<R: Runner> InferenceQueue<R> {
     /// Once every inference thread the queue started with has run every batch size passes run
     /// at (every bucket, or a single input when passes are not padded): each size with the
     /// slowest thread's time for it.
-    pub async fn warmed_up(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
+    pub(crate) async fn warmed_up(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
         let took = self.main.worker.warm_up.wait().await?;
         if let Some((_, lane)) = &self.cpu {
             lane.worker.warm_up.wait().await?;
@@ -266,7 +266,7 @@ impl<R: Runner> InferenceQueue<R> {
     }
 
     /// The CPU lane's inference threads (0 without a lane).
-    pub fn cpu_lane_threads(&self) -> usize {
+    pub(crate) fn cpu_lane_threads(&self) -> usize {
         self.cpu.as_ref().map_or(0, |(_, lane)| lane.threads)
     }
 
@@ -283,7 +283,7 @@ impl<R: Runner> InferenceQueue<R> {
         let job = Job {
             rows,
             enqueued: Instant::now(),
-            spans: traces::queued(),
+            spans: spans::queued(),
             reply,
         };
         // Count before sending so a fast worker never decrements below zero; the gauge moves by

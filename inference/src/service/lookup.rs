@@ -25,7 +25,7 @@ pub enum ModelLookupError {
 
 /// Ok if `version` is absent, empty, or a spelling of model `name`'s `semver` (its major
 /// version or all of it).
-pub fn check_version(
+pub(crate) fn check_version(
     name: &str,
     semver: &str,
     version: Option<&str>,

@@ -9,6 +9,10 @@
 //! Beside a GPU, small requests have a lane of their own: CPU-backend threads on a second
 //! channel, which on this model serve them faster than the GPU does.
 
+pub mod metrics;
+pub mod service;
+pub mod spans;
+
 mod batcher;
 mod buckets;
 mod job;
@@ -18,7 +22,7 @@ mod runner;
 pub mod stats;
 mod warmup;
 
-pub use buckets::{BucketError, Buckets};
+pub use buckets::{BucketError, BucketSpec, Buckets};
 pub use job::{InferenceError, QueueStats};
 pub use queue::{CpuLane, InferenceQueue, QueueConfig};
 pub use runner::{ImportedRow, Prediction, Runner};

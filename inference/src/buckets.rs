@@ -6,14 +6,49 @@
 //! them once before readiness, moves every compile to start-up. The CPU backends compile nothing,
 //! and padding would only cost them work: there, by default, passes run at the size they are.
 
-use crate::config::BucketSpec;
+/// How `--batch-buckets` was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketSpec {
+    /// Powers of two on a GPU, no padding on the CPU backends.
+    Auto,
+    /// No padding: every pass runs at the size it has.
+    Off,
+    /// 1, 2, 4, … up to `--max-batch` (which is always a bucket).
+    PowersOfTwo,
+    /// These sizes, plus `--max-batch` if it is not among them.
+    Sizes(Vec<usize>),
+}
+
+impl std::str::FromStr for BucketSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "none" | "off" => Ok(Self::Off),
+            "pow2" => Ok(Self::PowersOfTwo),
+            list => {
+                let sizes = list
+                    .split(',')
+                    .map(|n| match n.trim().parse::<usize>() {
+                        Ok(0) | Err(_) => Err(format!(
+                            "{n:?} is not a batch size: use auto, none, pow2 or sizes like 1,8,64"
+                        )),
+                        Ok(n) => Ok(n),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Self::Sizes(sizes))
+            }
+        }
+    }
+}
 
 /// Why a bucket list cannot serve `--max-batch`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("--batch-buckets: {size} is larger than --max-batch ({max_batch})")]
 pub struct BucketError {
-    pub size: usize,
-    pub max_batch: usize,
+    pub(crate) size: usize,
+    pub(crate) max_batch: usize,
 }
 
 /// The sizes passes are padded to, ascending; empty when passes are not padded.
@@ -63,7 +98,7 @@ impl Buckets {
     /// The sizes a warm-up runs so that no later pass meets a shape for the first time: every
     /// bucket, or a single input when passes are not padded (any size can come; one pass at
     /// least proves the model runs).
-    pub fn warm_up_sizes(&self) -> Vec<usize> {
+    pub(crate) fn warm_up_sizes(&self) -> Vec<usize> {
         match self.sizes() {
             [] => vec![1],
             sizes => sizes.to_vec(),

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use super::deadline::answers_within;
 use super::errors::{InstanceGroup, PredictError, WarmUpError};
-use crate::config::BucketSpec;
-use crate::inference::{BucketError, Buckets, ImportedRow, InferenceQueue, QueueConfig, Runner};
-use crate::telemetry::metrics::ModelLabels;
+use crate::BucketSpec;
+use crate::metrics::ModelLabels;
+use crate::{BucketError, Buckets, ImportedRow, InferenceQueue, QueueConfig, Runner};
 use ember_model::imported::{ImportedError, ImportedModel, catalogue};
 use ember_model::{Device, ModelConfig};
 
@@ -63,7 +63,7 @@ pub enum ImportedStartError {
 }
 
 /// The started services, and the inference threads that run their passes.
-pub type Started = (Vec<Arc<ImportedService>>, Vec<JoinHandle<()>>);
+pub(crate) type Started = (Vec<Arc<ImportedService>>, Vec<JoinHandle<()>>);
 
 /// Load every model compiled into this binary onto `device` and start its queue.
 pub fn start_all(
@@ -88,7 +88,7 @@ pub fn start_all(
 
 impl ImportedService {
     /// Load the model `name` and start its queue (not ready until [`Self::warm_up`]).
-    pub fn start(
+    pub(crate) fn start(
         name: &str,
         device: &Device,
         settings: &ImportedSettings,
@@ -175,17 +175,17 @@ impl ImportedService {
     }
 
     /// Its warm-up has succeeded.
-    pub fn is_warm(&self) -> bool {
+    pub(crate) fn is_warm(&self) -> bool {
         self.warm.load(Ordering::SeqCst)
     }
 
     /// Ready without a warm-up, for a queue started with no threads.
-    pub fn mark_warm(&self) {
+    pub(crate) fn mark_warm(&self) {
         self.warm.store(true, Ordering::SeqCst);
     }
 
     /// Every inference thread runs every padded size, then one probe goes through the queue.
-    pub async fn warm_up(&self) -> Result<Vec<(usize, Duration)>, WarmUpError> {
+    pub(crate) async fn warm_up(&self) -> Result<Vec<(usize, Duration)>, WarmUpError> {
         let took = self.queue.warmed_up().await?;
         let answers = self.queue.predict(vec![self.model.padding_row()]).await?;
         if let Some(reason) = answers.first().and_then(|a| self.model.implausible(a)) {

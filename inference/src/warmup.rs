@@ -35,7 +35,7 @@ pub(super) struct WarmUp {
 
 impl WarmUp {
     /// A warm-up of `sizes` (ascending) by each of the `threads` the queue starts with.
-    pub fn new(sizes: Vec<usize>, threads: usize) -> Self {
+    pub(crate) fn new(sizes: Vec<usize>, threads: usize) -> Self {
         let took = vec![Duration::ZERO; sizes.len()];
         Self {
             sizes,
@@ -49,7 +49,7 @@ impl WarmUp {
 
     /// Run every size on the calling inference thread; a failure is reported, not raised, and
     /// the thread goes on to serve (its passes fail the same way, visibly, per request).
-    pub fn run<R: Runner>(&self, runner: &R) {
+    pub(crate) fn run<R: Runner>(&self, runner: &R) {
         self.run_with(|size| probe(runner, size));
     }
 
@@ -72,7 +72,7 @@ impl WarmUp {
 
     /// Once every thread the queue started with has run every size: each size with the slowest
     /// thread's time for it, or why one failed.
-    pub async fn wait(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
+    pub(crate) async fn wait(&self) -> Result<Vec<(usize, Duration)>, InferenceError> {
         let mut progress = self.progress.subscribe();
         let progress = progress
             .wait_for(|p| p.failed.is_some() || p.done >= self.threads)
@@ -106,7 +106,7 @@ mod tests {
 
     fn classifier() -> Classifier {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights");
         Classifier::load(&dir, &dev).unwrap().0
     }
 

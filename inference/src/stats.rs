@@ -31,13 +31,13 @@ impl Timed {
 
 /// What one pass cost, split as Triton splits it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PassTimes {
+pub(crate) struct PassTimes {
     /// Gathering the batch's rows into one input.
-    pub input: Duration,
+    pub(crate) input: Duration,
     /// The forward pass itself (tensor upload, kernels, readback).
-    pub infer: Duration,
+    pub(crate) infer: Duration,
     /// Turning probabilities into predictions and handing each caller its share.
-    pub output: Duration,
+    pub(crate) output: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +71,7 @@ pub struct InferenceStatistics {
 
 impl InferenceStatistics {
     /// Statistics for passes of 1..=`max_batch` inputs.
-    pub fn new(max_batch: usize) -> Self {
+    pub(crate) fn new(max_batch: usize) -> Self {
         Self {
             success: Timed::default(),
             fail: Timed::default(),
@@ -85,18 +85,18 @@ impl InferenceStatistics {
     }
 
     /// A request left the queue for a pass after waiting `waited`.
-    pub fn record_queued(&self, waited: Duration) {
+    pub(crate) fn record_queued(&self, waited: Duration) {
         self.queue.add(1, nanos(waited));
     }
 
     /// A request was answered (`ok`) or failed, `took` after it was submitted.
-    pub fn record_request(&self, ok: bool, took: Duration) {
+    pub(crate) fn record_request(&self, ok: bool, took: Duration) {
         let timed = if ok { &self.success } else { &self.fail };
         timed.add(1, nanos(took));
     }
 
     /// A forward pass over `inputs` inputs from `requests` requests succeeded.
-    pub fn record_pass(&self, requests: usize, inputs: usize, times: PassTimes) {
+    pub(crate) fn record_pass(&self, requests: usize, inputs: usize, times: PassTimes) {
         self.compute.add(requests as u64, &times);
         if let Some(batch) = self.by_batch.get(inputs) {
             batch.add(1, &times);

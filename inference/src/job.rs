@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::runner::Runner;
-use crate::telemetry::traces::JobSpans;
+use crate::spans::JobSpans;
 
 /// Why a request got no predictions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -22,11 +22,11 @@ pub enum InferenceError {
 
 /// A request waiting for a forward pass.
 pub(super) struct Job<R: Runner> {
-    pub rows: Vec<R::Row>,
-    pub enqueued: Instant,
+    pub(crate) rows: Vec<R::Row>,
+    pub(crate) enqueued: Instant,
     /// The request's spans, when traces are exported.
-    pub spans: Option<JobSpans>,
-    pub reply: oneshot::Sender<Result<Vec<R::Answer>, InferenceError>>,
+    pub(crate) spans: Option<JobSpans>,
+    pub(crate) reply: oneshot::Sender<Result<Vec<R::Answer>, InferenceError>>,
 }
 
 /// Counters shared by the handle and the inference threads.
@@ -37,5 +37,5 @@ pub struct QueueStats {
     /// Requests submitted and not yet answered (queued, batching or running).
     pub in_flight: AtomicUsize,
     /// Requests an inference thread has taken and not yet answered (batching or running).
-    pub held: AtomicUsize,
+    pub(crate) held: AtomicUsize,
 }

@@ -26,8 +26,8 @@ pub use self::errors::{INTERNAL_DETAIL, InstanceGroup, PredictError, WarmUpError
 use self::imported::ImportedService;
 pub use self::lookup::ModelLookupError;
 use self::lookup::check_version;
-use crate::inference::{InferenceQueue, Prediction};
-use crate::telemetry::metrics as m;
+use crate::metrics as m;
+use crate::{InferenceQueue, Prediction};
 use ember_model::weights::TensorSpec;
 use ember_model::{INPUT_LEN, not_a_distribution};
 
@@ -79,7 +79,7 @@ pub struct ModelService {
     pub queue: InferenceQueue,
     pub model: ServedModel,
     /// `--request-timeout`, if set.
-    pub request_timeout: Option<Duration>,
+    pub(crate) request_timeout: Option<Duration>,
     /// The warm-up ([`ModelService::warm_up`]) has succeeded.
     warm: AtomicBool,
     /// A shutdown signal has arrived.
@@ -140,7 +140,7 @@ impl ModelService {
 
     /// The model has answered a warm-up pass. Requests are served from then on, also while
     /// draining: a request that reaches a handler during shutdown was accepted before it.
-    pub fn is_warm(&self) -> bool {
+    pub(crate) fn is_warm(&self) -> bool {
         self.warm.load(Ordering::SeqCst)
     }
 
@@ -163,7 +163,7 @@ impl ModelService {
     }
 
     /// Every served model's name: the digits model's, then the imported ones'.
-    pub fn model_names(&self) -> Vec<&str> {
+    pub(crate) fn model_names(&self) -> Vec<&str> {
         std::iter::once(self.model.name.as_str())
             .chain(self.imported.iter().map(|m| m.name()))
             .collect()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::inference::InferenceError;
+use crate::InferenceError;
 
 /// A group of inference threads on one kind of device, as Triton's model configuration lists
 /// them (`instance_group`).

@@ -14,22 +14,22 @@ use super::pass::{guarded_pass, panic_message};
 use super::runner::Runner;
 use super::stats::{InferenceStatistics, PassTimes};
 use super::warmup::WarmUp;
-use crate::telemetry::metrics::InferenceMetrics;
-use crate::telemetry::traces;
+use crate::metrics::InferenceMetrics;
+use crate::spans;
 
 /// What an inference thread needs; each thread gets a clone.
 pub(super) struct Worker<R: Runner> {
-    pub rx: Receiver<Job<R>>,
-    pub runner: Arc<R>,
-    pub stats: Arc<QueueStats>,
-    pub statistics: Arc<InferenceStatistics>,
-    pub metrics: InferenceMetrics,
-    pub max_batch: usize,
-    pub batch_wait: Duration,
+    pub(crate) rx: Receiver<Job<R>>,
+    pub(crate) runner: Arc<R>,
+    pub(crate) stats: Arc<QueueStats>,
+    pub(crate) statistics: Arc<InferenceStatistics>,
+    pub(crate) metrics: InferenceMetrics,
+    pub(crate) max_batch: usize,
+    pub(crate) batch_wait: Duration,
     /// The sizes passes are padded up to (none: passes run at their own size).
-    pub buckets: Buckets,
+    pub(crate) buckets: Buckets,
     /// Run by the thread before it takes work.
-    pub warm_up: Arc<WarmUp>,
+    pub(crate) warm_up: Arc<WarmUp>,
 }
 
 // Not derived: a derive would ask the model itself to be `Clone`; only its `Arc` is cloned.
@@ -76,7 +76,7 @@ impl<R: Runner> Worker<R> {
     /// silently, leaving the server ready with fewer threads than it says: it is caught here,
     /// logged and counted, the batch it hit gets an error (its replies are dropped), and the
     /// thread serves on.
-    pub fn run(self) {
+    pub(crate) fn run(self) {
         self.warm_up.run(&*self.runner);
         // Jobs this thread has taken and not answered, to give back if a panic drops them.
         let held_here = AtomicUsize::new(0);
@@ -189,7 +189,7 @@ impl<R: Runner> Worker<R> {
             .filter_map(|j| j.spans.as_ref())
             .map(|s| &s.request)
             .collect();
-        let pass = traces::forward_pass(&requests, inputs);
+        let pass = spans::forward_pass(&requests, inputs);
         let started = Instant::now();
         let result = pass.in_scope(|| guarded_pass(&*self.runner, &rows));
         drop(pass);
@@ -247,14 +247,14 @@ mod tests {
         stats: Arc<QueueStats>,
     ) -> Worker<Classifier> {
         let dev = device::select(DeviceChoice::Cpu).unwrap().device;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights");
         let (classifier, _) = Classifier::load(&dir, &dev).unwrap();
         Worker {
             rx,
             runner: Arc::new(classifier),
             stats,
             statistics: Arc::new(InferenceStatistics::new(64)),
-            metrics: crate::telemetry::metrics::InferenceMetrics::new(&Default::default()),
+            metrics: crate::metrics::InferenceMetrics::new(&Default::default()),
             max_batch: 64,
             batch_wait: Duration::ZERO,
             buckets: Buckets::default(),
@@ -262,16 +262,15 @@ mod tests {
         }
     }
 
-    type Answer<R = Classifier> = oneshot::Receiver<
-        Result<Vec<<R as crate::inference::Runner>::Answer>, super::InferenceError>,
-    >;
+    type Answer<R = Classifier> =
+        oneshot::Receiver<Result<Vec<<R as crate::Runner>::Answer>, super::InferenceError>>;
 
     fn job(rows: usize) -> (Job<Classifier>, Answer) {
         job_of(vec![[1.0; 64]; rows])
     }
 
     /// A job of `rows` for a runner `R`, and the receiver of its answer.
-    fn job_of<R: crate::inference::Runner>(rows: Vec<R::Row>) -> (Job<R>, Answer<R>) {
+    fn job_of<R: crate::Runner>(rows: Vec<R::Row>) -> (Job<R>, Answer<R>) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
@@ -285,7 +284,7 @@ mod tests {
     /// Echoes its rows; padding a pass panics (outside the guarded forward pass) while armed.
     struct PanicsWhenPadding(std::sync::atomic::AtomicBool);
 
-    impl crate::inference::Runner for PanicsWhenPadding {
+    impl crate::Runner for PanicsWhenPadding {
         type Row = u8;
         type Answer = u8;
         fn padding_row(&self) -> u8 {
@@ -313,10 +312,10 @@ mod tests {
             runner: runner.clone(),
             stats: stats.clone(),
             statistics: Arc::new(InferenceStatistics::new(8)),
-            metrics: crate::telemetry::metrics::InferenceMetrics::new(&Default::default()),
+            metrics: crate::metrics::InferenceMetrics::new(&Default::default()),
             max_batch: 3,
             batch_wait: Duration::ZERO,
-            buckets: Buckets::resolve(&crate::config::BucketSpec::PowersOfTwo, 8, false).unwrap(),
+            buckets: Buckets::resolve(&crate::BucketSpec::PowersOfTwo, 8, false).unwrap(),
             warm_up: Arc::new(WarmUp::new(vec![], 0)),
         };
         let thread = std::thread::spawn(move || worker.run());
@@ -379,7 +378,7 @@ mod tests {
         }
         drop(tx);
         let worker = Worker {
-            buckets: Buckets::resolve(&crate::config::BucketSpec::PowersOfTwo, 64, false).unwrap(),
+            buckets: Buckets::resolve(&crate::BucketSpec::PowersOfTwo, 64, false).unwrap(),
             ..worker(rx, stats)
         };
         let (classifier, statistics) = (worker.runner.clone(), worker.statistics.clone());

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::errors::PredictError;
-use crate::inference::{InferenceQueue, Runner};
+use crate::{InferenceQueue, Runner};
 
 /// Queue `rows` on `queue` and await their answers, within `limit` if one is set. A request
 /// that times out leaves its batch if its forward pass has not started, and is counted as
