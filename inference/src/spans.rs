@@ -15,7 +15,8 @@ pub fn enable() {
     ENABLED.store(true, Relaxed);
 }
 
-fn enabled() -> bool {
+/// Whether spans are being exported (the server's exporter said so through [`enable`]).
+pub fn enabled() -> bool {
     ENABLED.load(Relaxed)
 }
 

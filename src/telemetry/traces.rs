@@ -30,7 +30,7 @@ static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 
 /// Whether spans are being exported.
 pub(crate) fn enabled() -> bool {
-    SAMPLER.get().is_some()
+    ember_inference::spans::enabled()
 }
 
 /// Why the exporter could not be set up.
