@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::time::Instant;
 
 use crate::auth::{ApiKeys, KeyFileError};
+use crate::config::ModelControlMode;
 use crate::config::ServeArgs;
 use crate::connections::{
     self, ConnectionBudget, ConnectionLimits, DrainNotice, Http2Limits, ServeError,
@@ -21,7 +22,10 @@ use crate::connections::{
 use crate::grpc;
 use crate::http::{self, RouterOptions};
 use crate::inference::{BucketError, Buckets, CpuLane, InferenceQueue, QueueConfig};
-use crate::service::imported::{ImportedSettings, ImportedStartError};
+use crate::service::imported::ImportedSettings;
+use crate::service::repository::{
+    ModelPolicy, ModelRepository, RepositoryError, RepositoryOptions,
+};
 use crate::service::{ModelService, ServedModel};
 use crate::telemetry::metrics::{self as m, RecorderError};
 use ember_model::{Classifier, DeviceChoice, DeviceError, WeightsError, device};
@@ -55,7 +59,15 @@ pub enum StartError {
     #[error(transparent)]
     Buckets(#[from] BucketError),
     #[error(transparent)]
-    Imported(#[from] ImportedStartError),
+    Repository(#[from] RepositoryError),
+    #[error(
+        "--model-control-mode explicit serves the repository API, which is never open: give --admin-api-key or --admin-api-key-file"
+    )]
+    NoAdminKeys,
+    #[error(
+        "an admin key is also an inference key (--api-key): the repository API needs keys of its own"
+    )]
+    SharedAdminKey,
 }
 
 /// Each listener's part of a drain error, `; `-separated.
@@ -71,6 +83,8 @@ pub struct Started {
     pub(crate) inference_threads: Vec<JoinHandle<()>>,
     /// The keys `--api-key`/`--api-key-file` require, if any.
     pub api_keys: Option<Arc<ApiKeys>>,
+    /// The repository API's keys, when `--model-control-mode explicit` serves it.
+    pub admin_keys: Option<Arc<ApiKeys>>,
     /// `--body-limit`, or its default for this device's `--max-batch`.
     pub body_limit: usize,
 }
@@ -81,6 +95,7 @@ impl Started {
         RouterOptions {
             body_limit: self.body_limit,
             api_keys: self.api_keys.clone(),
+            admin_keys: self.admin_keys.clone(),
             cors_allow_origins: args.cors_allow_origins.clone(),
         }
     }
@@ -170,6 +185,18 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         });
     }
     let api_keys = ApiKeys::load(&args.api_keys, args.api_key_file.as_deref())?;
+    let admin_keys = match args.model_control_mode {
+        ModelControlMode::None => None,
+        ModelControlMode::Explicit => Some(
+            ApiKeys::load_admin(&args.admin_api_keys, args.admin_api_key_file.as_deref())?
+                .ok_or(StartError::NoAdminKeys)?,
+        ),
+    };
+    if let (Some(admin), Some(inference)) = (&admin_keys, &api_keys)
+        && admin.shares_a_key_with(inference)
+    {
+        return Err(StartError::SharedAdminKey);
+    }
     let metrics = m::handle()?;
     let selected = device::select(args.device.into())?;
     tracing::info!(
@@ -191,6 +218,9 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         tracing::warn!(device = %selected.name, "this GPU adapter is a software renderer: expect CPU-speed or slower inference");
     }
     let (classifier, manifest) = Classifier::load(&args.weights, &selected.device)?;
+    // The digits model's weights count in --memory-budget beside the repository's.
+    let weights_bytes =
+        std::fs::metadata(args.weights.join(&manifest.weights_file)).map_or(0, |m| m.len());
     tracing::info!(
         model = %manifest.name, version = %manifest.version, sha256 = %manifest.sha256,
         dir = %args.weights.display(), "weights verified and loaded"
@@ -259,7 +289,7 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             })
         }
     };
-    let (queue, mut inference_threads) = InferenceQueue::start_with_cpu_lane(
+    let (queue, inference_threads) = InferenceQueue::start_with_cpu_lane(
         classifiers,
         QueueConfig {
             max_batch,
@@ -303,10 +333,11 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
         held_out_accuracy: manifest.held_out_accuracy,
     };
     let timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
-    // Every model compiled in from the model repository, on the same device and settings.
-    let (imported, more) = crate::service::imported::start_all(
+    // Every model compiled in from the model repository, on the same device and settings, with
+    // the versions its policy selects.
+    let repository = ModelRepository::start(
         &selected.device,
-        &ImportedSettings {
+        ImportedSettings {
             threads,
             batch_wait,
             max_queue: args.max_queue as usize,
@@ -315,16 +346,52 @@ pub fn start(args: &ServeArgs) -> Result<Started, StartError> {
             device_name: model.device.clone(),
             request_timeout: timeout,
             repository: args.weights.clone(),
+            drain_timeout: args.shutdown_timeout,
         },
+        repository_options(args, weights_bytes),
     )?;
-    inference_threads.extend(more);
     Ok(Started {
-        service: ModelService::serving(queue, model, timeout, imported),
+        service: ModelService::serving(queue, model, timeout, repository),
         metrics,
         inference_threads,
         api_keys,
+        admin_keys,
         body_limit,
     })
+}
+
+/// The version policies and memory budget the flags give.
+fn repository_options(args: &ServeArgs, fixed_bytes: u64) -> RepositoryOptions {
+    let mut options = RepositoryOptions {
+        budget: args.memory_budget,
+        fixed_bytes,
+        ..RepositoryOptions::default()
+    };
+    for (model, versions) in &args.version_policies {
+        match model {
+            None => options.policy.versions = versions.clone(),
+            Some(name) => options.policies.push((
+                name.clone(),
+                ModelPolicy {
+                    versions: versions.clone(),
+                    default_version: None,
+                },
+            )),
+        }
+    }
+    for (model, version) in &args.default_versions {
+        match options.policies.iter_mut().find(|(name, _)| name == model) {
+            Some((_, policy)) => policy.default_version = Some(version.clone()),
+            None => options.policies.push((
+                model.clone(),
+                ModelPolicy {
+                    versions: options.policy.versions.clone(),
+                    default_version: Some(version.clone()),
+                },
+            )),
+        }
+    }
+    options
 }
 
 /// Run the server until SIGTERM/SIGINT; returns once in-flight requests have finished, or with
@@ -339,10 +406,11 @@ pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
         metrics,
         inference_threads,
         api_keys,
+        admin_keys,
         body_limit,
     } = started;
     m::spawn_upkeep(metrics.clone());
-    if let Some(keys) = &api_keys {
+    for keys in api_keys.iter().chain(&admin_keys) {
         crate::auth::reload_on_sighup(keys.clone());
     }
     let listener = bind(args.addr()).await?;

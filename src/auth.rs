@@ -29,13 +29,14 @@ pub(crate) enum AuthError {
 /// Why the keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    #[error("--api-key-file {path}: {source}")]
+    #[error("{flag} {path}: {source}")]
     Read {
+        flag: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("--api-key-file {0}: no keys in it (one per line; `#` starts a comment)")]
-    Empty(PathBuf),
+    #[error("{0} {1}: no keys in it (one per line; `#` starts a comment)")]
+    Empty(&'static str, PathBuf),
     #[error("an API key must be printable ASCII without spaces, 16 to 256 characters long")]
     Malformed,
 }
@@ -48,6 +49,10 @@ pub struct ApiKeys {
     /// `--api-key-file`, re-read on SIGHUP.
     file: Option<PathBuf>,
     current: RwLock<Arc<[KeyDigest]>>,
+    /// The flag naming the file, for errors.
+    file_flag: &'static str,
+    /// Whether these are the inference keys, which `ember_api_keys` counts.
+    counted: bool,
 }
 
 impl ApiKeys {
@@ -56,6 +61,24 @@ impl ApiKeys {
         keys: &[K],
         file: Option<&Path>,
     ) -> Result<Option<Arc<Self>>, KeyFileError> {
+        Self::load_as(keys, file, "--api-key-file", true)
+    }
+
+    /// The admin keys (`--admin-api-key`, `--admin-api-key-file`): the repository API's, kept
+    /// apart from the inference keys.
+    pub(crate) fn load_admin<K: AsRef<str>>(
+        keys: &[K],
+        file: Option<&Path>,
+    ) -> Result<Option<Arc<Self>>, KeyFileError> {
+        Self::load_as(keys, file, "--admin-api-key-file", false)
+    }
+
+    fn load_as<K: AsRef<str>>(
+        keys: &[K],
+        file: Option<&Path>,
+        file_flag: &'static str,
+        counted: bool,
+    ) -> Result<Option<Arc<Self>>, KeyFileError> {
         if keys.is_empty() && file.is_none() {
             return Ok(None);
         }
@@ -63,14 +86,35 @@ impl ApiKeys {
             .iter()
             .map(|k| parse_key(k.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        let from_file = file.map(read_key_file).transpose()?.unwrap_or_default();
+        let from_file = file
+            .map(|f| read_key_file(f, file_flag))
+            .transpose()?
+            .unwrap_or_default();
         let current: Arc<[KeyDigest]> = fixed.iter().chain(&from_file).copied().collect();
-        metrics::gauge!(m::API_KEYS).set(current.len() as f64);
+        if counted {
+            metrics::gauge!(m::API_KEYS).set(current.len() as f64);
+        }
         Ok(Some(Arc::new(Self {
             fixed,
             file: file.map(Path::to_path_buf),
             current: RwLock::new(current),
+            file_flag,
+            counted,
         })))
+    }
+
+    fn digests(&self) -> Arc<[KeyDigest]> {
+        match self.current.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether a key of `self` is also one of `other`'s (an admin key that would also pass
+    /// as an inference key, or the reverse).
+    pub(crate) fn shares_a_key_with(&self, other: &Self) -> bool {
+        let theirs = other.digests();
+        self.digests().iter().any(|k| theirs.contains(k))
     }
 
     /// Check an `Authorization` header's value.
@@ -79,10 +123,7 @@ impl ApiKeys {
             .and_then(bearer_token)
             .ok_or(AuthError::Missing)?;
         let presented: KeyDigest = Sha256::digest(token).into();
-        let keys = match self.current.read() {
-            Ok(keys) => keys.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let keys = self.digests();
         // Every key is compared, matching or not, so the time taken says nothing about which.
         let matched = keys.iter().fold(subtle::Choice::from(0), |found, key| {
             found | key.ct_eq(&presented)
@@ -103,14 +144,16 @@ impl ApiKeys {
             .fixed
             .iter()
             .copied()
-            .chain(read_key_file(path)?)
+            .chain(read_key_file(path, self.file_flag)?)
             .collect();
         let count = keys.len();
         match self.current.write() {
             Ok(mut current) => *current = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,
         }
-        metrics::gauge!(m::API_KEYS).set(count as f64);
+        if self.counted {
+            metrics::gauge!(m::API_KEYS).set(count as f64);
+        }
         Ok(count)
     }
 }
@@ -160,11 +203,12 @@ fn parse_key(key: &str) -> Result<KeyDigest, KeyFileError> {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<Vec<KeyDigest>, KeyFileError> {
+fn read_key_file(path: &Path, flag: &'static str) -> Result<Vec<KeyDigest>, KeyFileError> {
     // Zeroed when dropped, as the flags' keys are: only digests outlive this function.
     let text = std::fs::read_to_string(path)
         .map(secrecy::SecretString::from)
         .map_err(|source| KeyFileError::Read {
+            flag,
             path: path.to_path_buf(),
             source,
         })?;
@@ -176,7 +220,7 @@ fn read_key_file(path: &Path) -> Result<Vec<KeyDigest>, KeyFileError> {
         .map(parse_key)
         .collect::<Result<Vec<_>, _>>()?;
     if keys.is_empty() {
-        return Err(KeyFileError::Empty(path.to_path_buf()));
+        return Err(KeyFileError::Empty(flag, path.to_path_buf()));
     }
     Ok(keys)
 }
@@ -242,7 +286,7 @@ mod tests {
         assert_eq!(k.verify(Some(&bearer(KEY))), Err(AuthError::Invalid));
 
         std::fs::write(&path, "# emptied by mistake\n").unwrap();
-        assert!(matches!(k.reload(), Err(KeyFileError::Empty(_))));
+        assert!(matches!(k.reload(), Err(KeyFileError::Empty(..))));
         assert_eq!(k.verify(Some(&bearer("new-key-0123456789"))), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use ember_model::DeviceChoice;
+use ember_model::versions::{VersionPolicy, is_version_name};
 
 pub(crate) use ember_inference::BucketSpec;
 
@@ -157,6 +158,37 @@ pub struct ServeArgs {
     /// File with one API key per line (`#` comments), re-read on SIGHUP.
     #[arg(long, env = "EMBER_API_KEY_FILE")]
     pub(crate) api_key_file: Option<PathBuf>,
+    /// How the model repository changes at run time, as Triton names it: `none` loads what
+    /// the version policies select at start and keeps it; `explicit` also serves the repository
+    /// API (`/v2/repository/…`, and over gRPC) to load and unload versions, which needs
+    /// --admin-api-key or --admin-api-key-file.
+    #[arg(long, env = "EMBER_MODEL_CONTROL_MODE", value_enum, default_value_t = ModelControlMode::None)]
+    pub(crate) model_control_mode: ModelControlMode,
+    /// Which versions of a model from the repository are loaded: `latest:N`, `all` or
+    /// `specific:V[,V…]` (a version in full, or a major for its newest), for every model, or
+    /// for one as `MODEL=POLICY`. Repeatable; EMBER_VERSION_POLICY takes a `;`-separated list.
+    #[arg(long = "version-policy", env = "EMBER_VERSION_POLICY", value_delimiter = ';', value_parser = parse_version_policy)]
+    pub(crate) version_policies: Vec<(Option<String>, VersionPolicy)>,
+    /// The version that answers requests naming none, as `MODEL=VERSION` (default: the newest
+    /// loaded). Repeatable; EMBER_DEFAULT_VERSION takes a comma-separated list.
+    #[arg(long = "default-version", env = "EMBER_DEFAULT_VERSION", value_delimiter = ',', value_parser = parse_default_version)]
+    pub(crate) default_versions: Vec<(String, String)>,
+    /// Most bytes of weights loaded at once, every model and version together (`512MiB`,
+    /// `2GB`, or bytes); a load that would pass it is refused. Default: no limit.
+    #[arg(long, env = "EMBER_MEMORY_BUDGET", value_parser = parse_bytes)]
+    pub(crate) memory_budget: Option<u64>,
+    /// The keys the repository API requires (`Authorization: Bearer <key>`); never the same as
+    /// an inference key. Repeatable; EMBER_ADMIN_API_KEY takes a comma-separated list.
+    #[arg(
+        long = "admin-api-key",
+        env = "EMBER_ADMIN_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub(crate) admin_api_keys: Vec<ApiKey>,
+    /// File with one admin key per line (`#` comments), re-read on SIGHUP.
+    #[arg(long, env = "EMBER_ADMIN_API_KEY_FILE")]
+    pub(crate) admin_api_key_file: Option<PathBuf>,
     /// Answer CORS requests from this origin (`https://app.example.com`, or `*` for any).
     /// Repeatable; EMBER_CORS_ALLOW_ORIGIN takes a comma-separated list. No CORS headers without it.
     #[arg(long = "cors-allow-origin", env = "EMBER_CORS_ALLOW_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
@@ -211,6 +243,59 @@ impl std::str::FromStr for ApiKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Self(SecretString::from(s.trim().to_string())))
     }
+}
+
+/// `--model-control-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelControlMode {
+    /// Load at start what the version policies select; no repository API.
+    None,
+    /// As `none`, and the repository API loads and unloads versions at run time.
+    Explicit,
+}
+
+/// `[MODEL=]POLICY`.
+fn parse_version_policy(s: &str) -> Result<(Option<String>, VersionPolicy), String> {
+    match s.split_once('=') {
+        Some((model, policy)) => Ok((Some(model.trim().to_string()), policy.parse()?)),
+        None => Ok((None, s.parse()?)),
+    }
+}
+
+/// `MODEL=VERSION`.
+fn parse_default_version(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((model, version)) if is_version_name(version.trim()) => {
+            Ok((model.trim().to_string(), version.trim().to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not MODEL=VERSION (a version in full, 1.2.0, or a major, 1)"
+        )),
+    }
+}
+
+/// A size in bytes: a number, optionally with KB, MB, GB (powers of 1000) or KiB, MiB, GiB
+/// (powers of 1024).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("{s:?}: use bytes, or KB, MB, GB, KiB, MiB, GiB")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size above zero"))
 }
 
 /// A CORS origin: `*`, or a scheme and host (and port) without a path.

@@ -15,6 +15,9 @@ pub const BATCH_SIZE: &str = "ember_inference_batch_size";
 pub const PREDICTIONS: &str = "ember_predictions_total";
 pub const REJECTED: &str = "ember_inference_rejected_total";
 pub const READY: &str = "ember_ready";
+pub const MODEL_LOADED: &str = "ember_model_version_loaded";
+pub const MODEL_WEIGHTS_BYTES: &str = "ember_model_weights_bytes";
+pub const MODEL_LOADS: &str = "ember_model_loads_total";
 
 /// Help texts for the metrics above.
 pub fn describe() {
@@ -39,6 +42,19 @@ pub fn describe() {
     describe_counter!(
         REJECTED,
         "Requests refused by the inference queue, by reason."
+    );
+    describe_gauge!(
+        MODEL_LOADED,
+        "1 while a version of a model from the repository serves, 0 once it is unloaded."
+    );
+    describe_gauge!(
+        MODEL_WEIGHTS_BYTES,
+        Unit::Bytes,
+        "Bytes of weights a loaded version holds (0 once unloaded); --memory-budget caps their sum."
+    );
+    describe_counter!(
+        MODEL_LOADS,
+        "Loads through the repository API, by outcome (loaded, failed)."
     );
     describe_gauge!(
         READY,

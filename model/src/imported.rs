@@ -172,6 +172,44 @@ impl std::fmt::Display for WeightsOrigin {
     }
 }
 
+/// A version of a model that can be loaded: the bundled weights (`config.json`'s version) or a
+/// version directory, which wins over the bundled weights of the same version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Available {
+    pub version: semver::Version,
+    /// `None`: the bundled weights.
+    pub dir: Option<WeightsVersion>,
+    /// Size of the weights file: what loading it adds to the server's memory, give or take
+    /// the graph's working buffers.
+    pub weights_bytes: u64,
+}
+
+/// Every version of `name` there is to load, lowest first: the bundled one and each version
+/// directory under `<repository>/<name>/`. Reading a directory is checked as
+/// [`crate::versions::versions`] checks it; the weights are not read yet.
+pub fn available(name: &str, repository: &Path) -> Result<Vec<Available>, ImportedError> {
+    let (compiled, config) = compiled(name)?;
+    let mut found: Vec<Available> = Vec::new();
+    if let Ok(version) = semver::Version::parse(&config.version) {
+        found.push(Available {
+            version,
+            dir: None,
+            weights_bytes: compiled.weights.len() as u64,
+        });
+    }
+    for dir in versions(repository, name)? {
+        let weights_bytes = std::fs::metadata(dir.weights_path()).map_or(0, |m| m.len());
+        found.retain(|a| a.version != dir.version);
+        found.push(Available {
+            version: dir.version.clone(),
+            dir: Some(dir),
+            weights_bytes,
+        });
+    }
+    found.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(found)
+}
+
 /// A compiled-in model with its weights on a device.
 pub struct ImportedModel {
     /// The compiled-in config, its `version` the one of the weights loaded.
@@ -180,6 +218,7 @@ pub struct ImportedModel {
     device: Device,
     origin: WeightsOrigin,
     weights_sha256: String,
+    weights_bytes: u64,
 }
 
 impl std::fmt::Debug for ImportedModel {
@@ -220,6 +259,25 @@ impl ImportedModel {
                 Self::with_version(compiled, config, &version, device)
             }
             _ => Self::with_weights(
+                compiled,
+                config,
+                compiled.weights,
+                WeightsOrigin::Bundled,
+                device,
+            ),
+        }
+    }
+
+    /// The model `name` with the weights of one of its [`available`] versions.
+    pub fn load_available(
+        name: &str,
+        version: &Available,
+        device: &Device,
+    ) -> Result<Self, ImportedError> {
+        let (compiled, config) = compiled(name)?;
+        match &version.dir {
+            Some(dir) => Self::with_version(compiled, config, dir, device),
+            None => Self::with_weights(
                 compiled,
                 config,
                 compiled.weights,
@@ -271,6 +329,7 @@ impl ImportedModel {
             device: device.clone(),
             origin,
             weights_sha256: sha256_hex(weights),
+            weights_bytes: weights.len() as u64,
         })
     }
 
@@ -282,6 +341,11 @@ impl ImportedModel {
     /// sha256 of the weights loaded (the burnpack's bytes).
     pub fn weights_sha256(&self) -> &str {
         &self.weights_sha256
+    }
+
+    /// Size of the weights loaded, in bytes.
+    pub fn weights_bytes(&self) -> u64 {
+        self.weights_bytes
     }
 
     pub fn config(&self) -> &ModelConfig {

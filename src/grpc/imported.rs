@@ -111,14 +111,25 @@ pub(crate) fn response(
         model_name: config.name.clone(),
         model_version: protocol_version(&config.version).to_string(),
         id,
-        parameters: HashMap::new(),
+        // The protocol's version is the major; which version answered, in full.
+        parameters: HashMap::from([(
+            "model_version".to_string(),
+            pb::InferParameter {
+                parameter_choice: Some(pb::infer_parameter::ParameterChoice::StringParam(
+                    config.version.clone(),
+                )),
+            },
+        )]),
         outputs,
         raw_output_contents,
     }
 }
 
-/// Inputs and outputs as the model's config declares them.
-pub(crate) fn metadata(model: &ImportedService) -> pb::ModelMetadataResponse {
+/// Inputs and outputs as the model's config declares them, and the `versions` loaded.
+pub(crate) fn metadata(
+    model: &ImportedService,
+    versions: Vec<String>,
+) -> pb::ModelMetadataResponse {
     let config = model.config();
     let tensor = |t: &TensorConfig| pb::model_metadata_response::TensorMetadata {
         name: t.name.clone(),
@@ -127,7 +138,7 @@ pub(crate) fn metadata(model: &ImportedService) -> pb::ModelMetadataResponse {
     };
     pb::ModelMetadataResponse {
         name: config.name.clone(),
-        versions: vec![protocol_version(&config.version).to_string()],
+        versions,
         platform: format!("burn_{}", model.backend),
         inputs: config.inputs.iter().map(tensor).collect(),
         outputs: config.outputs.iter().map(tensor).collect(),

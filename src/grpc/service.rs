@@ -23,14 +23,14 @@ impl InferenceService {
         Self { service }
     }
 
-    fn find(&self, name: &str, version: &str) -> Result<Served<'_>, Status> {
+    fn find(&self, name: &str, version: &str) -> Result<Served, Status> {
         self.service
             .find(name, Some(version))
             .map_err(super::status::lookup_status)
     }
 
     /// The statistics of one served model.
-    fn statistics(&self, served: Served<'_>) -> ModelStatistics {
+    fn statistics(&self, served: Served) -> ModelStatistics {
         match served {
             Served::Digits => convert::statistics(
                 &self.service.model.name,
@@ -178,7 +178,7 @@ impl GrpcInferenceService for InferenceService {
             let request = request.into_inner();
             let ready = match self.find(&request.name, &request.version)? {
                 Served::Digits => self.service.is_ready(),
-                Served::Imported(model) => self.service.is_imported_ready(model),
+                Served::Imported(model) => self.service.is_imported_ready(&model),
             };
             Ok(ModelReadyResponse { ready })
         })
@@ -207,7 +207,9 @@ impl GrpcInferenceService for InferenceService {
             let request = request.into_inner();
             Ok(match self.find(&request.name, &request.version)? {
                 Served::Digits => convert::metadata(&self.service),
-                Served::Imported(model) => imported::metadata(model),
+                Served::Imported(model) => {
+                    imported::metadata(&model, self.service.versions_of(&request.name))
+                }
             })
         })
         .await
@@ -222,8 +224,8 @@ impl GrpcInferenceService for InferenceService {
             let request = request.into_inner();
             let served = self.find(&request.model_name, &request.model_version)?;
             if let Served::Imported(model) = served {
-                let rows = imported::rows(model, &request)?;
-                let outputs = imported::requested_outputs(model, &request)?;
+                let rows = imported::rows(&model, &request)?;
+                let outputs = imported::requested_outputs(&model, &request)?;
                 let answers = within(deadline, model.predict(rows), || {
                     model
                         .queue
@@ -232,7 +234,7 @@ impl GrpcInferenceService for InferenceService {
                         .increment(1);
                 })
                 .await?;
-                return Ok(imported::response(model, request.id, &answers, &outputs));
+                return Ok(imported::response(&model, request.id, &answers, &outputs));
             }
             let rows = convert::images(&request, self.service.model.max_batch_size)?;
             let outputs = convert::requested_outputs(&request)?;
@@ -262,7 +264,7 @@ impl GrpcInferenceService for InferenceService {
             let request = request.into_inner();
             let config = match self.find(&request.name, &request.version)? {
                 Served::Digits => convert::config(&self.service),
-                Served::Imported(model) => imported::config(model),
+                Served::Imported(model) => imported::config(&model),
             };
             Ok(ModelConfigResponse {
                 config: Some(config),
@@ -285,7 +287,7 @@ impl GrpcInferenceService for InferenceService {
                 });
             }
             let mut model_stats = vec![self.statistics(Served::Digits)];
-            for model in &self.service.imported {
+            for model in self.service.imported() {
                 model_stats.push(self.statistics(Served::Imported(model)));
             }
             Ok(ModelStatisticsResponse { model_stats })

@@ -45,19 +45,30 @@ pub(crate) enum Instance {
 /// prediction is the output's values for a model with one output, or an object of them by
 /// output name.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[schema(example = json!({"predictions": [[0.9999, 0.0001]]}))]
+#[schema(example = json!({"predictions": [[0.9999, 0.0001]], "model_version": "1.0.0"}))]
 pub(crate) struct PredictionsResponse {
     #[schema(value_type = Vec<Object>)]
     pub(crate) predictions: Vec<serde_json::Value>,
+    /// The version that answered (KServe V1 has no field for it; clients ignore it).
+    pub(crate) model_version: String,
 }
 
-/// Every served model as `/v1/models` lists it: the digits model, then the imported ones.
+/// Every served model as `/v1/models` lists it: the digits model, then each loaded version of
+/// the imported ones, newest first.
 pub(crate) fn entries(state: &ModelService) -> Vec<ModelEntry> {
-    std::iter::once(ModelEntry::Digits(state.model.clone()))
-        .chain(state.imported.iter().map(|m| ModelEntry::Imported(info(m))))
-        .collect()
+    let mut entries = vec![ModelEntry::Digits(state.model.clone())];
+    for model in state.repository.models() {
+        let default = model.find(None).ok();
+        for version in model.versions() {
+            let mut info = info(&version);
+            info.default = default.as_ref().is_some_and(|d| Arc::ptr_eq(d, &version));
+            entries.push(ModelEntry::Imported(info));
+        }
+    }
+    entries
 }
 
+/// A loaded version, as the default one (what `find(name, None)` returns).
 fn info(model: &ImportedService) -> ImportedModelInfo {
     let config = model.config();
     ImportedModelInfo {
@@ -71,10 +82,12 @@ fn info(model: &ImportedService) -> ImportedModelInfo {
         max_batch_size: config.max_batch as usize,
         weights: model.model.weights_origin().to_string(),
         weights_sha256: model.model.weights_sha256().into(),
+        weights_bytes: model.model.weights_bytes(),
+        default: true,
     }
 }
 
-fn lookup<'a>(state: &'a ModelService, name: &str) -> Result<Served<'a>, ApiError> {
+fn lookup(state: &ModelService, name: &str) -> Result<Served, ApiError> {
     Ok(state.find(name, None)?)
 }
 
@@ -92,7 +105,7 @@ pub(crate) async fn model(
 ) -> Result<Json<ModelEntry>, ApiError> {
     Ok(Json(match lookup(&state, &name)? {
         Served::Digits => ModelEntry::Digits(state.model.clone()),
-        Served::Imported(model) => ModelEntry::Imported(info(model)),
+        Served::Imported(model) => ModelEntry::Imported(info(&model)),
     }))
 }
 
@@ -122,11 +135,20 @@ pub(crate) async fn predict(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<InstancesRequest>,
 ) -> Result<Json<PredictionsResponse>, ApiError> {
-    let predictions = match lookup(&state, &name)? {
-        Served::Digits => digits(&state, &request.instances).await?,
-        Served::Imported(model) => imported(model, &request.instances).await?,
+    let (predictions, model_version) = match lookup(&state, &name)? {
+        Served::Digits => (
+            digits(&state, &request.instances).await?,
+            state.model.version.clone(),
+        ),
+        Served::Imported(model) => (
+            imported(&model, &request.instances).await?,
+            model.version().to_string(),
+        ),
     };
-    Ok(Json(PredictionsResponse { predictions }))
+    Ok(Json(PredictionsResponse {
+        predictions,
+        model_version,
+    }))
 }
 
 /// `/v1/models/{name}` and `/v1/models/{name}:predict` share one route (the router matches

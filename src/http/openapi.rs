@@ -50,6 +50,20 @@ use super::{instances, routes, v2};
 )]
 pub(crate) struct ApiDoc;
 
+/// Triton's model repository extension, documented when it is served.
+#[derive(OpenApi)]
+#[openapi(
+    paths(v2::index, v2::load, v2::unload),
+    components(schemas(
+        v2::repository::IndexRequest, v2::repository::IndexModel, v2::repository::LoadRequest,
+        v2::repository::ChangeBody,
+    )),
+    tags(
+        (name = "model-repository", description = "Triton's model repository extension: index, load, unload (--model-control-mode explicit; admin keys only)"),
+    )
+)]
+struct RepositoryDoc;
+
 const VERSION_SEGMENT: &str = "/versions/{version}";
 
 /// For every path with a `/versions/{version}` segment, the same operations without it.
@@ -122,7 +136,9 @@ fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
         return;
     }
     for (path, item) in doc.paths.paths.iter_mut() {
-        if super::guard::OPEN_ROUTES.contains(&path.as_str()) {
+        if super::guard::OPEN_ROUTES.contains(&path.as_str())
+            || path.starts_with(v2::REPOSITORY_PREFIX)
+        {
             continue;
         }
         for op in [&mut item.get, &mut item.post].into_iter().flatten() {
@@ -137,17 +153,56 @@ fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
     }
 }
 
+const ADMIN_BEARER: &str = "admin_bearer";
+
+/// The repository API's paths, each requiring an admin key.
+fn repository_api(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let mut repository = RepositoryDoc::openapi();
+    for item in repository.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            op.security = Some(vec![SecurityRequirement::new(
+                ADMIN_BEARER,
+                Vec::<String>::new(),
+            )]);
+            op.responses.responses.insert(
+                "401".into(),
+                RefOr::T(utoipa::openapi::Response::new(
+                    "Missing or invalid admin key (`Authorization: Bearer <admin key>`; an inference key is refused)",
+                )),
+            );
+        }
+    }
+    doc.merge(repository);
+    let scheme = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some(
+            "An admin key (--admin-api-key, --admin-api-key-file): the repository API's only.",
+        ))
+        .build();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(ADMIN_BEARER, SecurityScheme::Http(scheme));
+}
+
 /// The document served at `/api-docs/openapi.json`, for a server taking up to `max_batch`
-/// inputs per request, requiring an API key where `keys_required`, and serving `models` from
-/// the repository (each gets a ready-to-send example on the operations any model answers).
+/// inputs per request, requiring an API key where `keys_required`, serving the repository API
+/// where `repository_api`, and serving `models` from the repository (each gets a ready-to-send
+/// example on the operations any model answers).
 pub(crate) fn document(
     max_batch: usize,
     keys_required: bool,
+    repository_api: bool,
     models: &[&ember_model::ModelConfig],
 ) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     unversioned_aliases(&mut doc);
     limit_batch(&mut doc, max_batch);
+    if repository_api {
+        self::repository_api(&mut doc);
+    }
     bearer_auth(&mut doc, keys_required);
     model_examples(&mut doc, models);
     doc

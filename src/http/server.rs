@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -37,6 +37,8 @@ pub struct RouterOptions {
     pub(crate) body_limit: usize,
     /// Keys the inference and model routes require; `None`: open.
     pub(crate) api_keys: Option<Arc<ApiKeys>>,
+    /// Keys the repository API requires; `None`: the API is not served.
+    pub(crate) admin_keys: Option<Arc<ApiKeys>>,
     /// Origins answered with CORS headers; empty: none.
     pub(crate) cors_allow_origins: Vec<String>,
 }
@@ -58,10 +60,16 @@ pub fn router(
     options: &RouterOptions,
 ) -> Router {
     let body_limit = options.body_limit;
-    let models: Vec<_> = service.imported.iter().map(|m| m.model.config()).collect();
+    let models: Vec<_> = service
+        .repository
+        .models()
+        .iter()
+        .map(|m| m.config())
+        .collect();
     let docs = openapi::document(
         service.model.max_batch_size,
         options.api_keys.is_some(),
+        options.admin_keys.is_some(),
         &models,
     );
     let state = ApiState { service, metrics };
@@ -89,11 +97,26 @@ pub fn router(
         )),
         None => protected,
     };
+    // Management is not inference: the repository API exists only with admin keys, and an
+    // inference key never opens it.
+    let protected = match &options.admin_keys {
+        Some(keys) => protected.merge(v2::repository_routes().route_layer(
+            middleware::from_fn_with_state(keys.clone(), guard::require_api_key),
+        )),
+        None => protected,
+    };
+    let repository_api = options.admin_keys.is_some();
     let app = open
         .merge(protected)
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", docs))
-        .fallback(|uri: Uri| async move {
+        .fallback(move |uri: Uri| async move {
+            if !repository_api && uri.path().starts_with(v2::REPOSITORY_PREFIX) {
+                return v2::error::V2Error::not_found(
+                    "the repository API is off: start the server with --model-control-mode explicit and --admin-api-key (or --admin-api-key-file)",
+                )
+                .into_response();
+            }
             v2::error::in_api_shape(&uri, ApiError::NotFound(uri.path().into()))
         })
         .method_not_allowed_fallback(|uri: Uri| async move {

@@ -107,6 +107,10 @@ pub(crate) struct ImportedModelInfo {
     pub(crate) weights: String,
     /// sha256 of the weights loaded.
     pub(crate) weights_sha256: String,
+    /// Bytes of weights this version holds (what --memory-budget counts).
+    pub(crate) weights_bytes: u64,
+    /// Whether this version answers requests that name none.
+    pub(crate) default: bool,
 }
 
 /// Health probe answer.

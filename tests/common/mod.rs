@@ -92,6 +92,7 @@ pub async fn ready_app(extra: &[&str]) -> (Router, Arc<ModelService>) {
     (router, state)
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,

@@ -4,8 +4,8 @@
 //! holds them, so every surface finds a model by name in one place.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use super::errors::{InstanceGroup, PredictError, WarmUpError};
 use crate::BucketSpec;
 use crate::metrics::ModelLabels;
 use crate::{BucketError, Buckets, ImportedRow, InferenceQueue, QueueConfig, Runner};
-use ember_model::imported::{ImportedError, ImportedModel, catalogue};
+use ember_model::imported::{Available, ImportedError, ImportedModel};
 use ember_model::{Device, ModelConfig};
 
 /// One imported model on its device, with its queue.
@@ -30,10 +30,13 @@ pub struct ImportedService {
     warm: AtomicBool,
     /// Inputs classified, per output with labels: one counter per class.
     predictions: Vec<(usize, usize, Vec<metrics::Counter>)>,
+    /// Its inference threads, joined when the version is unloaded (they stop once the last
+    /// handle on the queue is gone).
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// How the imported models' queues are set up: the digits model's settings where they apply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImportedSettings {
     /// Inference threads per model, where its config.json sets no `instance_count`.
     pub threads: usize,
@@ -46,6 +49,8 @@ pub struct ImportedSettings {
     pub request_timeout: Option<Duration>,
     /// Where weights versions are looked for (`--weights`): `<repository>/<model>/<version>/`.
     pub repository: PathBuf,
+    /// How long an unload waits for a version's queued and in-flight requests.
+    pub drain_timeout: Duration,
 }
 
 /// Why an imported model could not start.
@@ -62,42 +67,16 @@ pub enum ImportedStartError {
     },
 }
 
-/// The started services, and the inference threads that run their passes.
-pub(crate) type Started = (Vec<Arc<ImportedService>>, Vec<JoinHandle<()>>);
-
-/// Load every model compiled into this binary onto `device` and start its queue.
-pub fn start_all(
-    device: &Device,
-    settings: &ImportedSettings,
-) -> Result<Started, ImportedStartError> {
-    let mut services = Vec::new();
-    let mut threads = Vec::new();
-    for config in catalogue()? {
-        let (service, more) = ImportedService::start(&config.name, device, settings)?;
-        tracing::info!(
-            model = %config.name, version = %service.model.config().version,
-            inputs = config.inputs.len(), outputs = config.outputs.len(),
-            max_batch = config.max_batch, weights = %service.model.weights_origin(),
-            sha256 = service.model.weights_sha256(), "imported model loaded"
-        );
-        services.push(service);
-        threads.extend(more);
-    }
-    Ok((services, threads))
-}
-
 impl ImportedService {
-    /// Load the model `name` and start its queue (not ready until [`Self::warm_up`]).
+    /// Load one version of the model `name` and start its queue (not ready until
+    /// [`Self::warm_up`]). Blocking: the weights are read and checked.
     pub(crate) fn start(
         name: &str,
+        version: &Available,
         device: &Device,
         settings: &ImportedSettings,
-    ) -> Result<(Arc<Self>, Vec<JoinHandle<()>>), ImportedStartError> {
-        let model = Arc::new(ImportedModel::load_newest(
-            name,
-            &settings.repository,
-            device,
-        )?);
+    ) -> Result<Arc<Self>, ImportedStartError> {
+        let model = Arc::new(ImportedModel::load_available(name, version, device)?);
         let config = model.config().clone();
         let max_batch = config.max_batch as usize;
         let buckets = if settings.pad {
@@ -162,8 +141,28 @@ impl ImportedService {
             request_timeout: settings.request_timeout,
             warm: AtomicBool::new(false),
             predictions,
+            threads: Mutex::new(threads),
         });
-        Ok((service, threads))
+        tracing::info!(
+            model = %config.name, version = %config.version,
+            inputs = config.inputs.len(), outputs = config.outputs.len(),
+            max_batch = config.max_batch, weights = %service.model.weights_origin(),
+            sha256 = service.model.weights_sha256(), "imported model loaded"
+        );
+        Ok(service)
+    }
+
+    /// Its inference threads, to join once the last handle on it is dropped.
+    pub(crate) fn take_threads(&self) -> Vec<JoinHandle<()>> {
+        self.threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+
+    /// The version it serves, as a semantic version.
+    pub fn version(&self) -> &str {
+        &self.config().version
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -13,14 +13,15 @@ pub enum ModelLookupError {
     #[error("unknown model '{asked}'; this server serves '{served}'")]
     UnknownModel { asked: String, served: String },
     #[error(
-        "unknown version '{asked}' of model '{model}'; the served version is '{major}' ({full})"
+        "unknown version '{asked}' of model '{model}'; the versions loaded are {loaded} (a major names its newest)"
     )]
     UnknownVersion {
         asked: String,
         model: String,
-        major: String,
-        full: String,
+        loaded: String,
     },
+    #[error("model '{model}' has no version loaded (it was unloaded through the repository API)")]
+    Unavailable { model: String },
 }
 
 /// Ok if `version` is absent, empty, or a spelling of model `name`'s `semver` (its major
@@ -35,8 +36,7 @@ pub(crate) fn check_version(
             Err(ModelLookupError::UnknownVersion {
                 asked: v.to_string(),
                 model: name.to_string(),
-                major: protocol_version(semver).to_string(),
-                full: semver.to_string(),
+                loaded: semver.to_string(),
             })
         }
         _ => Ok(()),

@@ -11,6 +11,7 @@ mod deadline;
 mod errors;
 pub mod imported;
 pub mod lookup;
+pub mod repository;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ pub use self::errors::{INTERNAL_DETAIL, InstanceGroup, PredictError, WarmUpError
 use self::imported::ImportedService;
 pub use self::lookup::ModelLookupError;
 use self::lookup::check_version;
+use self::repository::ModelRepository;
 use crate::metrics as m;
 use crate::{InferenceQueue, Prediction};
 use ember_model::weights::TensorSpec;
@@ -68,11 +70,12 @@ pub struct ServedModel {
 }
 
 /// A model a request names, as [`ModelService::find`] found it.
-pub enum Served<'a> {
+pub enum Served {
     /// The digits model ([`ModelService`] itself).
     Digits,
-    /// A model compiled in from ONNX.
-    Imported(&'a Arc<ImportedService>),
+    /// A version of a model compiled in from ONNX, held until the request has its answer (an
+    /// unload waits for that).
+    Imported(Arc<ImportedService>),
 }
 
 pub struct ModelService {
@@ -89,8 +92,8 @@ pub struct ModelService {
     /// Inputs classified, one counter per class.
     predictions: Vec<metrics::Counter>,
     /// The models compiled in from ONNX, served beside the digits model, in the repository's
-    /// order; their readiness is part of the server's.
-    pub imported: Vec<Arc<ImportedService>>,
+    /// order, with the versions each serves; their readiness is part of the server's.
+    pub repository: ModelRepository,
 }
 
 impl ModelService {
@@ -100,7 +103,7 @@ impl ModelService {
         model: ServedModel,
         request_timeout: Option<Duration>,
     ) -> Arc<Self> {
-        Self::serving(queue, model, request_timeout, Vec::new())
+        Self::serving(queue, model, request_timeout, ModelRepository::default())
     }
 
     /// [`ModelService::new`] with the imported models served beside the digits model.
@@ -108,7 +111,7 @@ impl ModelService {
         queue: InferenceQueue,
         model: ServedModel,
         request_timeout: Option<Duration>,
-        imported: Vec<Arc<ImportedService>>,
+        repository: ModelRepository,
     ) -> Arc<Self> {
         metrics::gauge!(m::READY).set(0.0);
         let predictions = (0..ember_model::NUM_CLASSES)
@@ -123,7 +126,7 @@ impl ModelService {
             .collect();
         Arc::new(Self {
             predictions,
-            imported,
+            repository,
             queue,
             model,
             request_timeout,
@@ -133,28 +136,26 @@ impl ModelService {
         })
     }
 
-    /// Ready for new traffic: warmed up and not shutting down.
+    /// Ready for new traffic: warmed up, every model the repository's policies ask for ready,
+    /// and not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.is_warm() && !self.draining.load(Ordering::SeqCst)
+        self.is_warm() && self.repository.is_ready() && !self.draining.load(Ordering::SeqCst)
     }
 
     /// The model has answered a warm-up pass. Requests are served from then on, also while
     /// draining: a request that reaches a handler during shutdown was accepted before it.
-    pub(crate) fn is_warm(&self) -> bool {
+    pub fn is_warm(&self) -> bool {
         self.warm.load(Ordering::SeqCst)
     }
 
     /// The model `name` (and `version`, if given and not empty), or why none matches.
-    pub fn find(&self, name: &str, version: Option<&str>) -> Result<Served<'_>, ModelLookupError> {
+    pub fn find(&self, name: &str, version: Option<&str>) -> Result<Served, ModelLookupError> {
         if name == self.model.name {
             check_version(name, &self.model.version, version)?;
             return Ok(Served::Digits);
         }
-        match self.imported.iter().find(|m| m.name() == name) {
-            Some(model) => {
-                check_version(name, &model.config().version, version)?;
-                Ok(Served::Imported(model))
-            }
+        match self.repository.model(name) {
+            Some(model) => Ok(Served::Imported(model.find(version)?)),
             None => Err(ModelLookupError::UnknownModel {
                 asked: name.to_string(),
                 served: self.model_names().join("', '"),
@@ -165,8 +166,22 @@ impl ModelService {
     /// Every served model's name: the digits model's, then the imported ones'.
     pub(crate) fn model_names(&self) -> Vec<&str> {
         std::iter::once(self.model.name.as_str())
-            .chain(self.imported.iter().map(|m| m.name()))
+            .chain(self.repository.models().iter().map(|m| m.name()))
             .collect()
+    }
+
+    /// The protocol's names of the loaded versions of repository model `name` (majors, newest
+    /// first).
+    pub fn versions_of(&self, name: &str) -> Vec<String> {
+        self.repository
+            .model(name)
+            .map(|m| m.protocol_versions())
+            .unwrap_or_default()
+    }
+
+    /// Every loaded version of every model of the repository, in its order, newest first.
+    pub fn imported(&self) -> Vec<Arc<ImportedService>> {
+        self.repository.services()
     }
 
     /// An imported model is ready: warmed up, and the server is not shutting down.
@@ -255,15 +270,7 @@ impl ModelService {
         if let Some(sum) = bad {
             return Err(WarmUpError::NotAProbability(sum));
         }
-        for model in &self.imported {
-            model
-                .warm_up()
-                .await
-                .map_err(|source| WarmUpError::Imported {
-                    model: model.name().to_string(),
-                    source: Box::new(source),
-                })?;
-        }
+        self.repository.warm_up().await?;
         self.mark_warm();
         Ok(took)
     }

@@ -30,7 +30,7 @@ pub(crate) async fn model_config(
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelConfig>, V2Error> {
     if let Served::Imported(model) = find_model(&state, &path)? {
-        return Ok(Json(imported::config(model)));
+        return Ok(Json(imported::config(&model)));
     }
     let model = &state.model;
     let queue = state.queue.config();
@@ -127,7 +127,7 @@ fn model_statistics(name: &str, semver: &str, statistics: &InferenceStatistics) 
 }
 
 /// The statistics of the model `served`.
-fn statistics(state: &ModelService, served: Served<'_>) -> ModelStatistics {
+fn statistics(state: &ModelService, served: Served) -> ModelStatistics {
     match served {
         Served::Digits => model_statistics(
             &state.model.name,
@@ -149,7 +149,7 @@ pub(crate) async fn server_stats(
     State(state): State<Arc<ModelService>>,
 ) -> Json<StatisticsResponse> {
     let mut model_stats = vec![statistics(&state, Served::Digits)];
-    for model in &state.imported {
+    for model in state.imported() {
         model_stats.push(statistics(&state, Served::Imported(model)));
     }
     Json(StatisticsResponse { model_stats })

@@ -15,8 +15,8 @@ use crate::protocol::protocol_version;
 use crate::service::imported::ImportedService;
 use ember_model::TensorConfig;
 
-/// Inputs and outputs as the model's config declares them.
-pub(crate) fn metadata(model: &ImportedService) -> ModelMetadata {
+/// Inputs and outputs as the model's config declares them, and the `versions` loaded.
+pub(crate) fn metadata(model: &ImportedService, versions: Vec<String>) -> ModelMetadata {
     let config = model.config();
     let tensor = |t: &TensorConfig| TensorMetadata {
         name: t.name.clone(),
@@ -25,7 +25,7 @@ pub(crate) fn metadata(model: &ImportedService) -> ModelMetadata {
     };
     ModelMetadata {
         name: config.name.clone(),
-        versions: vec![protocol_version(&config.version).to_string()],
+        versions,
         platform: format!("burn_{}", model.backend),
         inputs: config.inputs.iter().map(tensor).collect(),
         outputs: config.outputs.iter().map(tensor).collect(),
@@ -151,7 +151,11 @@ pub(crate) async fn infer(
         model_name: config.name.clone(),
         model_version: protocol_version(&config.version).to_string(),
         id: request.id,
-        parameters: None,
+        // The protocol's version is the major; which version answered, in full.
+        parameters: Some(serde_json::Map::from_iter([(
+            "model_version".to_string(),
+            serde_json::Value::String(config.version.clone()),
+        )])),
         outputs,
     };
     codec::respond(&response, tail)

@@ -56,7 +56,7 @@ pub(crate) async fn infer(
         .get(HEADER_LENGTH)
         .map(|v| v.to_str().unwrap_or("invalid"));
     if let Served::Imported(model) = served {
-        return imported::infer(model, &body, header_length).await;
+        return imported::infer(&model, &body, header_length).await;
     }
     let (json_part, binary) = codec::split_body(&body, header_length)?;
     let request: InferRequest = serde_json::from_slice(json_part)

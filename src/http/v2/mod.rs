@@ -14,6 +14,7 @@ mod imported;
 mod infer;
 mod metadata;
 mod model;
+pub(crate) mod repository;
 pub mod types;
 
 use axum::routing::{MethodRouter, get, post};
@@ -28,7 +29,22 @@ pub(crate) use self::metadata::{
 pub(crate) use self::metadata::{
     model_metadata, model_ready, server_live, server_metadata, server_ready,
 };
+pub(crate) use self::repository::{__path_index, __path_load, __path_unload};
 use crate::http::ApiState;
+
+/// The paths of the repository API, which needs an admin key, never an inference key.
+pub(crate) const REPOSITORY_PREFIX: &str = "/v2/repository/";
+
+/// Triton's model repository extension, for `--model-control-mode explicit`.
+pub(crate) fn repository_routes() -> axum::Router<ApiState> {
+    axum::Router::new()
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{name}/load", post(repository::load))
+        .route(
+            "/v2/repository/models/{name}/unload",
+            post(repository::unload),
+        )
+}
 
 /// The protocol's health probes, which never need a key.
 pub(crate) fn health_routes() -> axum::Router<ApiState> {

@@ -22,9 +22,6 @@ pub(crate) struct ModelPath {
 }
 
 /// The model the path names (with one of its version spellings, if any), or a 404.
-pub(crate) fn find_model<'a>(
-    state: &'a ModelService,
-    path: &ModelPath,
-) -> Result<Served<'a>, V2Error> {
+pub(crate) fn find_model(state: &ModelService, path: &ModelPath) -> Result<Served, V2Error> {
     Ok(state.find(&path.name, path.version.as_deref())?)
 }
