@@ -67,6 +67,18 @@ BIN=./target/debug/ember-serve python3 tests/clients/hostile.py "$ADDR" "$GRPC"
 
 stop_server
 
+step "Triton's repository extension through tritonclient (HTTP and gRPC): a new version swapped in, two side by side, unload, reload, refusals"
+repo=$(mktemp -d)
+cp weights/manifest.json weights/digits-cnn.safetensors "$repo/"
+ADMIN_KEY=repository-admin-key-0123456789
+EMBER_ADMIN_API_KEY=$ADMIN_KEY ./target/debug/ember-serve --host 127.0.0.1 --port 18095 \
+  --grpc-port 18096 --device cpu --log-level warn --weights "$repo" --model-control-mode explicit &
+server=$!
+wait_ready "http://$ADDR" 60 kill -0 "$server"
+python3 tests/clients/triton_repository.py "$ADDR" "$GRPC" "$repo" "$ADMIN_KEY"
+stop_server
+rm -rf "$repo"
+
 step "the drawing page against a server that requires an API key (headless Chromium)"
 KEY=page-test-key-0123456789
 ./target/debug/ember-serve --host 127.0.0.1 --port 18095 --grpc-port 0 --device cpu \

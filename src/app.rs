@@ -90,6 +90,14 @@ pub struct Started {
 }
 
 impl Started {
+    /// The keys the gRPC surface asks for, as the flags set them.
+    pub fn grpc_keys(&self) -> grpc::Keys {
+        grpc::Keys {
+            inference: self.api_keys.clone(),
+            admin: self.admin_keys.clone(),
+        }
+    }
+
     /// The HTTP router's options, as the flags set them.
     pub fn router_options(&self, args: &ServeArgs) -> RouterOptions {
         RouterOptions {
@@ -489,7 +497,10 @@ pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
     // handle is gone and the inference threads drain and stop.
     let grpc = {
         let (service, limits, close) = (service.clone(), limits("grpc"), close());
-        let keys = api_keys.clone();
+        let keys = grpc::Keys {
+            inference: api_keys.clone(),
+            admin: admin_keys.clone(),
+        };
         async move {
             let Some(listener) = grpc_listener else {
                 return Ok(None);

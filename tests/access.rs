@@ -231,7 +231,7 @@ async fn grpc_inference_calls_need_the_key_and_liveness_does_not() {
         ember_serve::grpc::router(
             started.service.clone(),
             started.body_limit,
-            started.api_keys.clone(),
+            started.grpc_keys(),
             draining,
         )
         .unwrap()

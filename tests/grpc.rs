@@ -26,7 +26,9 @@ async fn serve_with(
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (Client, tokio::task::JoinHandle<()>, String) {
-    let router = |draining| ember_serve::grpc::router(service, body_limit, None, draining).unwrap();
+    let router = |draining| {
+        ember_serve::grpc::router(service, body_limit, Default::default(), draining).unwrap()
+    };
     let (channel, addr, server) = serve_grpc(router, shutdown).await;
     (GrpcInferenceServiceClient::new(channel), server, addr)
 }
@@ -554,7 +556,8 @@ async fn server_and_client_deadlines_are_deadline_exceeded() {
     // router in-process, since a tonic client would also time the call itself and cancel it.
     let (_, service) = paused_app(8, None);
     let draining = ember_serve::connections::DrainNotice::default().subscribe();
-    let grpc = ember_serve::grpc::router(service.clone(), 1 << 20, None, draining).unwrap();
+    let grpc =
+        ember_serve::grpc::router(service.clone(), 1 << 20, Default::default(), draining).unwrap();
     let message = prost::Message::encode_to_vec(&raw_request(&rows(1)));
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());

@@ -454,7 +454,9 @@ async fn v2_refusals_name_model_tensor_and_position() {
 async fn grpc_client(
     service: Arc<ModelService>,
 ) -> GrpcInferenceServiceClient<tonic::transport::Channel> {
-    let router = |draining| ember_serve::grpc::router(service, 1 << 20, None, draining).unwrap();
+    let router = |draining| {
+        ember_serve::grpc::router(service, 1 << 20, Default::default(), draining).unwrap()
+    };
     let (channel, _addr, _server) = serve_grpc(router, std::future::pending()).await;
     GrpcInferenceServiceClient::new(channel)
 }

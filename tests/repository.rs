@@ -627,3 +627,153 @@ async fn swapping_versions_under_load_drops_no_request() {
         );
     }
 }
+
+mod grpc {
+    use super::*;
+    use ember_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use ember_serve::grpc::pb::model_repository_parameter::ParameterChoice;
+    use ember_serve::grpc::pb::*;
+    use tonic::Code;
+    use tonic::transport::Channel;
+
+    async fn client(
+        flags: &[String],
+    ) -> (
+        GrpcInferenceServiceClient<Channel>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let started = ember_serve::app::start(&args(&flags)).unwrap();
+        started.service.warm_up().await.unwrap();
+        let (service, limit, keys) = (
+            started.service.clone(),
+            started.body_limit,
+            started.grpc_keys(),
+        );
+        let router =
+            move |draining| ember_serve::grpc::router(service, limit, keys, draining).unwrap();
+        let (channel, _, server) = serve_grpc(router, std::future::pending()).await;
+        (GrpcInferenceServiceClient::new(channel), server)
+    }
+
+    fn with_key<T>(message: T, key: Option<&str>) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(key) = key {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        }
+        request
+    }
+
+    fn load(model: &str, config: Option<Value>) -> RepositoryModelLoadRequest {
+        let parameters = config
+            .map(|c| {
+                let value = ModelRepositoryParameter {
+                    parameter_choice: Some(ParameterChoice::StringParam(c.to_string())),
+                };
+                [("config".to_string(), value)].into()
+            })
+            .unwrap_or_default();
+        RepositoryModelLoadRequest {
+            model_name: model.into(),
+            parameters,
+            ..Default::default()
+        }
+    }
+
+    async fn index(client: &mut GrpcInferenceServiceClient<Channel>) -> Vec<(String, String)> {
+        let request = with_key(RepositoryIndexRequest::default(), Some(ADMIN));
+        client
+            .repository_index(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .models
+            .into_iter()
+            .filter(|m| m.name == MODEL)
+            .map(|m| (m.version, m.state))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_repository_calls_work_over_grpc_with_an_admin_key_only() {
+        let (mut off, _server) = client(&[]).await;
+        let e = off
+            .repository_index(with_key(RepositoryIndexRequest::default(), Some(ADMIN)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+
+        let root = repository("grpc", true);
+        let (mut client, _server) = client(&explicit(&root, &["--api-key", INFERENCE])).await;
+        for key in [None, Some(INFERENCE)] {
+            let e = client
+                .repository_model_load(with_key(load(MODEL, None), key))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::Unauthenticated, "{key:?}");
+        }
+        assert_eq!(
+            index(&mut client).await,
+            [
+                ("1.0.0".into(), "UNAVAILABLE".into()),
+                ("1.1.0".into(), "READY".into())
+            ]
+        );
+
+        let both = json!({"version_policy": {"all": {}}});
+        client
+            .repository_model_load(with_key(load(MODEL, Some(both)), Some(ADMIN)))
+            .await
+            .unwrap();
+        assert_eq!(
+            index(&mut client).await,
+            [
+                ("1.0.0".into(), "READY".into()),
+                ("1.1.0".into(), "READY".into())
+            ]
+        );
+
+        let unknown = client
+            .repository_model_load(with_key(load("no-such-model", None), Some(ADMIN)))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound);
+        let bad = json!({"instance_group": []});
+        let bad = client
+            .repository_model_load(with_key(load(MODEL, Some(bad)), Some(ADMIN)))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert!(
+            bad.message().contains("instance_group"),
+            "{}",
+            bad.message()
+        );
+
+        let unload = RepositoryModelUnloadRequest {
+            model_name: MODEL.into(),
+            ..Default::default()
+        };
+        client
+            .repository_model_unload(with_key(unload, Some(ADMIN)))
+            .await
+            .unwrap();
+        let ready = ModelReadyRequest {
+            name: MODEL.into(),
+            version: String::new(),
+        };
+        let ready = client
+            .model_ready(with_key(ready, Some(INFERENCE)))
+            .await
+            .unwrap();
+        assert!(!ready.into_inner().ready);
+        assert!(
+            index(&mut client)
+                .await
+                .iter()
+                .all(|(_, state)| state == "UNAVAILABLE")
+        );
+    }
+}

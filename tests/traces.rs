@@ -106,8 +106,10 @@ fn requests_queue_waits_and_batched_passes_become_linked_spans() {
         }
 
         // A gRPC call continues its caller's trace too.
-        let grpc =
-            |draining| ember_serve::grpc::router(service.clone(), 1 << 20, None, draining).unwrap();
+        let grpc = |draining| {
+            ember_serve::grpc::router(service.clone(), 1 << 20, Default::default(), draining)
+                .unwrap()
+        };
         let (channel, _, _server) = serve_grpc(grpc, std::future::pending()).await;
         let mut client = GrpcInferenceServiceClient::new(channel);
         let mut call = tonic::Request::new(ServerMetadataRequest {});

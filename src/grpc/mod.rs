@@ -42,12 +42,13 @@ pub enum GrpcError {
 
 /// Every gRPC service this server offers, as one router. With `api_keys`, inference and model
 /// calls need `authorization: Bearer <key>` metadata; ServerLive/ServerReady, health checking
-/// and reflection stay open, as `/v2/health/*` does over REST. `draining` ends health `Watch`
-/// streams when the listener serving this router drains.
+/// and reflection stay open, as `/v2/health/*` does over REST. The repository calls need one of
+/// `admin_keys`, and without them answer UNIMPLEMENTED (the API is off). `draining` ends health
+/// `Watch` streams when the listener serving this router drains.
 pub fn router(
     service: Arc<ModelService>,
     body_limit: usize,
-    api_keys: Option<Arc<ApiKeys>>,
+    keys: Keys,
     draining: Draining,
 ) -> Result<axum::Router, GrpcError> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -72,10 +73,7 @@ pub fn router(
             end_watches_on_drain,
         ))
         .layer(middleware::map_response(over_limit_is_resource_exhausted));
-    let app = match api_keys {
-        Some(keys) => app.layer(middleware::from_fn_with_state(keys, require_api_key)),
-        None => app,
-    };
+    let app = app.layer(middleware::from_fn_with_state(keys, require_api_key));
     Ok(app.layer(request_id::RequestIdLayer))
 }
 
@@ -116,13 +114,45 @@ async fn end_watches_on_drain(
 /// Calls that answer without a key: whether the server is up, as `/v2/health/*` does over REST.
 const OPEN_METHODS: [&str; 2] = ["ServerLive", "ServerReady"];
 
-/// UNAUTHENTICATED for an inference service call without a valid key.
-async fn require_api_key(State(keys): State<Arc<ApiKeys>>, req: Request, next: Next) -> Response {
+/// The repository calls: admin keys only.
+const REPOSITORY_METHODS: [&str; 3] = [
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
+];
+
+/// The keys the gRPC surface asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// Inference and model calls; `None`: open.
+    pub inference: Option<Arc<ApiKeys>>,
+    /// Repository calls; `None`: the repository API is off.
+    pub admin: Option<Arc<ApiKeys>>,
+}
+
+/// UNAUTHENTICATED for a call without a valid key of its kind; UNIMPLEMENTED for a repository
+/// call while the repository API is off.
+async fn require_api_key(State(keys): State<Keys>, req: Request, next: Next) -> Response {
     let method = req
         .uri()
         .path()
         .strip_prefix("/inference.GRPCInferenceService/")
         .map(str::to_string);
+    let repository = method
+        .as_deref()
+        .is_some_and(|m| REPOSITORY_METHODS.contains(&m));
+    let keys = match (repository, keys.inference, keys.admin) {
+        (true, _, Some(admin)) => admin,
+        (true, _, None) => {
+            return tonic::Status::unimplemented(
+                "the repository API is off: start the server with --model-control-mode explicit and --admin-api-key (or --admin-api-key-file)",
+            )
+            .into_http::<axum::body::Body>()
+            .into_response();
+        }
+        (false, None, _) => return next.run(req).await,
+        (false, Some(inference), _) => inference,
+    };
     let open = method.as_deref().is_none_or(|m| OPEN_METHODS.contains(&m));
     if open {
         return next.run(req).await;

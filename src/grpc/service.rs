@@ -176,10 +176,10 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelReadyResponse>, Status> {
         observed("ModelReady", async {
             let request = request.into_inner();
-            let ready = match self.find(&request.name, &request.version)? {
-                Served::Digits => self.service.is_ready(),
-                Served::Imported(model) => self.service.is_imported_ready(&model),
-            };
+            let ready = self
+                .service
+                .model_ready(&request.name, Some(&request.version))
+                .map_err(super::status::lookup_status)?;
             Ok(ModelReadyResponse { ready })
         })
         .await
@@ -291,6 +291,74 @@ impl GrpcInferenceService for InferenceService {
                 model_stats.push(self.statistics(Served::Imported(model)));
             }
             Ok(ModelStatisticsResponse { model_stats })
+        })
+        .await
+    }
+
+    async fn repository_index(
+        &self,
+        request: Request<RepositoryIndexRequest>,
+    ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        observed("RepositoryIndex", async {
+            let request = request.into_inner();
+            let models = self
+                .service
+                .repository_index(request.ready)
+                .into_iter()
+                .map(|e| repository_index_response::ModelIndex {
+                    name: e.name,
+                    version: e.version,
+                    state: e.state.into(),
+                    reason: e.reason,
+                })
+                .collect();
+            Ok(RepositoryIndexResponse { models })
+        })
+        .await
+    }
+
+    async fn repository_model_load(
+        &self,
+        request: Request<RepositoryModelLoadRequest>,
+    ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        observed("RepositoryModelLoad", async {
+            let request = request.into_inner();
+            if let Some(file) = request.parameters.keys().find(|k| k.starts_with("file:")) {
+                return Err(Status::invalid_argument(format!(
+                    "parameters.{file}: weights are not uploaded through the API; put the version directory in the model repository and load again"
+                )));
+            }
+            let config = match request.parameters.get("config").map(|p| &p.parameter_choice) {
+                None => None,
+                Some(Some(model_repository_parameter::ParameterChoice::StringParam(c))) => {
+                    Some(c.as_str())
+                }
+                Some(_) => {
+                    return Err(Status::invalid_argument(
+                        "parameters.config: a model configuration as a JSON string",
+                    ));
+                }
+            };
+            self.service
+                .load_model(&request.model_name, config)
+                .await
+                .map_err(status::repository_status)?;
+            Ok(RepositoryModelLoadResponse {})
+        })
+        .await
+    }
+
+    async fn repository_model_unload(
+        &self,
+        request: Request<RepositoryModelUnloadRequest>,
+    ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        observed("RepositoryModelUnload", async {
+            let request = request.into_inner();
+            self.service
+                .unload_model(&request.model_name)
+                .await
+                .map_err(status::repository_status)?;
+            Ok(RepositoryModelUnloadResponse {})
         })
         .await
     }

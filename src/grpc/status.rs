@@ -75,6 +75,19 @@ pub(crate) fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<
     })
 }
 
+/// A repository call that did nothing: NOT_FOUND for a model that is not there,
+/// RESOURCE_EXHAUSTED over --memory-budget, INVALID_ARGUMENT for everything else (a bad
+/// config, a version that does not check out, a failed warm-up).
+pub(crate) fn repository_status(e: crate::service::repository::RepositoryError) -> Status {
+    if e.is_not_found() {
+        Status::not_found(e.to_string())
+    } else if e.is_over_budget() {
+        Status::resource_exhausted(e.to_string())
+    } else {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

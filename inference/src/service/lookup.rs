@@ -20,6 +20,8 @@ pub enum ModelLookupError {
         model: String,
         loaded: String,
     },
+    #[error("no model named '{asked}' in the repository (there: '{there}')")]
+    NotInRepository { asked: String, there: String },
     #[error("model '{model}' has no version loaded (it was unloaded through the repository API)")]
     Unavailable { model: String },
 }

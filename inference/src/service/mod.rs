@@ -27,7 +27,7 @@ pub use self::errors::{INTERNAL_DETAIL, InstanceGroup, PredictError, WarmUpError
 use self::imported::ImportedService;
 pub use self::lookup::ModelLookupError;
 use self::lookup::check_version;
-use self::repository::ModelRepository;
+use self::repository::{Change, IndexEntry, ModelRepository, RepositoryError, policy_from_config};
 use crate::metrics as m;
 use crate::{InferenceQueue, Prediction};
 use ember_model::weights::TensorSpec;
@@ -179,9 +179,75 @@ impl ModelService {
             .unwrap_or_default()
     }
 
+    /// The repository index (Triton's): the built-in model, then every version of every
+    /// repository model, loaded or not; only the ready ones where `ready_only`.
+    pub fn repository_index(&self, ready_only: bool) -> Vec<IndexEntry> {
+        let mut index = vec![IndexEntry {
+            name: self.model.name.clone(),
+            version: self.model.version.clone(),
+            state: if self.is_warm() {
+                "READY"
+            } else {
+                "UNAVAILABLE"
+            },
+            reason: if self.is_warm() {
+                String::new()
+            } else {
+                "warming up".into()
+            },
+        }];
+        index.extend(self.repository.index());
+        if ready_only {
+            index.retain(|e| e.state == "READY");
+        }
+        index
+    }
+
+    /// Load repository model `name` ([`ModelRepository::load`]) with the policy it has, or,
+    /// given `config` (a Triton model configuration as JSON), with the policy the flags gave
+    /// as `config` changes it: a config replaces the last one, as Triton's does.
+    pub async fn load_model(
+        &self,
+        name: &str,
+        config: Option<&str>,
+    ) -> Result<Change, RepositoryError> {
+        let model = self.repository_model(name)?;
+        let policy = config
+            .map(|c| policy_from_config(c, model.configured_policy()))
+            .transpose()?;
+        self.repository.load(name, policy).await
+    }
+
+    /// Unload repository model `name` ([`ModelRepository::unload`]).
+    pub async fn unload_model(&self, name: &str) -> Result<Change, RepositoryError> {
+        self.repository_model(name)?;
+        self.repository.unload(name).await
+    }
+
+    fn repository_model(
+        &self,
+        name: &str,
+    ) -> Result<&Arc<repository::RepositoryModel>, RepositoryError> {
+        if name == self.model.name {
+            return Err(RepositoryError::BuiltIn(name.to_string()));
+        }
+        self.repository.find_model(name)
+    }
+
     /// Every loaded version of every model of the repository, in its order, newest first.
     pub fn imported(&self) -> Vec<Arc<ImportedService>> {
         self.repository.services()
+    }
+
+    /// Whether model `name` (at `version`, if given) is ready: false, not an error, for a
+    /// repository model with no version loaded.
+    pub fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool, ModelLookupError> {
+        match self.find(name, version) {
+            Ok(Served::Digits) => Ok(self.is_ready()),
+            Ok(Served::Imported(model)) => Ok(self.is_imported_ready(&model)),
+            Err(ModelLookupError::Unavailable { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// An imported model is ready: warmed up, and the server is not shutting down.

@@ -41,6 +41,9 @@ pub struct RepositoryModel {
     config: ModelConfig,
     serving: RwLock<Arc<Serving>>,
     policy: Mutex<ModelPolicy>,
+    /// The policy the flags gave: what a config override starts from (it replaces the
+    /// model's config, as Triton's does, rather than adding to the last one).
+    configured: ModelPolicy,
     /// Unloaded through the API: the server's readiness no longer waits for it.
     unloaded: Mutex<bool>,
     /// Why the last load failed, until one succeeds.
@@ -141,6 +144,11 @@ impl RepositoryModel {
     pub fn policy(&self) -> ModelPolicy {
         lock(&self.policy).clone()
     }
+
+    /// The policy the flags gave.
+    pub fn configured_policy(&self) -> &ModelPolicy {
+        &self.configured
+    }
 }
 
 /// One row of the repository index (Triton's `RepositoryIndex`).
@@ -158,6 +166,10 @@ pub struct IndexEntry {
 pub enum RepositoryError {
     #[error(transparent)]
     Lookup(#[from] ModelLookupError),
+    #[error(
+        "{0} is the built-in model: its weights are read at start (--weights), not through the repository API"
+    )]
+    BuiltIn(String),
     #[error("{0}")]
     Config(String),
     #[error("model {model}: {reason}")]
@@ -196,6 +208,11 @@ impl RepositoryError {
     /// something that cannot be done (400).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Lookup(_))
+    }
+
+    /// Whether the load was refused for --memory-budget.
+    pub fn is_over_budget(&self) -> bool {
+        matches!(self, Self::Budget { .. })
     }
 }
 
@@ -276,6 +293,7 @@ impl ModelRepository {
                 config,
                 serving: RwLock::default(),
                 policy: Mutex::new(policy.clone()),
+                configured: policy.clone(),
                 unloaded: Mutex::new(false),
                 last_error: Mutex::new(None),
             });
@@ -441,11 +459,12 @@ impl ModelRepository {
         Ok(change)
     }
 
-    fn find_model(&self, name: &str) -> Result<&Arc<RepositoryModel>, RepositoryError> {
+    /// Model `name`, or an error naming the models there are.
+    pub fn find_model(&self, name: &str) -> Result<&Arc<RepositoryModel>, RepositoryError> {
         self.model(name).ok_or_else(|| {
-            ModelLookupError::UnknownModel {
+            ModelLookupError::NotInRepository {
                 asked: name.to_string(),
-                served: self
+                there: self
                     .models
                     .iter()
                     .map(|m| m.name())

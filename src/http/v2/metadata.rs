@@ -103,31 +103,10 @@ pub(crate) async fn model_ready(
     State(state): State<Arc<ModelService>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, V2Error> {
-    let found = match find_model(&state, &path) {
-        Ok(found) => found,
-        // A model unloaded through the repository API is known, and not ready.
-        Err(e)
-            if e.status == StatusCode::NOT_FOUND
-                && state.versions_of(&path.name).is_empty()
-                && state.repository.model(&path.name).is_some() =>
-        {
-            let body = ModelReady {
-                name: path.name.clone(),
-                ready: false,
-            };
-            return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
-        }
-        Err(e) => return Err(e),
-    };
-    let body = match found {
-        Served::Digits => ModelReady {
-            name: state.model.name.clone(),
-            ready: state.is_ready(),
-        },
-        Served::Imported(model) => ModelReady {
-            name: model.name().to_string(),
-            ready: state.is_imported_ready(&model),
-        },
+    let ready = state.model_ready(&path.name, path.version.as_deref())?;
+    let body = ModelReady {
+        name: path.name,
+        ready,
     };
     let status = if body.ready {
         StatusCode::OK

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::V2Error;
 use super::types::ErrorBody;
 use crate::service::ModelService;
-use crate::service::repository::{Change, RepositoryError, policy_from_config};
+use crate::service::repository::{Change, RepositoryError};
 
 /// `POST /v2/repository/index`'s body (all of it optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -102,27 +101,18 @@ pub(crate) async fn index(
     body: Bytes,
 ) -> Result<Json<Vec<IndexModel>>, V2Error> {
     let request: IndexRequest = optional_json(&body)?;
-    let mut models = vec![IndexModel {
-        name: state.model.name.clone(),
-        version: state.model.version.clone(),
-        state: if state.is_warm() {
-            "READY"
-        } else {
-            "UNAVAILABLE"
-        }
-        .into(),
-        reason: String::new(),
-    }];
-    models.extend(state.repository.index().into_iter().map(|e| IndexModel {
-        name: e.name,
-        version: e.version,
-        state: e.state.into(),
-        reason: e.reason,
-    }));
-    if request.ready {
-        models.retain(|m| m.state == "READY");
-    }
-    Ok(Json(models))
+    let models = state.repository_index(request.ready);
+    Ok(Json(
+        models
+            .into_iter()
+            .map(|e| IndexModel {
+                name: e.name,
+                version: e.version,
+                state: e.state.into(),
+                reason: e.reason,
+            })
+            .collect(),
+    ))
 }
 
 /// Load a model as its version policy says, or as `parameters.config` (a Triton model
@@ -144,30 +134,21 @@ pub(crate) async fn load(
     body: Bytes,
 ) -> Result<Json<ChangeBody>, V2Error> {
     let request: LoadRequest = optional_json(&body)?;
-    let policy = match request.parameters.get("config") {
+    if let Some(file) = request.parameters.keys().find(|k| k.starts_with("file:")) {
+        return Err(V2Error::bad_request(format!(
+            "parameters.{file}: weights are not uploaded through the API; put the version directory in the model repository and load again"
+        )));
+    }
+    let config = match request.parameters.get("config") {
         None => None,
-        Some(serde_json::Value::String(config)) => {
-            let model = state
-                .repository
-                .model(&name)
-                .ok_or_else(|| not_in_repository(&state, &name))?;
-            Some(policy_from_config(config, &model.policy())?)
-        }
+        Some(serde_json::Value::String(config)) => Some(config.as_str()),
         Some(_) => {
             return Err(V2Error::bad_request(
                 "parameters.config: a model configuration as a JSON string",
             ));
         }
     };
-    if let Some(file) = request.parameters.keys().find(|k| k.starts_with("file:")) {
-        return Err(V2Error::bad_request(format!(
-            "parameters.{file}: weights are not uploaded through the API; put the version directory in the model repository and load again"
-        )));
-    }
-    if state.repository.model(&name).is_none() {
-        return Err(not_in_repository(&state, &name));
-    }
-    let change = state.repository.load(&name, policy).await?;
+    let change = state.load_model(&name, config).await?;
     Ok(Json(change.into()))
 }
 
@@ -187,32 +168,6 @@ pub(crate) async fn unload(
     body: Bytes,
 ) -> Result<Json<ChangeBody>, V2Error> {
     let _: LoadRequest = optional_json(&body)?;
-    if state.repository.model(&name).is_none() {
-        return Err(not_in_repository(&state, &name));
-    }
-    let change = state.repository.unload(&name).await?;
+    let change = state.unload_model(&name).await?;
     Ok(Json(change.into()))
-}
-
-/// The digits model's weights are read at start (`--weights`); every other name is unknown.
-fn not_in_repository(state: &ModelService, name: &str) -> V2Error {
-    if name == state.model.name {
-        return V2Error {
-            status: StatusCode::BAD_REQUEST,
-            message: format!(
-                "{name} is the built-in model: its weights are read at start (--weights), not through the repository API"
-            ),
-            headers: None,
-        };
-    }
-    V2Error::not_found(format!(
-        "no model named '{name}' in the repository (there: '{}')",
-        state
-            .repository
-            .models()
-            .iter()
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join("', '")
-    ))
 }
