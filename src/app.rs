@@ -373,6 +373,7 @@ fn repository_options(args: &ServeArgs, fixed_bytes: u64) -> RepositoryOptions {
     let mut options = RepositoryOptions {
         budget: args.memory_budget,
         fixed_bytes,
+        sticky_header: args.sticky_header.clone(),
         ..RepositoryOptions::default()
     };
     for (model, versions) in &args.version_policies {
@@ -382,22 +383,40 @@ fn repository_options(args: &ServeArgs, fixed_bytes: u64) -> RepositoryOptions {
                 name.clone(),
                 ModelPolicy {
                     versions: versions.clone(),
-                    default_version: None,
+                    ..ModelPolicy::default()
                 },
             )),
         }
     }
-    for (model, version) in &args.default_versions {
-        match options.policies.iter_mut().find(|(name, _)| name == model) {
-            Some((_, policy)) => policy.default_version = Some(version.clone()),
-            None => options.policies.push((
-                model.clone(),
-                ModelPolicy {
+    // Every other setting is per model: start from the model's policy so far.
+    let policy_of = |options: &mut RepositoryOptions, model: &str| -> usize {
+        match options.policies.iter().position(|(name, _)| name == model) {
+            Some(i) => i,
+            None => {
+                let policy = ModelPolicy {
                     versions: options.policy.versions.clone(),
-                    default_version: Some(version.clone()),
-                },
-            )),
+                    ..ModelPolicy::default()
+                };
+                options.policies.push((model.to_string(), policy));
+                options.policies.len() - 1
+            }
         }
+    };
+    for (model, version) in &args.default_versions {
+        let i = policy_of(&mut options, model);
+        options.policies[i].1.default_version = Some(version.clone());
+    }
+    for (model, version, percent) in &args.canaries {
+        let i = policy_of(&mut options, model);
+        options.policies[i]
+            .1
+            .traffic
+            .canary
+            .push((version.clone(), *percent));
+    }
+    for (model, version, percent) in &args.shadows {
+        let i = policy_of(&mut options, model);
+        options.policies[i].1.traffic.shadow = Some((version.clone(), *percent));
     }
     options
 }

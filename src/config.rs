@@ -173,6 +173,20 @@ pub struct ServeArgs {
     /// loaded). Repeatable; EMBER_DEFAULT_VERSION takes a comma-separated list.
     #[arg(long = "default-version", env = "EMBER_DEFAULT_VERSION", value_delimiter = ',', value_parser = parse_default_version)]
     pub(crate) default_versions: Vec<(String, String)>,
+    /// A canary: the percent of a model's requests that name no version which go to another
+    /// loaded version, as `MODEL=VERSION:PERCENT` (e.g. `breast-cancer=1.1.0:5`); the default
+    /// version takes the rest. Repeatable; EMBER_CANARY takes a comma-separated list.
+    #[arg(long = "canary", env = "EMBER_CANARY", value_delimiter = ',', value_parser = parse_share)]
+    pub(crate) canaries: Vec<(String, String, f64)>,
+    /// Shadow traffic: the percent of a model's unversioned requests also run on another loaded
+    /// version, whose answers are compared with the served ones (metrics) and thrown away, as
+    /// `MODEL=VERSION:PERCENT`. Repeatable; EMBER_SHADOW takes a comma-separated list.
+    #[arg(long = "shadow", env = "EMBER_SHADOW", value_delimiter = ',', value_parser = parse_share)]
+    pub(crate) shadows: Vec<(String, String, f64)>,
+    /// A request header whose value decides the canary split (`x-user-id`): the same value
+    /// always meets the same version. Without it requests are split at random.
+    #[arg(long, env = "EMBER_STICKY_HEADER", value_parser = parse_header_name)]
+    pub(crate) sticky_header: Option<String>,
     /// Most bytes of weights loaded at once, every model and version together (`512MiB`,
     /// `2GB`, or bytes); a load that would pass it is refused. Default: no limit.
     #[arg(long, env = "EMBER_MEMORY_BUDGET", value_parser = parse_bytes)]
@@ -272,6 +286,26 @@ fn parse_default_version(s: &str) -> Result<(String, String), String> {
             "{s:?} is not MODEL=VERSION (a version in full, 1.2.0, or a major, 1)"
         )),
     }
+}
+
+/// `MODEL=VERSION:PERCENT`.
+fn parse_share(s: &str) -> Result<(String, String, f64), String> {
+    let shape = || format!("{s:?} is not MODEL=VERSION:PERCENT (e.g. breast-cancer=1.1.0:5)");
+    let (model, share) = s.split_once('=').ok_or_else(shape)?;
+    let (version, percent) = share.rsplit_once(':').ok_or_else(shape)?;
+    let percent: f64 = percent.trim().parse().map_err(|_| shape())?;
+    if !(is_version_name(version.trim()) && percent > 0.0 && percent <= 100.0) {
+        return Err(shape());
+    }
+    Ok((model.trim().into(), version.trim().into(), percent))
+}
+
+/// An HTTP header name, lower-cased (as gRPC metadata keys are).
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let name = s.trim().to_ascii_lowercase();
+    axum::http::HeaderName::from_bytes(name.as_bytes())
+        .map(|_| name.clone())
+        .map_err(|_| format!("{s:?} is not a header name"))
 }
 
 /// A size in bytes: a number, optionally with KB, MB, GB (powers of 1000) or KiB, MiB, GiB

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,30 +18,6 @@ use serde_json::{Value, json};
 const ADMIN: &str = "admin-key-0123456789";
 const INFERENCE: &str = "inference-key-0123456789";
 const MODEL: &str = "breast-cancer";
-
-/// A model repository (`--weights`) holding the digits weights, and breast-cancer's committed
-/// 1.1.0 (tests/versions/) when `with_version`.
-fn repository(test: &str, with_version: bool) -> ScratchDir {
-    let root = ScratchDir::new(&format!("repository-{test}"));
-    for file in ["manifest.json", "digits-cnn.safetensors"] {
-        std::fs::copy(repo_path("weights").join(file), root.join(file)).unwrap();
-    }
-    if with_version {
-        add_version(&root, "1.1.0");
-    }
-    root
-}
-
-/// Copy the committed 1.1.0 into `root` as `version`.
-fn add_version(root: &Path, version: &str) -> PathBuf {
-    let dir = root.join(MODEL).join(version);
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["manifest.json", "model.bpk"] {
-        let from = repo_path("tests/versions/breast-cancer/1.1.0").join(file);
-        std::fs::copy(from, dir.join(file)).unwrap();
-    }
-    dir
-}
 
 fn explicit(root: &Path, extra: &[&str]) -> Vec<String> {
     let mut flags: Vec<String> = [
@@ -776,4 +752,41 @@ mod grpc {
                 .all(|(_, state)| state == "UNAVAILABLE")
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traffic_split_and_shadow_change_through_the_api() {
+    let root = repository("traffic-api", true);
+    let app = app(&explicit(&root, &[])).await;
+    let all = json!({"version_policy": {"all": {}}, "default_version": "1.0.0",
+                     "traffic": {"1.1.0": 100}});
+    let reply = admin(&app, &load_uri(MODEL), config(all)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    for _ in 0..20 {
+        assert_eq!(default_version(&app).await, "1.1.0");
+    }
+    // A config replaces the last one: without `traffic`, the default takes everything again.
+    let all = json!({"version_policy": {"all": {}}, "default_version": "1.0.0"});
+    admin(&app, &load_uri(MODEL), config(all)).await;
+    for _ in 0..20 {
+        assert_eq!(default_version(&app).await, "1.0.0");
+    }
+    // A split naming a version the policy does not load changes nothing.
+    let bad = json!({"traffic": {"1.1.0": 10}, "version_policy": {"latest": {"num_versions": 1}}});
+    let reply = admin(&app, &load_uri(MODEL), config(bad)).await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.text().contains("is the default version"),
+        "{}",
+        reply.text()
+    );
+    let shadow = json!({"version_policy": {"all": {}}, "default_version": "1.0.0",
+                        "shadow": {"version": "1.2.0", "percent": 5}});
+    let reply = admin(&app, &load_uri(MODEL), config(shadow)).await;
+    assert!(
+        reply.text().contains("shadow version 1.2.0"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(default_version(&app).await, "1.0.0");
 }

@@ -18,6 +18,8 @@ pub const READY: &str = "ember_ready";
 pub const MODEL_LOADED: &str = "ember_model_version_loaded";
 pub const MODEL_WEIGHTS_BYTES: &str = "ember_model_weights_bytes";
 pub const MODEL_LOADS: &str = "ember_model_loads_total";
+pub const SHADOW_COMPARISONS: &str = "ember_shadow_comparisons_total";
+pub const SHADOW_DIFFERENCE: &str = "ember_shadow_abs_difference";
 
 /// Help texts for the metrics above.
 pub fn describe() {
@@ -55,6 +57,14 @@ pub fn describe() {
     describe_counter!(
         MODEL_LOADS,
         "Loads through the repository API, by outcome (loaded, failed)."
+    );
+    describe_counter!(
+        SHADOW_COMPARISONS,
+        "Rows also run on a shadow version, by model, served and shadow version, and outcome: agree or disagree (the label), compared (no labels), failed."
+    );
+    describe_histogram!(
+        SHADOW_DIFFERENCE,
+        "Largest absolute difference between a shadow version's values and the served version's, per row."
     );
     describe_gauge!(
         READY,

@@ -221,12 +221,26 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelInferResponse>, Status> {
         observed("ModelInfer", async {
             let deadline = status::client_timeout(request.metadata());
+            let key = self
+                .service
+                .repository
+                .sticky_header()
+                .and_then(|name| request.metadata().get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let request = request.into_inner();
-            let served = self.find(&request.model_name, &request.model_version)?;
+            let (served, shadow) = self
+                .service
+                .route(
+                    &request.model_name,
+                    Some(&request.model_version),
+                    key.as_deref(),
+                )
+                .map_err(super::status::lookup_status)?;
             if let Served::Imported(model) = served {
                 let rows = imported::rows(&model, &request)?;
                 let outputs = imported::requested_outputs(&model, &request)?;
-                let answers = within(deadline, model.predict(rows), || {
+                let answers = within(deadline, model.predict_shadowed(rows, shadow), || {
                     model
                         .queue
                         .metrics()

@@ -18,6 +18,7 @@ use super::types::*;
 use super::v2::types::TensorData;
 use crate::protocol::imported::{self as tensors, RequestInput, Values};
 use crate::service::imported::ImportedService;
+use crate::service::traffic::Shadow;
 use crate::service::{ModelService, Served};
 use ember_model::input;
 
@@ -133,15 +134,22 @@ pub(crate) async fn model(
 pub(crate) async fn predict(
     State(state): State<Arc<ModelService>>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<InstancesRequest>,
 ) -> Result<Json<PredictionsResponse>, ApiError> {
-    let (predictions, model_version) = match lookup(&state, &name)? {
+    let key = state
+        .repository
+        .sticky_header()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok());
+    let (served, shadow) = state.route(&name, None, key)?;
+    let (predictions, model_version) = match served {
         Served::Digits => (
             digits(&state, &request.instances).await?,
             state.model.version.clone(),
         ),
         Served::Imported(model) => (
-            imported(&model, &request.instances).await?,
+            imported(&model, shadow, &request.instances).await?,
             model.version().to_string(),
         ),
     };
@@ -173,8 +181,9 @@ pub(crate) async fn route(
         }
         None => refuse("GET,HEAD"),
         Some((name, "predict")) if method == Method::POST => {
+            let headers = request.headers().clone();
             match ApiJson::<InstancesRequest>::from_request(request, &()).await {
-                Ok(body) => predict(State(state), Path(name.to_string()), body)
+                Ok(body) => predict(State(state), Path(name.to_string()), headers, body)
                     .await
                     .into_response(),
                 Err(e) => e.into_response(),
@@ -236,7 +245,11 @@ async fn digits(state: &ModelService, instances: &[Instance]) -> Result<Vec<Valu
         .collect())
 }
 
-async fn imported(model: &ImportedService, instances: &[Instance]) -> Result<Vec<Value>, ApiError> {
+async fn imported(
+    model: &ImportedService,
+    shadow: Option<Shadow>,
+    instances: &[Instance],
+) -> Result<Vec<Value>, ApiError> {
     let config = model.config();
     let only_input = config.inputs.len() == 1;
     if let Some((i, unknown)) =
@@ -292,7 +305,7 @@ async fn imported(model: &ImportedService, instances: &[Instance]) -> Result<Vec
         .collect();
     let rows =
         tensors::rows(&model.model, &inputs).map_err(|e| ApiError::InvalidInput(e.to_string()))?;
-    let answers = model.predict(rows).await?;
+    let answers = model.predict_shadowed(rows, shadow).await?;
     let mut offset = 0;
     let widths: Vec<(usize, usize)> = config
         .outputs

@@ -9,7 +9,7 @@ use std::time::Duration;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use ember_inference::metrics::{BATCH_SIZE, FORWARD_DURATION, QUEUE_WAIT};
+use ember_inference::metrics::{BATCH_SIZE, FORWARD_DURATION, QUEUE_WAIT, SHADOW_DIFFERENCE};
 
 pub(crate) const HTTP_REQUESTS: &str = "ember_http_requests_total";
 pub(crate) const HTTP_DURATION: &str = "ember_http_request_duration_seconds";
@@ -29,6 +29,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+/// Largest absolute difference between a shadow version's values and the served ones: from
+/// float noise (1e-6) to a different answer (1).
+const DIFFERENCE_BUCKETS: &[f64] = &[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0];
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
@@ -54,6 +57,7 @@ fn install() -> Result<PrometheusHandle, RecorderError> {
         .and_then(|b| b.set_buckets_for_metric(latency(QUEUE_WAIT), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(FORWARD_DURATION), LATENCY_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(latency(BATCH_SIZE), BATCH_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(latency(SHADOW_DIFFERENCE), DIFFERENCE_BUCKETS))
         .map_err(|e| RecorderError(e.to_string()))?
         .install_recorder()
         .map_err(|e| RecorderError(e.to_string()))?;

@@ -257,3 +257,27 @@ pub async fn serve_grpc(
         .unwrap();
     (channel, addr, server)
 }
+
+/// A model repository (`--weights`) holding the digits weights, and breast-cancer's committed
+/// 1.1.0 (tests/versions/) when `with_version`.
+pub fn repository(test: &str, with_version: bool) -> ScratchDir {
+    let root = ScratchDir::new(&format!("repository-{test}"));
+    for file in ["manifest.json", "digits-cnn.safetensors"] {
+        std::fs::copy(repo_path("weights").join(file), root.join(file)).unwrap();
+    }
+    if with_version {
+        add_version(&root, "1.1.0");
+    }
+    root
+}
+
+/// Copy breast-cancer's committed 1.1.0 into `root` as `version`.
+pub fn add_version(root: &std::path::Path, version: &str) -> PathBuf {
+    let dir = root.join("breast-cancer").join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["manifest.json", "model.bpk"] {
+        let from = repo_path("tests/versions/breast-cancer/1.1.0").join(file);
+        std::fs::copy(from, dir.join(file)).unwrap();
+    }
+    dir
+}

@@ -219,6 +219,19 @@ impl ImportedService {
         Ok(answers)
     }
 
+    /// [`Self::predict`], and with `shadow` the same rows also go to a candidate version
+    /// afterwards, for comparison only.
+    pub async fn predict_shadowed(
+        &self,
+        rows: Vec<ImportedRow>,
+        shadow: Option<super::traffic::Shadow>,
+    ) -> Result<Vec<Box<[f32]>>, PredictError> {
+        match shadow {
+            Some(shadow) => shadow.beside(self, rows).await,
+            None => self.predict(rows).await,
+        }
+    }
+
     /// Its inference threads, as Triton's model configuration lists them.
     pub fn instance_groups(&self) -> Vec<InstanceGroup> {
         vec![InstanceGroup {

@@ -12,6 +12,7 @@ mod errors;
 pub mod imported;
 pub mod lookup;
 pub mod repository;
+pub mod traffic;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,6 +238,24 @@ impl ModelService {
     /// Every loaded version of every model of the repository, in its order, newest first.
     pub fn imported(&self) -> Vec<Arc<ImportedService>> {
         self.repository.services()
+    }
+
+    /// The model an inference request names, as [`Self::find`] finds it, except that a request
+    /// naming no version of a repository model meets the version the traffic split gives its
+    /// sticky `key` (or a random draw), and may also be shadowed to a candidate version.
+    pub fn route(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<(Served, Option<traffic::Shadow>), ModelLookupError> {
+        match self.repository.model(name) {
+            Some(model) if version.is_none_or(str::is_empty) => {
+                let (serve, shadow) = model.route(key)?;
+                Ok((Served::Imported(serve), shadow))
+            }
+            _ => Ok((self.find(name, version)?, None)),
+        }
     }
 
     /// Whether model `name` (at `version`, if given) is ready: false, not an error, for a

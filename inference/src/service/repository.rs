@@ -8,31 +8,57 @@
 //! requests from finding it, and the unload returns once every request holding it has its
 //! answer and its threads have stopped. Loads and unloads run one at a time.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::errors::WarmUpError;
 use super::imported::{ImportedService, ImportedSettings, ImportedStartError};
 use super::lookup::{ModelLookupError, protocol_version};
+use super::traffic::{Routes, Shadow, Traffic};
 use crate::metrics as m;
 use ember_model::imported::{Available, ImportedError, available, catalogue};
 use ember_model::versions::{VersionPolicy, is_version_name, resolve_version};
 use ember_model::{Device, ModelConfig};
 
 /// What the policy of one model says, as flags or the repository API set it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelPolicy {
     pub versions: VersionPolicy,
     /// The version answering requests that name none (absent: the newest loaded).
     pub default_version: Option<String>,
+    /// How those requests are shared out: canaries, a shadow.
+    pub traffic: Traffic,
 }
 
 /// The versions of one model that serve, newest first, swapped whole.
 #[derive(Default)]
 struct Serving {
     versions: Vec<Arc<ImportedService>>,
-    /// Index into `versions` of the one unversioned requests meet.
+    /// Index into `versions` of the one unversioned requests meet, less the canaries' share.
     default: usize,
+    routes: Routes,
+}
+
+impl Serving {
+    /// The versions loaded, as the policy `policy` shares requests among them.
+    fn new(versions: Vec<Arc<ImportedService>>, policy: &ModelPolicy) -> Result<Self, String> {
+        let numbers = semvers(&versions);
+        let default = default_index(&numbers, policy);
+        let routes = Routes::resolve(&numbers, default, &policy.traffic)?;
+        Ok(Self {
+            versions,
+            default,
+            routes,
+        })
+    }
+}
+
+fn semvers(versions: &[Arc<ImportedService>]) -> Vec<semver::Version> {
+    versions
+        .iter()
+        .filter_map(|s| semver::Version::parse(s.version()).ok())
+        .collect()
 }
 
 /// One model of the repository.
@@ -48,6 +74,8 @@ pub struct RepositoryModel {
     unloaded: Mutex<bool>,
     /// Why the last load failed, until one succeeds.
     last_error: Mutex<Option<String>>,
+    /// Spreads unkeyed requests over the traffic split.
+    draws: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,6 +145,28 @@ impl RepositoryModel {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The version an inference request that names none meets, as the traffic split and its
+    /// sticky `key` (if any) decide, and the shadow version it is also sent to, if any.
+    pub fn route(
+        &self,
+        key: Option<&str>,
+    ) -> Result<(Arc<ImportedService>, Option<Shadow>), ModelLookupError> {
+        let serving = self.serving();
+        let unavailable = || ModelLookupError::Unavailable {
+            model: self.name().to_string(),
+        };
+        let (serve, shadow) = serving.routes.pick(serving.default, key, &self.draws);
+        let serve = serving
+            .versions
+            .get(serve)
+            .cloned()
+            .ok_or_else(unavailable)?;
+        let shadow = shadow
+            .and_then(|i| serving.versions.get(i).cloned())
+            .map(Shadow::new);
+        Ok((serve, shadow))
     }
 
     /// The protocol's names of the loaded versions (their majors, newest first, once each).
@@ -241,6 +291,7 @@ pub struct ModelRepository {
     fixed_bytes: u64,
     /// Loads and unloads run one at a time, so two never decide from the same state.
     control: tokio::sync::Mutex<()>,
+    sticky_header: Option<String>,
 }
 
 /// How the repository starts.
@@ -252,6 +303,8 @@ pub struct RepositoryOptions {
     pub policies: Vec<(String, ModelPolicy)>,
     pub budget: Option<u64>,
     pub fixed_bytes: u64,
+    /// The request header whose value keeps a client on one version of a split.
+    pub sticky_header: Option<String>,
 }
 
 impl ModelRepository {
@@ -282,6 +335,7 @@ impl ModelRepository {
             budget: options.budget,
             fixed_bytes: options.fixed_bytes,
             control: tokio::sync::Mutex::new(()),
+            sticky_header: options.sticky_header.clone(),
         };
         for config in configs {
             let policy = options
@@ -296,6 +350,7 @@ impl ModelRepository {
                 configured: policy.clone(),
                 unloaded: Mutex::new(false),
                 last_error: Mutex::new(None),
+                draws: AtomicU64::new(0),
             });
             let chosen = repository.choose(&model, &policy)?;
             repository.check_budget(&model, &chosen)?;
@@ -303,15 +358,21 @@ impl ModelRepository {
             for version in &chosen {
                 started.push(repository.start_version(&model, version)?);
             }
-            let default = default_index(&started, &policy);
-            model.swap(Serving {
-                versions: started,
-                default,
-            });
+            let serving =
+                Serving::new(started, &policy).map_err(|reason| RepositoryError::Policy {
+                    model: model.name().to_string(),
+                    reason,
+                })?;
+            model.swap(serving);
             repository.publish(&model);
             repository.models.push(model);
         }
         Ok(repository)
+    }
+
+    /// The request header (lower case) that keeps a client on one version of a split.
+    pub fn sticky_header(&self) -> Option<&str> {
+        self.sticky_header.as_deref()
     }
 
     pub fn models(&self) -> &[Arc<RepositoryModel>] {
@@ -504,6 +565,9 @@ impl ModelRepository {
                 policy.versions
             )));
         }
+        // The split and the shadow must fit the versions chosen, before anything is loaded.
+        Routes::resolve(&chosen, default_index(&chosen, policy), &policy.traffic)
+            .map_err(policy_error)?;
         Ok(chosen
             .iter()
             .filter_map(|v| there.iter().find(|a| a.version == *v).cloned())
@@ -614,17 +678,20 @@ impl ModelRepository {
             })
             .collect();
         next.sort_by_key(|s| std::cmp::Reverse(semver::Version::parse(s.version()).ok()));
-        let default = default_index(&next, policy);
+        let next = Serving::new(next, policy).map_err(|reason| RepositoryError::Policy {
+            model: model.name().to_string(),
+            reason,
+        })?;
         let change = Change {
             model: model.name().to_string(),
             loaded: added.iter().map(|s| s.version().to_string()).collect(),
             unloaded: Vec::new(),
-            default_version: next.get(default).map(|s| s.version().to_string()),
+            default_version: next
+                .versions
+                .get(next.default)
+                .map(|s| s.version().to_string()),
         };
-        let previous = model.swap(Serving {
-            versions: next,
-            default,
-        });
+        let previous = model.swap(next);
         Ok((previous, change))
     }
 
@@ -688,16 +755,12 @@ impl ModelRepository {
     }
 }
 
-/// Where in `versions` (newest first) the policy's default version is; the newest without one.
-fn default_index(versions: &[Arc<ImportedService>], policy: &ModelPolicy) -> usize {
+/// Where in `numbers` (newest first) the policy's default version is; the newest without one.
+fn default_index(numbers: &[semver::Version], policy: &ModelPolicy) -> usize {
     let Some(default) = &policy.default_version else {
         return 0;
     };
-    let numbers: Vec<semver::Version> = versions
-        .iter()
-        .filter_map(|s| semver::Version::parse(s.version()).ok())
-        .collect();
-    resolve_version(default, &numbers)
+    resolve_version(default, numbers)
         .and_then(|want| numbers.iter().position(|v| v == want))
         .unwrap_or(0)
 }
@@ -711,8 +774,9 @@ fn names(configs: &[ModelConfig]) -> String {
 }
 
 /// A Triton model configuration as the load API carries it (`parameters.config`, a JSON
-/// string): only its `version_policy`, and ember's `default_version`, can change at run time;
-/// anything else is refused rather than silently ignored.
+/// string): only its `version_policy`, and ember's `default_version`, `traffic` (canary
+/// shares, `{"1.1.0": 10}`) and `shadow` (`{"version": "1.1.0", "percent": 10}`), can change at
+/// run time; anything else is refused rather than silently ignored.
 pub fn policy_from_config(
     text: &str,
     current: &ModelPolicy,
@@ -728,6 +792,35 @@ pub fn policy_from_config(
             // Triton's clients send the model's own name back; anything else is another model.
             "name" if field.as_str().is_some() => {}
             "version_policy" => policy.versions = parse_version_policy(field).map_err(bad)?,
+            "traffic" => {
+                let shares = field.as_object().ok_or_else(|| {
+                    bad(format!(
+                        "traffic {field} is not an object of version: percent"
+                    ))
+                })?;
+                policy.traffic.canary = shares
+                    .iter()
+                    .map(|(version, percent)| match percent.as_f64() {
+                        Some(p) if is_version_name(version) => Ok((version.clone(), p)),
+                        _ => Err(bad(format!(
+                            "traffic: {version:?}: {percent} is not a version and a percentage"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "shadow" => {
+                let version = field.get("version").and_then(version_name);
+                let percent = field.get("percent").and_then(serde_json::Value::as_f64);
+                policy.traffic.shadow = match (field, version, percent) {
+                    (serde_json::Value::Null, _, _) => None,
+                    (_, Some(version), Some(percent)) => Some((version, percent)),
+                    _ => {
+                        return Err(bad(format!(
+                            "shadow {field} is not {{\"version\": V, \"percent\": P}}"
+                        )));
+                    }
+                };
+            }
             "default_version" => {
                 let name = version_name(field).ok_or_else(|| {
                     bad(format!(
@@ -738,7 +831,7 @@ pub fn policy_from_config(
             }
             other => {
                 return Err(bad(format!(
-                    "{other:?} cannot be changed at run time (only version_policy and default_version); it is compiled in from config.json"
+                    "{other:?} cannot be changed at run time (only version_policy, default_version, traffic and shadow); it is compiled in from config.json"
                 )));
             }
         }
@@ -825,7 +918,20 @@ mod tests {
                 .versions,
             VersionPolicy::All
         );
+        let p = policy_from_config(
+            r#"{"traffic":{"1.1.0":10,"2":2.5},"shadow":{"version":"1.2.0","percent":10}}"#,
+            &now,
+        )
+        .unwrap();
+        assert_eq!(
+            p.traffic.canary,
+            [("1.1.0".into(), 10.0), ("2".into(), 2.5)]
+        );
+        assert_eq!(p.traffic.shadow, Some(("1.2.0".into(), 10.0)));
         for bad in [
+            r#"{"traffic":[10]}"#,
+            r#"{"traffic":{"x":10}}"#,
+            r#"{"shadow":{"version":"1.1.0"}}"#,
             "not json",
             "[]",
             r#"{"max_batch_size":8}"#,

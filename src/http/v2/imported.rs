@@ -13,6 +13,7 @@ use super::types::*;
 use crate::protocol::imported::{self as tensors, OutputChoice, RequestInput, Values};
 use crate::protocol::protocol_version;
 use crate::service::imported::ImportedService;
+use crate::service::traffic::Shadow;
 use ember_model::TensorConfig;
 
 /// Inputs and outputs as the model's config declares them, and the `versions` loaded.
@@ -77,6 +78,7 @@ pub(crate) fn config(model: &ImportedService) -> ModelConfig {
 /// Run inference on the model: JSON or binary tensors in, the outputs asked for out.
 pub(crate) async fn infer(
     model: &Arc<ImportedService>,
+    shadow: Option<Shadow>,
     body: &[u8],
     header_length: Option<&str>,
 ) -> Result<Response, V2Error> {
@@ -136,7 +138,7 @@ pub(crate) async fn infer(
     }
     let rows = tensors::rows(&model.model, &inputs)?;
     let requested = requested_outputs(model, &request)?;
-    let answers = model.predict(rows).await?;
+    let answers = model.predict_shadowed(rows, shadow).await?;
     let config = model.config();
     let mut tail = Vec::new();
     let outputs = requested

@@ -12,7 +12,7 @@ use axum::response::Response;
 use super::codec::{self, HEADER_LENGTH};
 use super::error::V2Error;
 use super::imported;
-use super::model::{ModelPath, find_model};
+use super::model::ModelPath;
 use super::types::*;
 use crate::http::extract::{BodyLimit, body_rejection};
 use crate::protocol::protocol_version;
@@ -50,13 +50,18 @@ pub(crate) async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, V2Error> {
-    let served = find_model(&state, &path)?;
+    let key = state
+        .repository
+        .sticky_header()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok());
+    let (served, shadow) = state.route(&path.name, path.version.as_deref(), key)?;
     let body = body.map_err(|e| V2Error::from(body_rejection(e, limit)))?;
     let header_length = headers
         .get(HEADER_LENGTH)
         .map(|v| v.to_str().unwrap_or("invalid"));
     if let Served::Imported(model) = served {
-        return imported::infer(&model, &body, header_length).await;
+        return imported::infer(&model, shadow, &body, header_length).await;
     }
     let (json_part, binary) = codec::split_body(&body, header_length)?;
     let request: InferRequest = serde_json::from_slice(json_part)

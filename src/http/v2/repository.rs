@@ -116,8 +116,9 @@ pub(crate) async fn index(
 }
 
 /// Load a model as its version policy says, or as `parameters.config` (a Triton model
-/// configuration as a JSON string: `version_policy`, and ember's `default_version`) changes
-/// it. New versions are read, checked and warmed up before they take a request; versions the
+/// configuration as a JSON string: `version_policy`, and ember's `default_version`, `traffic`
+/// (canary shares, `{"1.1.0": 5}`) and `shadow` (`{"version": "1.1.0", "percent": 10}`))
+/// sets it. New versions are read, checked and warmed up before they take a request; versions the
 /// policy drops are drained. On any error nothing changes.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/load", tag = "model-repository",
     params(("name" = String, Path, description = "A model of the repository")),
