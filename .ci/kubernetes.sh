@@ -33,7 +33,7 @@ trap 'rm -rf "$core"' EXIT
 python3 - "$OUT" "$core" <<'PY'
 import pathlib, sys, yaml
 out, core = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-crds = {"ServiceMonitor", "InferenceService"}
+crds = {"ServiceMonitor", "InferenceService", "ScaledObject", "PrometheusRule"}
 for f in sorted(out.glob("*.yaml")):
     docs = [d for d in yaml.safe_load_all(f.read_text()) if d]
     keep = [d for d in docs if d["kind"] not in crds]

@@ -41,10 +41,12 @@ step "actionlint, shellcheck"
 actionlint
 shellcheck -x .ci/run .ci/*.sh .ci/release/*.sh benches/*.sh tests/release/docker
 
-step "promtool: scrape config and alert rules"
+step "promtool: scrape config, alert rules, autoscaling recording rules"
 promtool check config docker/prometheus.yml
 promtool check rules docker/prometheus-rules.yml
 promtool test rules docker/prometheus-rules.test.yml
+promtool check rules deploy/autoscaling/recording-rules.yml
+promtool test rules deploy/autoscaling/recording-rules.test.yml
 
 step "hadolint"
 hadolint docker/Dockerfile docker/Dockerfile.gpu docker/base-images.Dockerfile

@@ -1,7 +1,8 @@
 //! The Kubernetes manifests (`deploy/`), rendered by `kubectl kustomize` and checked against the
 //! server they run: probe paths answer on the real router, ports agree, every container meets
 //! the restricted Pod Security Standard, the shutdown timings add up, the GPU overlay asks for
-//! a GPU and runs the -gpu image, and production pins digests. Skipped (with a message) where
+//! a GPU and runs the -gpu image, production pins digests, and autoscaling reads the signals
+//! the recording rules (promtool-tested) make, under names the server exports. Skipped (with a message) where
 //! no kubectl is installed; `.ci/run` installs one.
 
 mod common;
@@ -20,6 +21,8 @@ const OVERLAYS: &[&str] = &[
     "production",
     "production-gpu",
     "production-monitored",
+    "production-keda",
+    "production-adapter",
 ];
 
 /// Every object `kubectl kustomize <dir>` renders, or None where kubectl is missing.
@@ -127,10 +130,15 @@ async fn probes_answer_on_the_real_router_and_ports_agree() {
                 .any(|p| p["port"] == "grpc"),
             "{overlay}: the NetworkPolicy blocks gRPC"
         );
-        // The HPA scales this Deployment.
-        let hpa = of_kind(&docs, "HorizontalPodAutoscaler")[0];
+        // One autoscaler (an HPA, or KEDA's ScaledObject, which makes its own) scales this
+        // Deployment.
+        let scalers: Vec<_> = of_kind(&docs, "HorizontalPodAutoscaler")
+            .into_iter()
+            .chain(of_kind(&docs, "ScaledObject"))
+            .collect();
+        assert_eq!(scalers.len(), 1, "{overlay}");
         assert_eq!(
-            hpa["spec"]["scaleTargetRef"]["name"],
+            scalers[0]["spec"]["scaleTargetRef"]["name"],
             deployment["metadata"]["name"]
         );
     }
@@ -265,4 +273,154 @@ fn gpu_overlay_asks_for_a_gpu_and_production_pins_digests() {
     // CPU and GPU pods never share a selector.
     let selector = |docs: &[Value]| of_kind(docs, "Service")[0]["spec"]["selector"].clone();
     assert_ne!(selector(&gpu), selector(&production));
+}
+
+/// The recording rules' groups (deploy/autoscaling/recording-rules.yml, which promtool tests).
+fn recording_rules() -> Value {
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("deploy/autoscaling/recording-rules.yml")).unwrap();
+    serde_json::to_value(yaml).unwrap()["groups"].clone()
+}
+
+/// The series names a PromQL expression reads (identifiers followed by `{`).
+fn series_in(query: &str) -> Vec<String> {
+    query
+        .split('{')
+        .filter_map(|before| {
+            let name: String = before
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let name: String = name.chars().rev().collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+#[test]
+fn autoscaling_acts_on_the_tested_recording_rules() {
+    let groups = recording_rules();
+    let recorded: Vec<String> = groups[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"].as_str().unwrap().to_string())
+        .collect();
+    // The rules read what the server exports (the metric family has a HELP line there).
+    let (app, _) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ready_app(&[]));
+    let exported = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(get(&app, "/metrics"))
+        .text();
+    for rule in groups[0]["rules"].as_array().unwrap() {
+        for series in series_in(rule["expr"].as_str().unwrap()) {
+            let family = series.trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(
+                exported.contains(&format!("# HELP {family} ")),
+                "{} reads {series}, which the server does not export",
+                rule["record"]
+            );
+        }
+    }
+
+    let Some(keda) = render("deploy/overlays/production-keda") else {
+        return;
+    };
+    // The PrometheusRule carries exactly the tested groups.
+    assert_eq!(
+        of_kind(&keda, "PrometheusRule")[0]["spec"]["groups"],
+        groups
+    );
+    // KEDA makes its own HPA: the base one is gone, and the ScaledObject scales the Deployment.
+    assert!(of_kind(&keda, "HorizontalPodAutoscaler").is_empty());
+    let scaled = &of_kind(&keda, "ScaledObject")[0]["spec"];
+    let deployment = &of_kind(&keda, "Deployment")[0]["metadata"]["name"];
+    assert_eq!(&scaled["scaleTargetRef"]["name"], deployment);
+    let namespace = of_kind(&keda, "Deployment")[0]["metadata"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut read = Vec::new();
+    for trigger in scaled["triggers"].as_array().unwrap() {
+        if trigger["type"] != "prometheus" {
+            continue;
+        }
+        let query = trigger["metadata"]["query"].as_str().unwrap();
+        assert!(
+            query.contains(&format!("namespace=\"{namespace}\"")),
+            "{query}"
+        );
+        read.extend(series_in(query));
+    }
+    read.sort();
+    let mut want = recorded.clone();
+    want.sort();
+    assert_eq!(
+        read, want,
+        "KEDA reads each recorded signal, and only those"
+    );
+
+    let Some(adapter) = render("deploy/overlays/production-adapter") else {
+        return;
+    };
+    assert_eq!(
+        of_kind(&adapter, "PrometheusRule")[0]["spec"]["groups"],
+        groups
+    );
+    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        of_kind(&adapter, "ConfigMap")[0]["data"]["config.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let config = serde_json::to_value(config).unwrap();
+    let mut served = Vec::new();
+    for rule in config["rules"].as_array().unwrap() {
+        let series = series_in(rule["seriesQuery"].as_str().unwrap());
+        assert!(recorded.contains(&series[0]), "{series:?}");
+        served.push(rule["name"]["as"].as_str().unwrap().to_string());
+    }
+    // The HPA asks for the metrics the adapter serves, and its Object names the Service.
+    let hpa = &of_kind(&adapter, "HorizontalPodAutoscaler")[0]["spec"];
+    for metric in hpa["metrics"].as_array().unwrap() {
+        let name = match metric["type"].as_str().unwrap() {
+            "Pods" => &metric["pods"]["metric"]["name"],
+            "Object" => {
+                let service = &metric["object"]["describedObject"]["name"];
+                assert_eq!(
+                    service,
+                    &of_kind(&adapter, "Service")[0]["metadata"]["name"]
+                );
+                &metric["object"]["metric"]["name"]
+            }
+            _ => continue,
+        };
+        assert!(served.iter().any(|s| s == name), "{name} is not served");
+    }
+}
+
+/// Every object of an overlay lands in its namespace: a ServiceMonitor or PrometheusRule left
+/// in `default` finds no Service to scrape and records nothing (production-monitored's did).
+#[test]
+fn every_object_of_an_overlay_is_in_its_namespace() {
+    for overlay in OVERLAYS {
+        let Some(docs) = render(&format!("deploy/overlays/{overlay}")) else {
+            return;
+        };
+        let namespace = &of_kind(&docs, "Deployment")[0]["metadata"]["namespace"];
+        assert!(
+            namespace.as_str().is_some_and(|n| n != "default"),
+            "{overlay}"
+        );
+        for doc in &docs {
+            assert_eq!(
+                &doc["metadata"]["namespace"], namespace,
+                "{overlay}: {} {}",
+                doc["kind"], doc["metadata"]["name"]
+            );
+        }
+    }
 }

@@ -159,3 +159,36 @@ async fn predictions_are_counted_on_both_apis() {
     );
     assert_eq!(predictions(&app, &label).await, before + 5);
 }
+
+/// Autoscaling reads `ember_inference_requests_in_flight` (deploy/autoscaling/): it counts the
+/// inference requests waiting for an answer, and only those; not the scrape reading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inference_requests_in_flight_are_counted_until_answered() {
+    let (app, _) = paused_app(16, Some(std::time::Duration::from_millis(600)));
+    let gauge = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with(r#"ember_inference_requests_in_flight{model="",version=""}"#))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let row = vec![1.0; 64];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (app, body) = (app.clone(), json!({"inputs": [row.clone()]}).to_string());
+        held.push(tokio::spawn(async move {
+            post_json(&app, "/v1/predict", body).await.status
+        }));
+    }
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = gauge(&get(&app, "/metrics").await.text());
+        if seen == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, Some(3.0), "three requests held by a paused queue");
+    for request in held {
+        assert_eq!(request.await.unwrap(), 504);
+    }
+    assert_eq!(gauge(&get(&app, "/metrics").await.text()), Some(0.0));
+}

@@ -7,6 +7,7 @@ use metrics::{
 };
 
 pub const QUEUE_DEPTH: &str = "ember_inference_queue_depth";
+pub const IN_FLIGHT: &str = "ember_inference_requests_in_flight";
 pub const QUEUE_WAIT: &str = "ember_inference_queue_wait_seconds";
 pub const FORWARD_DURATION: &str = "ember_inference_forward_duration_seconds";
 pub const FORWARD_ERRORS: &str = "ember_inference_forward_errors_total";
@@ -24,6 +25,10 @@ pub const SHADOW_DIFFERENCE: &str = "ember_shadow_abs_difference";
 /// Help texts for the metrics above.
 pub fn describe() {
     describe_gauge!(QUEUE_DEPTH, "Requests waiting in the inference queue.");
+    describe_gauge!(
+        IN_FLIGHT,
+        "Inference requests waiting for their answer, queued or in a forward pass (REST and gRPC; never probes or scrapes): what autoscaling scales on."
+    );
     describe_histogram!(
         QUEUE_WAIT,
         Unit::Seconds,
@@ -107,6 +112,7 @@ impl ModelLabels {
 pub struct InferenceMetrics {
     labels: Vec<Label>,
     pub(crate) queue_depth: Gauge,
+    pub(crate) in_flight: Gauge,
     pub(crate) queue_wait: Histogram,
     pub(crate) forward_duration: Histogram,
     pub(crate) forward_errors: Counter,
@@ -120,6 +126,7 @@ impl InferenceMetrics {
         let labels = model.labels();
         Self {
             queue_depth: metrics::gauge!(QUEUE_DEPTH, labels.clone()),
+            in_flight: metrics::gauge!(IN_FLIGHT, labels.clone()),
             queue_wait: metrics::histogram!(QUEUE_WAIT, labels.clone()),
             forward_duration: metrics::histogram!(FORWARD_DURATION, labels.clone()),
             forward_errors: metrics::counter!(FORWARD_ERRORS, labels.clone()),

@@ -42,16 +42,23 @@ pub struct QueueConfig {
 struct InFlight<'a> {
     stats: &'a QueueStats,
     statistics: &'a InferenceStatistics,
+    gauge: &'a metrics::Gauge,
     started: Instant,
     answered: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn enter(stats: &'a QueueStats, statistics: &'a InferenceStatistics) -> Self {
+    fn enter(
+        stats: &'a QueueStats,
+        statistics: &'a InferenceStatistics,
+        gauge: &'a metrics::Gauge,
+    ) -> Self {
         stats.in_flight.fetch_add(1, Ordering::SeqCst);
+        gauge.increment(1.0);
         Self {
             stats,
             statistics,
+            gauge,
             started: Instant::now(),
             answered: false,
         }
@@ -66,6 +73,7 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.gauge.decrement(1.0);
         self.statistics
             .record_request(self.answered, self.started.elapsed());
     }
@@ -278,7 +286,7 @@ impl<R: Runner> InferenceQueue<R> {
     /// Queue `rows` and wait for their predictions, in the same order. Never blocks the caller's
     /// thread: a full queue is an immediate [`InferenceError::QueueFull`].
     pub async fn predict(&self, rows: Vec<R::Row>) -> Result<Vec<R::Answer>, InferenceError> {
-        let in_flight = InFlight::enter(&self.stats, &self.statistics);
+        let in_flight = InFlight::enter(&self.stats, &self.statistics, &self.metrics.in_flight);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
