@@ -440,6 +440,7 @@ pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
     for keys in api_keys.iter().chain(&admin_keys) {
         crate::auth::reload_on_sighup(keys.clone());
     }
+    rescan_on_sighup(service.clone());
     let listener = bind(args.addr()).await?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "listening");
@@ -544,6 +545,34 @@ pub async fn run(mut args: ServeArgs) -> Result<(), StartError> {
     tracing::info!("shut down cleanly");
     Ok(())
 }
+
+/// Re-scan the model repository on every SIGHUP (version directories added or removed since are
+/// loaded or drained, as each model's policy says), for the life of the process.
+#[cfg(unix)]
+fn rescan_on_sighup(service: Arc<ModelService>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: the model repository will not be re-scanned");
+            return;
+        }
+    };
+    // Only a weak handle: the service must be free to shut down.
+    let service = Arc::downgrade(&service);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(service) = service.upgrade() else {
+                return;
+            };
+            let failed = service.repository.rescan().await;
+            tracing::info!(failed, "SIGHUP: model repository re-scanned");
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn rescan_on_sighup(_: Arc<ModelService>) {}
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
     tokio::net::TcpListener::bind(addr)

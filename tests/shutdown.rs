@@ -50,16 +50,12 @@ fn start_limited(extra: &[&str], env: &[(&str, &str)], files: Option<u64>) -> Se
         }
     }
     let mut child = command
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--log-format",
-            "json",
-            "--weights",
-        ])
-        .arg(common::repo_path("weights"))
+        .args(["--host", "127.0.0.1", "--port", "0", "--log-format", "json"])
+        .args(if extra.contains(&"--weights") {
+            vec![]
+        } else {
+            vec!["--weights".into(), common::repo_path("weights")]
+        })
         .args(if extra.contains(&"--device") {
             &[][..]
         } else {
@@ -868,4 +864,45 @@ fn vulkan_loader_installed() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("libvulkan.so.1 "))
         .unwrap_or(true)
+}
+
+/// A version directory put in the repository is loaded on SIGHUP (the policy here: the newest),
+/// without a restart and without the API.
+#[tokio::test]
+async fn sighup_rescans_the_model_repository() {
+    let root = common::repository("sighup", false);
+    let server = start(&["--weights", root.to_str().unwrap()]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let version = async || {
+        let entry: serde_json::Value = client
+            .get(format!("{}/v1/models/breast-cancer", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        entry["version"].as_str().unwrap().to_string()
+    };
+    assert_eq!(version().await, "1.0.0");
+    common::add_version(&root, "1.1.0");
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version().await != "1.1.0" {
+        assert!(Instant::now() < deadline, "1.1.0 not served after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logged = server.log.lock().unwrap().join("\n");
+    assert!(
+        logged.contains("SIGHUP: model repository re-scanned"),
+        "{logged}"
+    );
 }

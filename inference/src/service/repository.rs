@@ -508,6 +508,22 @@ impl ModelRepository {
         Ok(change)
     }
 
+    /// Load every model again as its policy says (`load` without a config), so version
+    /// directories added or removed since are picked up; models unloaded through the API stay
+    /// unloaded. Returns how many loads failed (each logged and counted by `load`).
+    pub async fn rescan(&self) -> usize {
+        let mut failed = 0;
+        for model in &self.models {
+            if *lock(&model.unloaded) {
+                continue;
+            }
+            if self.load(model.name(), None).await.is_err() {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
     /// Take every version of `name` out of service, then drain and stop them.
     pub async fn unload(&self, name: &str) -> Result<Change, RepositoryError> {
         let _one_at_a_time = self.control.lock().await;
