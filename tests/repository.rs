@@ -198,15 +198,7 @@ async fn versions_serve_side_by_side_and_the_default_answers_unversioned_request
 #[test]
 fn a_policy_or_default_that_cannot_be_met_stops_the_start() {
     let root = repository("bad-policy", false);
-    let weights = root.to_str().unwrap();
-    let refused = |extra: &[&str]| {
-        let mut flags = vec!["--weights", weights];
-        flags.extend_from_slice(extra);
-        match ember_serve::app::start(&args(&flags)) {
-            Ok(_) => panic!("{extra:?} started"),
-            Err(e) => e.to_string(),
-        }
-    };
+    let refused = |extra: &[&str]| start_refused(&root, extra);
     let e = refused(&["--version-policy", "breast-cancer=specific:1.1.0"]);
     assert!(
         e.contains("no version 1.1.0") && e.contains("there: 1.0.0"),

@@ -223,15 +223,7 @@ async fn a_shadow_changes_no_answer_and_counts_where_it_disagrees() {
 #[test]
 fn traffic_that_does_not_fit_the_loaded_versions_stops_the_start() {
     let root = repository("bad-traffic", true);
-    let weights = root.to_str().unwrap();
-    let refused = |extra: &[&str]| {
-        let mut flags = vec!["--weights", weights];
-        flags.extend_from_slice(extra);
-        match ember_serve::app::start(&args(&flags)) {
-            Ok(_) => panic!("{extra:?} started"),
-            Err(e) => e.to_string(),
-        }
-    };
+    let refused = |extra: &[&str]| start_refused(&root, extra);
     // latest:1 loads 1.1.0 only: a canary or a shadow of 1.0.0 has nothing to run on.
     let e = refused(&["--canary", "breast-cancer=1.0.0:5"]);
     assert!(e.contains("canary version 1.0.0"), "{e}");

@@ -117,21 +117,38 @@ fn limit_batch(doc: &mut utoipa::openapi::OpenApi, max_batch: usize) {
 
 const BEARER: &str = "bearer";
 
-/// Declare the bearer scheme (so Swagger UI offers "Authorize"), and when keys are required,
-/// require it on every operation that needs one, with its 401 answer.
-fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
-    use utoipa::openapi::security::{
-        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-    };
+/// Declare a bearer scheme named `name`, described as `description`.
+fn declare_bearer(doc: &mut utoipa::openapi::OpenApi, name: &str, description: &str) {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     let scheme = HttpBuilder::new()
         .scheme(HttpAuthScheme::Bearer)
-        .description(Some(
-            "An API key, when the server runs with --api-key or --api-key-file.",
-        ))
+        .description(Some(description))
         .build();
     doc.components
         .get_or_insert_with(Default::default)
-        .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+        .add_security_scheme(name, SecurityScheme::Http(scheme));
+}
+
+/// Make every operation of `item` require the bearer scheme `name`, with its 401 answer.
+fn require_bearer(item: &mut utoipa::openapi::PathItem, name: &str, unauthorized: &str) {
+    use utoipa::openapi::security::SecurityRequirement;
+    for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+        op.security = Some(vec![SecurityRequirement::new(name, Vec::<String>::new())]);
+        op.responses.responses.insert(
+            "401".into(),
+            RefOr::T(utoipa::openapi::Response::new(unauthorized)),
+        );
+    }
+}
+
+/// Declare the bearer scheme (so Swagger UI offers "Authorize"), and when keys are required,
+/// require it on every operation that needs one, with its 401 answer.
+fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
+    declare_bearer(
+        doc,
+        BEARER,
+        "An API key, when the server runs with --api-key or --api-key-file.",
+    );
     if !required {
         return;
     }
@@ -141,15 +158,11 @@ fn bearer_auth(doc: &mut utoipa::openapi::OpenApi, required: bool) {
         {
             continue;
         }
-        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-            op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
-            op.responses.responses.insert(
-                "401".into(),
-                RefOr::T(utoipa::openapi::Response::new(
-                    "Missing or invalid API key (`Authorization: Bearer <key>`)",
-                )),
-            );
-        }
+        require_bearer(
+            item,
+            BEARER,
+            "Missing or invalid API key (`Authorization: Bearer <key>`)",
+        );
     }
 }
 
@@ -157,34 +170,20 @@ const ADMIN_BEARER: &str = "admin_bearer";
 
 /// The repository API's paths, each requiring an admin key.
 fn repository_api(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::security::{
-        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-    };
     let mut repository = RepositoryDoc::openapi();
     for item in repository.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-            op.security = Some(vec![SecurityRequirement::new(
-                ADMIN_BEARER,
-                Vec::<String>::new(),
-            )]);
-            op.responses.responses.insert(
-                "401".into(),
-                RefOr::T(utoipa::openapi::Response::new(
-                    "Missing or invalid admin key (`Authorization: Bearer <admin key>`; an inference key is refused)",
-                )),
-            );
-        }
+        require_bearer(
+            item,
+            ADMIN_BEARER,
+            "Missing or invalid admin key (`Authorization: Bearer <admin key>`; an inference key is refused)",
+        );
     }
     doc.merge(repository);
-    let scheme = HttpBuilder::new()
-        .scheme(HttpAuthScheme::Bearer)
-        .description(Some(
-            "An admin key (--admin-api-key, --admin-api-key-file): the repository API's only.",
-        ))
-        .build();
-    doc.components
-        .get_or_insert_with(Default::default)
-        .add_security_scheme(ADMIN_BEARER, SecurityScheme::Http(scheme));
+    declare_bearer(
+        doc,
+        ADMIN_BEARER,
+        "An admin key (--admin-api-key, --admin-api-key-file): the repository API's only.",
+    );
 }
 
 /// The document served at `/api-docs/openapi.json`, for a server taking up to `max_batch`

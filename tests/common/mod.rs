@@ -281,3 +281,13 @@ pub fn add_version(root: &std::path::Path, version: &str) -> PathBuf {
     }
     dir
 }
+
+/// Why the server refuses to start on `weights` with `extra` flags (panics if it starts).
+pub fn start_refused(weights: &std::path::Path, extra: &[&str]) -> String {
+    let mut flags = vec!["--weights", weights.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    match ember_serve::app::start(&args(&flags)) {
+        Ok(_) => panic!("{extra:?} started"),
+        Err(e) => e.to_string(),
+    }
+}
