@@ -67,12 +67,27 @@ BIN=./target/debug/ember-serve python3 tests/clients/hostile.py "$ADDR" "$GRPC"
 
 stop_server
 
-step "Triton's repository extension through tritonclient (HTTP and gRPC): a new version swapped in, two side by side, unload, reload, refusals"
+step "Triton's repository extension through tritonclient (HTTP and gRPC), the repository mounted read-only: a new version swapped in, two side by side, unload, reload, refusals"
 repo=$(mktemp -d)
 cp weights/manifest.json weights/digits-cnn.safetensors "$repo/"
 ADMIN_KEY=repository-admin-key-0123456789
-EMBER_ADMIN_API_KEY=$ADMIN_KEY ./target/debug/ember-serve --host 127.0.0.1 --port 18095 \
-  --grpc-port 18096 --device cpu --log-level warn --weights "$repo" --model-control-mode explicit &
+# The server sees the repository as a read-only mount (KServe's /mnt/models, a volume mounted
+# ro) while the client script adds versions from outside, as a volume update would: a write by
+# the server would fail with EROFS. Needs root for the mount namespace; elsewhere it runs plain.
+read_only_repository() {
+  if can_run_bare; then
+    # shellcheck disable=SC2016 # the inner shell expands them
+    unshare --mount --propagation private sh -c \
+      'r=$1; shift; mount --bind "$r" "$r" && mount -o remount,bind,ro "$r" && exec "$@"' \
+      sh "$repo" "$@"
+  else
+    echo "not root: the repository is not mounted read-only for this run" >&2
+    "$@"
+  fi
+}
+EMBER_ADMIN_API_KEY=$ADMIN_KEY read_only_repository ./target/debug/ember-serve --host 127.0.0.1 \
+  --port 18095 --grpc-port 18096 --device cpu --log-level warn --weights "$repo" \
+  --model-control-mode explicit &
 server=$!
 wait_ready "http://$ADDR" 60 kill -0 "$server"
 python3 tests/clients/triton_repository.py "$ADDR" "$GRPC" "$repo" "$ADMIN_KEY"
