@@ -525,9 +525,10 @@ async fn loads_of_one_model_run_one_at_a_time() {
     }
 }
 
-/// Clients send unversioned requests without pause while versions are swapped ten times:
-/// none fails, each answer comes from a version that was serving while it ran, and no request
-/// that started after a swap returned meets the version it took out.
+/// 64 clients send unversioned requests without pause while versions are swapped ten times
+/// (each swap loads one version and drains the other): none fails, each answer comes from a
+/// version that was serving at some moment while it ran, and no request that started after a
+/// swap returned meets the version it took out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swapping_versions_under_load_drops_no_request() {
     let root = repository("under-load", true);
@@ -535,7 +536,7 @@ async fn swapping_versions_under_load_drops_no_request() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let start = Instant::now();
     let mut clients = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..64 {
         let (app, stop) = (app.clone(), stop.clone());
         clients.push(tokio::spawn(async move {
             let mut seen = Vec::new();
@@ -572,6 +573,30 @@ async fn swapping_versions_under_load_drops_no_request() {
         answers.extend(client.await.unwrap());
     }
     assert!(answers.len() > 100, "only {} requests ran", answers.len());
+    // When each version may have served: from the moment the load bringing it in began (1.1.0:
+    // from the start) to the moment the load taking it out returned.
+    let mut served: Vec<(&str, std::time::Duration, std::time::Duration)> = Vec::new();
+    let mut open = vec![("1.1.0", std::time::Duration::ZERO)];
+    for (began, gone, returned) in &swaps {
+        let came = if *gone == "1.1.0" { "1.0.0" } else { "1.1.0" };
+        if let Some(i) = open.iter().position(|(v, _)| v == gone) {
+            let (v, from) = open.remove(i);
+            served.push((v, from, *returned));
+        }
+        open.push((came, *began));
+    }
+    served.extend(
+        open.into_iter()
+            .map(|(v, from)| (v, from, std::time::Duration::MAX)),
+    );
+    for (sent, done, version) in &answers {
+        assert!(
+            served
+                .iter()
+                .any(|(v, from, to)| v == version && from <= done && sent <= to),
+            "{version} answered a request in flight {sent:?}..{done:?}, when it was not serving: {served:?}"
+        );
+    }
     // A request sent after a swap returned and answered before the next load began (which
     // brings the version back) must not meet the version the swap took out.
     for (i, (_, gone, returned)) in swaps.iter().enumerate() {
