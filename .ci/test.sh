@@ -74,15 +74,17 @@ ADMIN_KEY=repository-admin-key-0123456789
 # The server sees the repository as a read-only mount (KServe's /mnt/models, a volume mounted
 # ro) while the client script adds versions from outside, as a volume update would: a write by
 # the server would fail with EROFS. Needs root for the mount namespace; elsewhere it runs plain.
+# Started with `&`, the function runs in a subshell that each branch replaces (exec), so `$!` is
+# the server's PID and stop_server stops the server itself.
 read_only_repository() {
   if can_run_bare; then
     # shellcheck disable=SC2016 # the inner shell expands them
-    unshare --mount --propagation private sh -c \
+    exec unshare --mount --propagation private sh -c \
       'r=$1; shift; mount --bind "$r" "$r" && mount -o remount,bind,ro "$r" && exec "$@"' \
       sh "$repo" "$@"
   else
     echo "not root: the repository is not mounted read-only for this run" >&2
-    "$@"
+    exec "$@"
   fi
 }
 EMBER_ADMIN_API_KEY=$ADMIN_KEY read_only_repository ./target/debug/ember-serve --host 127.0.0.1 \
