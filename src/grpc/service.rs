@@ -337,12 +337,13 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
         observed("RepositoryModelLoad", async {
             let request = request.into_inner();
-            if let Some(file) = request.parameters.keys().find(|k| k.starts_with("file:")) {
-                return Err(Status::invalid_argument(format!(
-                    "parameters.{file}: weights are not uploaded through the API; put the version directory in the model repository and load again"
-                )));
-            }
-            let config = match request.parameters.get("config").map(|p| &p.parameter_choice) {
+            crate::service::repository::refuse_uploads(request.parameters.keys())
+                .map_err(status::repository_status)?;
+            let config = match request
+                .parameters
+                .get("config")
+                .map(|p| &p.parameter_choice)
+            {
                 None => None,
                 Some(Some(model_repository_parameter::ParameterChoice::StringParam(c))) => {
                     Some(c.as_str())

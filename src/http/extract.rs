@@ -92,6 +92,19 @@ fn explain(rejection: JsonRejection) -> ApiError {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimit(pub usize);
 
+/// The value of the `--sticky-header` a request carries, if the server has one: what keeps a
+/// client on one version of a canary split.
+pub(crate) fn sticky_key<'a>(
+    state: &crate::service::ModelService,
+    headers: &'a HeaderMap,
+) -> Option<&'a str> {
+    state
+        .repository
+        .sticky_header()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use axum::Router;

@@ -137,12 +137,11 @@ pub(crate) async fn predict(
     headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<InstancesRequest>,
 ) -> Result<Json<PredictionsResponse>, ApiError> {
-    let key = state
-        .repository
-        .sticky_header()
-        .and_then(|h| headers.get(h))
-        .and_then(|v| v.to_str().ok());
-    let (served, shadow) = state.route(&name, None, key)?;
+    let (served, shadow) = state.route(
+        &name,
+        None,
+        crate::http::extract::sticky_key(&state, &headers),
+    )?;
     let (predictions, model_version) = match served {
         Served::Digits => (
             digits(&state, &request.instances).await?,

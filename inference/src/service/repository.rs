@@ -789,6 +789,19 @@ fn names(configs: &[ModelConfig]) -> String {
         .join("', '")
 }
 
+/// Triton's load API can carry model files (`parameters["file:<version>/<name>"]`); weights
+/// come only from the repository here, so a load that sends one is refused, naming it.
+pub fn refuse_uploads<'a>(
+    parameters: impl IntoIterator<Item = &'a String>,
+) -> Result<(), RepositoryError> {
+    match parameters.into_iter().find(|k| k.starts_with("file:")) {
+        Some(file) => Err(RepositoryError::Config(format!(
+            "parameters.{file}: weights are not uploaded through the API; put the version directory in the model repository and load again"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A Triton model configuration as the load API carries it (`parameters.config`, a JSON
 /// string): only its `version_policy`, and ember's `default_version`, `traffic` (canary
 /// shares, `{"1.1.0": 10}`) and `shadow` (`{"version": "1.1.0", "percent": 10}`), can change at

@@ -50,12 +50,11 @@ pub(crate) async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, V2Error> {
-    let key = state
-        .repository
-        .sticky_header()
-        .and_then(|name| headers.get(name))
-        .and_then(|v| v.to_str().ok());
-    let (served, shadow) = state.route(&path.name, path.version.as_deref(), key)?;
+    let (served, shadow) = state.route(
+        &path.name,
+        path.version.as_deref(),
+        crate::http::extract::sticky_key(&state, &headers),
+    )?;
     let body = body.map_err(|e| V2Error::from(body_rejection(e, limit)))?;
     let header_length = headers
         .get(HEADER_LENGTH)

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::error::V2Error;
 use super::types::ErrorBody;
 use crate::service::ModelService;
-use crate::service::repository::{Change, RepositoryError};
+use crate::service::repository::{Change, RepositoryError, refuse_uploads};
 
 /// `POST /v2/repository/index`'s body (all of it optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -135,11 +135,7 @@ pub(crate) async fn load(
     body: Bytes,
 ) -> Result<Json<ChangeBody>, V2Error> {
     let request: LoadRequest = optional_json(&body)?;
-    if let Some(file) = request.parameters.keys().find(|k| k.starts_with("file:")) {
-        return Err(V2Error::bad_request(format!(
-            "parameters.{file}: weights are not uploaded through the API; put the version directory in the model repository and load again"
-        )));
-    }
+    refuse_uploads(request.parameters.keys())?;
     let config = match request.parameters.get("config") {
         None => None,
         Some(serde_json::Value::String(config)) => Some(config.as_str()),
