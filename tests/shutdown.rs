@@ -13,6 +13,8 @@ struct Server {
     base: String,
     /// Every line the server has written to stderr so far.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The server's stderr has closed and `log` holds all of it.
+    log_closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Drop for Server {
@@ -76,7 +78,8 @@ fn start_limited(extra: &[&str], env: &[(&str, &str)], files: Option<u64>) -> Se
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let lines = log.clone();
+    let log_closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (lines, closed) = (log.clone(), log_closed.clone());
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
@@ -86,6 +89,7 @@ fn start_limited(extra: &[&str], env: &[(&str, &str)], files: Option<u64>) -> Se
             }
             lines.lock().unwrap().push(line);
         }
+        closed.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(20))
@@ -94,6 +98,7 @@ fn start_limited(extra: &[&str], env: &[(&str, &str)], files: Option<u64>) -> Se
         child,
         base: format!("http://{addr}"),
         log,
+        log_closed,
     }
 }
 
@@ -114,12 +119,15 @@ fn sigterm(server: &Server) {
 async fn exit_status(server: &mut Server) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        // Its log read to the end too: the thread reading it can lag the exit (under QEMU, far).
+        if let Some(status) = server.child.try_wait().unwrap()
+            && server.log_closed.load(std::sync::atomic::Ordering::SeqCst)
+        {
             return status;
         }
         assert!(
             Instant::now() < deadline,
-            "server did not exit after SIGTERM"
+            "server did not exit (and close its stderr) after SIGTERM"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -532,6 +540,10 @@ async fn metrics_until(
     }
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// A sample's value in a Prometheus text page (0 when absent).
 fn sample(page: &str, name: &str) -> f64 {
     page.lines()
@@ -820,14 +832,7 @@ async fn auto_names_the_vulkan_driver_that_failed_to_load() {
     );
     let client = reqwest::Client::new();
     wait_ready(&client, &server.base).await;
-    let models: serde_json::Value = client
-        .get(format!("{}/v1/models", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get_json(&client, &format!("{}/v1/models", server.base)).await;
     let reason = models["models"][0]["device_fallback"]
         .as_str()
         .unwrap_or_default()
@@ -875,14 +880,7 @@ async fn sighup_rescans_the_model_repository() {
     let client = reqwest::Client::new();
     wait_ready(&client, &server.base).await;
     let version = async || {
-        let entry: serde_json::Value = client
-            .get(format!("{}/v1/models/breast-cancer", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let entry = get_json(&client, &format!("{}/v1/models/breast-cancer", server.base)).await;
         entry["version"].as_str().unwrap().to_string()
     };
     assert_eq!(version().await, "1.0.0");
@@ -895,14 +893,34 @@ async fn sighup_rescans_the_model_repository() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while version().await != "1.1.0" {
         assert!(Instant::now() < deadline, "1.1.0 not served after SIGHUP");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let logged = server.log.lock().unwrap().join("\n");
-    assert!(
-        logged.contains("SIGHUP: model repository re-scanned"),
-        "{logged}"
-    );
+    // The line comes once the old version is drained and its threads joined, after the swap
+    // that made 1.1.0 visible; under QEMU that can lag well behind.
+    loop {
+        let logged = server.log.lock().unwrap().join("\n");
+        if logged.contains("SIGHUP: model repository re-scanned") {
+            assert!(logged.contains("\"failed\":0"), "{logged}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no re-scan logged: {logged}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = [
+        r#"ember_model_version_loaded{model="breast-cancer",version="1.0.0"} 0"#,
+        r#"ember_model_version_loaded{model="breast-cancer",version="1.1.0"} 1"#,
+        r#"ember_model_loads_total{model="breast-cancer",outcome="loaded"} 1"#,
+    ];
+    let within = Duration::from_secs(5);
+    metrics_until(
+        &client,
+        &server.base,
+        within,
+        "the swap's metrics",
+        |page| lines.iter().all(|line| page.contains(line)),
+    )
+    .await;
 }
