@@ -236,6 +236,13 @@ async fn the_repository_api_is_off_unless_enabled_and_needs_an_admin_key() {
     );
     let docs = get(&off, "/api-docs/openapi.json").await.json();
     assert!(docs["paths"].get("/v2/repository/index").is_none());
+    let listed = |meta: Value| {
+        meta["extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("model_repository"))
+    };
+    assert!(!listed(get(&off, "/v2").await.json()));
 
     let root = repository("keys", false);
     let app = app(&explicit(&root, &["--api-key", INFERENCE])).await;
@@ -268,6 +275,9 @@ async fn the_repository_api_is_off_unless_enabled_and_needs_an_admin_key() {
     let docs = get(&app, "/api-docs/openapi.json").await.json();
     let load = &docs["paths"]["/v2/repository/models/{name}/load"]["post"];
     assert_eq!(load["security"], json!([{"admin_bearer": []}]), "{load}");
+    let req = Request::get("/v2").header("authorization", format!("Bearer {INFERENCE}"));
+    let meta = send(&app, req.body(Body::empty()).unwrap()).await.json();
+    assert!(listed(meta.clone()), "{meta}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -692,9 +702,21 @@ mod grpc {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+        let extensions =
+            |meta: tonic::Response<ServerMetadataResponse>| meta.into_inner().extensions;
+        let meta = off
+            .server_metadata(ServerMetadataRequest::default())
+            .await
+            .unwrap();
+        assert!(!extensions(meta).contains(&"model_repository".to_string()));
 
         let root = repository("grpc", true);
         let (mut client, _server) = client(&explicit(&root, &["--api-key", INFERENCE])).await;
+        let meta = client
+            .server_metadata(with_key(ServerMetadataRequest::default(), Some(INFERENCE)))
+            .await
+            .unwrap();
+        assert!(extensions(meta).contains(&"model_repository".to_string()));
         for key in [None, Some(INFERENCE)] {
             let e = client
                 .repository_model_load(with_key(load(MODEL, None), key))

@@ -59,7 +59,7 @@ pub fn router(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let inference = pb::grpc_inference_service_server::GrpcInferenceServiceServer::new(
-        InferenceService::new(service),
+        InferenceService::new(service, keys.admin.is_some()),
     )
     // The same bound as --body-limit puts on a REST body.
     .max_decoding_message_size(body_limit);

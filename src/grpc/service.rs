@@ -10,17 +10,22 @@ use tonic::{Request, Response, Status};
 use super::pb::grpc_inference_service_server::GrpcInferenceService;
 use super::pb::*;
 use super::{convert, imported, status};
-use crate::protocol::EXTENSIONS;
+use crate::protocol;
 use crate::service::{ModelService, Served};
 use crate::telemetry::metrics as m;
 
 pub(crate) struct InferenceService {
     service: Arc<ModelService>,
+    /// The repository calls are served (admin keys are set).
+    repository_api: bool,
 }
 
 impl InferenceService {
-    pub(crate) fn new(service: Arc<ModelService>) -> Self {
-        Self { service }
+    pub(crate) fn new(service: Arc<ModelService>, repository_api: bool) -> Self {
+        Self {
+            service,
+            repository_api,
+        }
     }
 
     fn find(&self, name: &str, version: &str) -> Result<Served, Status> {
@@ -193,7 +198,7 @@ impl GrpcInferenceService for InferenceService {
             Ok(ServerMetadataResponse {
                 name: env!("CARGO_PKG_NAME").into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+                extensions: protocol::extensions(self.repository_api),
             })
         })
         .await

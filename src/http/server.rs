@@ -21,7 +21,7 @@ use super::extract::BodyLimit;
 use super::openapi;
 use super::page;
 use super::routes;
-use super::state::ApiState;
+use super::state::{ApiState, RepositoryApi};
 use super::v2;
 use super::{guard, request_id};
 use crate::auth::ApiKeys;
@@ -72,7 +72,11 @@ pub fn router(
         options.admin_keys.is_some(),
         &models,
     );
-    let state = ApiState { service, metrics };
+    let state = ApiState {
+        service,
+        metrics,
+        repository_api: RepositoryApi(options.admin_keys.is_some()),
+    };
     // Probes, metrics, the page and the docs: what Kubernetes, Prometheus and a browser reach
     // with nothing but a URL. Every other route is added to `protected` below and needs a key
     // when keys are on: a new route is protected unless it is put here on purpose.

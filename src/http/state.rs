@@ -13,4 +13,9 @@ use crate::service::ModelService;
 pub(crate) struct ApiState {
     pub(crate) service: Arc<ModelService>,
     pub(crate) metrics: PrometheusHandle,
+    pub(crate) repository_api: RepositoryApi,
 }
+
+/// Whether the repository API is served (admin keys are set), for `GET /v2`'s extension list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RepositoryApi(pub(crate) bool);

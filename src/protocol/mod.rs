@@ -11,13 +11,25 @@ use utoipa::ToSchema;
 
 pub(crate) use self::datatype::Datatype;
 
-/// Extensions this server implements, as `GET /v2` and gRPC `ServerMetadata` list them.
-pub(crate) const EXTENSIONS: &[&str] = &[
+/// Extensions this server always implements.
+const EXTENSIONS: &[&str] = &[
     "binary_tensor_data",
     "classification",
     "model_configuration",
     "statistics",
 ];
+
+/// Extensions this server implements, as `GET /v2` and gRPC `ServerMetadata` list them: Triton's
+/// model repository extension only where it is on (`--model-control-mode explicit`), so a tool
+/// that reads the list before calling it is not sent to a 404.
+pub(crate) fn extensions(repository_api: bool) -> Vec<String> {
+    let mut listed: Vec<String> = EXTENSIONS.iter().map(|e| e.to_string()).collect();
+    if repository_api {
+        listed.push("model_repository".into());
+        listed.sort();
+    }
+    listed
+}
 
 /// The one input this model takes.
 pub(crate) const INPUT_NAME: &str = "input";

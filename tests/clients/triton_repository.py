@@ -64,6 +64,12 @@ def refused(call, says):
 
 for client, module in [(http, httpclient), (grpc, grpcclient)]:
     name = module.__name__
+    # The server says it implements the extension before anything calls it.
+    if module is httpclient:
+        extensions = client.get_server_metadata()["extensions"]
+    else:
+        extensions = client.get_server_metadata(as_json=True)["extensions"]
+    assert "model_repository" in extensions, extensions
     shutil.rmtree(repository / MODEL, ignore_errors=True)
     client.load_model(MODEL, headers=admin, config=json.dumps({"version_policy": {"latest": {"num_versions": 1}}}))
     assert index(client) == {"1.0.0": "READY"}, index(client)

@@ -11,6 +11,7 @@ use super::error::V2Error;
 use super::imported;
 use super::model::{ModelPath, find_model};
 use super::types::*;
+use crate::http::state::RepositoryApi;
 use crate::protocol;
 use crate::protocol::protocol_version;
 use crate::service::{ModelService, Served};
@@ -18,14 +19,13 @@ use crate::service::{ModelService, Served};
 /// Server name, version and the protocol extensions it implements.
 #[utoipa::path(get, path = "/v2", tag = "kserve-v2",
     responses((status = 200, description = "Server metadata", body = ServerMetadata)))]
-pub(crate) async fn server_metadata() -> Json<ServerMetadata> {
+pub(crate) async fn server_metadata(
+    State(RepositoryApi(on)): State<RepositoryApi>,
+) -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        extensions: crate::protocol::EXTENSIONS
-            .iter()
-            .map(|e| e.to_string())
-            .collect(),
+        extensions: protocol::extensions(on),
     })
 }
 
