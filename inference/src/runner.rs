@@ -4,7 +4,7 @@
 //! digits classifier and every model compiled in from ONNX share one queue (monomorphised: the
 //! digits path pays nothing for it).
 
-use ember_model::imported::ImportedModel;
+use ember_model::imported::{ImportedModel, join_rows};
 use ember_model::{Classifier, INPUT_LEN, NUM_CLASSES, argmax, not_a_distribution};
 
 /// One input's result.
@@ -101,16 +101,7 @@ impl Runner for ImportedModel {
         let slices: Vec<&[f32]> = tensors.iter().map(Vec::as_slice).collect();
         let outputs = self.infer(&slices, rows.len()).map_err(|e| e.to_string())?;
         let widths: Vec<usize> = config.outputs.iter().map(|t| t.row_len()).collect();
-        Ok((0..rows.len())
-            .map(|r| {
-                outputs
-                    .iter()
-                    .zip(&widths)
-                    .flat_map(|(values, &w)| values.get(r * w..(r + 1) * w).unwrap_or_default())
-                    .copied()
-                    .collect()
-            })
-            .collect())
+        Ok(join_rows(&outputs, &widths, rows.len()))
     }
 
     fn implausible(&self, answer: &Box<[f32]>) -> Option<String> {

@@ -466,3 +466,34 @@ pub enum InferError {
     #[error("reading the outputs failed: {0}")]
     Readback(String),
 }
+
+/// Rows out of batched tensors: row `r` is every tensor's `r`-th row (`widths[i]` values of
+/// tensor `i`), joined in the tensors' order. How a batch's inputs become requests' rows and a
+/// batch's outputs become answers; a tensor shorter than `rows` gives empty parts, not a panic.
+pub fn join_rows(tensors: &[Vec<f32>], widths: &[usize], rows: usize) -> Vec<Box<[f32]>> {
+    (0..rows)
+        .map(|r| {
+            tensors
+                .iter()
+                .zip(widths)
+                .flat_map(|(values, &w)| values.get(r * w..(r + 1) * w).unwrap_or_default())
+                .copied()
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod join_rows_tests {
+    use super::join_rows;
+
+    #[test]
+    fn each_row_takes_its_slice_of_every_tensor_in_order() {
+        let tensors = vec![vec![1.0, 2.0, 3.0, 4.0], vec![10.0, 20.0]];
+        let rows = join_rows(&tensors, &[2, 1], 2);
+        assert_eq!(rows, [[1.0, 2.0, 10.0].into(), [3.0, 4.0, 20.0].into()]);
+        // A short tensor gives nothing for the rows it lacks.
+        let rows = join_rows(&tensors, &[2, 1], 3);
+        assert!(rows[2].is_empty(), "{rows:?}");
+    }
+}

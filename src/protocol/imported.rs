@@ -6,7 +6,7 @@
 use super::Datatype;
 use super::tensors::{EncodedOutput, OutputValues, top_classes};
 use crate::inference::ImportedRow;
-use ember_model::imported::{ImportedInputError, ImportedModel};
+use ember_model::imported::{ImportedInputError, ImportedModel, join_rows};
 use ember_model::{ModelConfig, TensorConfig};
 
 /// What is wrong with a request's tensors for an imported model.
@@ -183,16 +183,7 @@ pub(crate) fn rows(
     let slices: Vec<&[f32]> = tensors.iter().map(Vec::as_slice).collect();
     model.check(&slices, rows)?;
     let widths: Vec<usize> = config.inputs.iter().map(TensorConfig::row_len).collect();
-    Ok((0..rows)
-        .map(|r| {
-            tensors
-                .iter()
-                .zip(&widths)
-                .flat_map(|(values, &w)| values.get(r * w..(r + 1) * w).unwrap_or_default())
-                .copied()
-                .collect()
-        })
-        .collect())
+    Ok(join_rows(&tensors, &widths, rows))
 }
 
 /// One input's values as FP32, after its shape, datatype and count are checked.
