@@ -530,6 +530,35 @@ async fn loads_of_one_model_run_one_at_a_time() {
     }
 }
 
+/// A re-scan (SIGHUP) that meets an unload through the API does not bring the model back: the
+/// unload wins in either order. Here breast-cancer's new version keeps the re-scan busy while
+/// the unload of diabetes (later in the re-scan's order) waits its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescan_does_not_undo_an_unload_made_while_it_runs() {
+    let root = repository("rescan-unload", false);
+    let flags = explicit(&root, &[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (app, service) = ready_app(&flags).await;
+    add_version(&root, "1.1.0");
+    let diabetes = unload_uri("diabetes");
+    let (failed, unload) = tokio::join!(
+        service.repository.rescan(),
+        admin(&app, &diabetes, json!({}))
+    );
+    assert_eq!(
+        (failed, unload.status.as_u16()),
+        (0, 200),
+        "{}",
+        unload.text()
+    );
+    let index = admin(&app, "/v2/repository/index", json!({})).await;
+    assert_eq!(
+        index_of(&index, "diabetes"),
+        [("1.0.0".into(), "UNAVAILABLE".into(), "unloaded".into())]
+    );
+    assert_eq!(default_version(&app).await, "1.1.0");
+}
+
 /// 64 clients send unversioned requests without pause while versions are swapped ten times
 /// (each swap loads one version and drains the other): none fails, each answer comes from a
 /// version that was serving at some moment while it ran, and no request that started after a

@@ -479,6 +479,15 @@ impl ModelRepository {
         policy: Option<ModelPolicy>,
     ) -> Result<Change, RepositoryError> {
         let _one_at_a_time = self.control.lock().await;
+        self.load_in_turn(name, policy).await
+    }
+
+    /// [`Self::load`]'s work, for a caller that holds `control`.
+    async fn load_in_turn(
+        &self,
+        name: &str,
+        policy: Option<ModelPolicy>,
+    ) -> Result<Change, RepositoryError> {
         let model = self.find_model(name)?;
         let policy = policy.unwrap_or_else(|| model.policy());
         let result = self.swap_in(model, &policy).await;
@@ -514,10 +523,13 @@ impl ModelRepository {
     pub async fn rescan(&self) -> usize {
         let mut failed = 0;
         for model in &self.models {
+            // Checked in turn with loads and unloads, so an unload through the API that lands
+            // during a re-scan is not undone by it.
+            let _one_at_a_time = self.control.lock().await;
             if *lock(&model.unloaded) {
                 continue;
             }
-            if self.load(model.name(), None).await.is_err() {
+            if self.load_in_turn(model.name(), None).await.is_err() {
                 failed += 1;
             }
         }
