@@ -103,10 +103,15 @@ fn start_limited(extra: &[&str], env: &[(&str, &str)], files: Option<u64>) -> Se
 }
 
 fn sigterm(server: &Server) {
+    signal(server, "-TERM");
+}
+
+/// Send the server `signal` (as `kill` names it: "-TERM", "-HUP").
+fn signal(server: &Server, signal: &str) {
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
@@ -885,14 +890,7 @@ async fn sighup_rescans_the_model_repository() {
     };
     assert_eq!(version().await, "1.0.0");
     common::add_version(&root, "1.1.0");
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&server, "-HUP");
     let deadline = Instant::now() + Duration::from_secs(30);
     while version().await != "1.1.0" {
         assert!(Instant::now() < deadline, "1.1.0 not served after SIGHUP");
