@@ -60,6 +60,8 @@ pub fn router(
     options: &RouterOptions,
 ) -> Router {
     let body_limit = options.body_limit;
+    // Served only with admin keys: the docs, `GET /v2`'s extensions and the fallback agree.
+    let repository_api = options.admin_keys.is_some();
     let models: Vec<_> = service
         .repository
         .models()
@@ -69,13 +71,13 @@ pub fn router(
     let docs = openapi::document(
         service.model.max_batch_size,
         options.api_keys.is_some(),
-        options.admin_keys.is_some(),
+        repository_api,
         &models,
     );
     let state = ApiState {
         service,
         metrics,
-        repository_api: RepositoryApi(options.admin_keys.is_some()),
+        repository_api: RepositoryApi(repository_api),
     };
     // Probes, metrics, the page and the docs: what Kubernetes, Prometheus and a browser reach
     // with nothing but a URL. Every other route is added to `protected` below and needs a key
@@ -109,7 +111,6 @@ pub fn router(
         )),
         None => protected,
     };
-    let repository_api = options.admin_keys.is_some();
     let app = open
         .merge(protected)
         .with_state(state)
